@@ -110,9 +110,7 @@ def error_body(
     extra: dict[str, Any] | None = None,
 ) -> bytes:
     """JSON bytes of `error_object`."""
-    return jsonio.dumps(
-        error_object(dialect, status, message, err_type=err_type, code=code, param=param, extra=extra)
-    )
+    return jsonio.dumps(error_object(dialect, status, message, err_type=err_type, code=code, param=param, extra=extra))
 
 
 def stream_error_frame(

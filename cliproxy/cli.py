@@ -1,0 +1,98 @@
+"""Command line: `cliproxy [--config PATH] [--check]` serves; sub-commands plug in via `SUBCOMMANDS`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cliproxy import __version__
+
+log = logging.getLogger("cliproxy")
+
+# Sub-command modules ("module:register"); each adds its parsers to the sub-parser group and
+# sets `func` on them: register(subparsers) -> None, func(args) -> int.
+SUBCOMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cliproxy", description="LLM API proxy for many clients and providers.")
+    parser.add_argument("--config", "-config", default="config.yaml", help="config file (default ./config.yaml)")
+    parser.add_argument("--check", action="store_true", help="validate the config and exit 0 (ok) or 1")
+    parser.add_argument("--version", action="version", version=f"cliproxy {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for spec in SUBCOMMANDS:
+        module_name, _, func_name = spec.partition(":")
+        register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] = getattr(
+            importlib.import_module(module_name), func_name
+        )
+        register(subparsers)
+    return parser
+
+
+def setup_logging(debug: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def check_config(path: Path) -> int:
+    from cliproxy.config.load import ConfigError, load_config
+
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    for line in loaded.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"{path}: ok")
+    return 0
+
+
+def run_server(path: Path) -> int:
+    from cliproxy.config.load import ConfigError, generate_default_config, load_config
+    from cliproxy.runtime import RuntimeHolder, build_runtime
+    from cliproxy.server.app import serve
+
+    if not path.exists():
+        created = generate_default_config(path)
+        # Shown once; only the hash of the management secret is stored.
+        print(
+            f"Created {path} with a safe default config.\n"
+            f"  client API key:     {created.client_key}\n"
+            f"  management secret:  {created.management_secret}   (stored only as a bcrypt hash)\n"
+            "Keep them now: they are not shown again.",
+            flush=True,
+        )
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    setup_logging(loaded.config.debug)
+    for line in loaded.warnings:
+        log.warning("config: %s", line)
+    holder = RuntimeHolder(build_runtime(loaded))
+    if holder.current.safe_mode:
+        log.warning("api-keys holds template values (your-api-key-1..3): /v1 endpoints answer 403 until replaced")
+    serve(holder)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is not None:
+        return func(args)
+    path = Path(args.config)
+    if args.check:
+        return check_config(path)
+    return run_server(path)

@@ -1,0 +1,65 @@
+"""The client key table: who may call `/v1*`, and under which policy.
+
+Keys are indexed by their SHA-256 digest, so a presented key is hashed once and looked up in a
+dict; the matched entry is then confirmed with a constant-time comparison. Keys may be configured
+as plain strings or, per issue 8, as objects with `key` or only `key-sha256`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from cliproxy.config.model import ClientKey
+
+
+def redact(secret: str) -> str:
+    """`sk-…abcd`: enough to recognise a key in logs, never enough to use it."""
+    if len(secret) <= 8:
+        return "…"
+    head = secret[:3] if secret[:3].isascii() else ""
+    return f"{head}…{secret[-4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    """The caller of a request: a stable id safe to log and store, and its policy (if any)."""
+
+    key_id: str  # redacted form, or the key object's name
+    name: str
+    digest: bytes
+    policy: ClientKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyTable:
+    by_digest: dict[bytes, ClientIdentity]
+
+    @property
+    def open(self) -> bool:
+        """No keys configured: every request is allowed (CLIProxyAPI's legacy open proxy)."""
+        return not self.by_digest
+
+    def lookup(self, presented: str) -> ClientIdentity | None:
+        digest = hashlib.sha256(presented.encode()).digest()
+        identity = self.by_digest.get(digest)
+        if identity is not None and hmac.compare_digest(identity.digest, digest):
+            return identity
+        return None
+
+
+def build_key_table(keys: tuple[str | ClientKey, ...]) -> KeyTable:
+    table: dict[bytes, ClientIdentity] = {}
+    for item in keys:
+        if isinstance(item, str):
+            digest = hashlib.sha256(item.encode()).digest()
+            table[digest] = ClientIdentity(redact(item), redact(item), digest)
+        else:
+            digest = bytes.fromhex(item.key_sha256) if item.key_sha256 else hashlib.sha256(item.key.encode()).digest()
+            label = item.name or (redact(item.key) if item.key else f"sha256:{item.key_sha256[:8]}")
+            table[digest] = ClientIdentity(label, label, digest, item)
+    return KeyTable(table)
+
+
+OPEN_IDENTITY = ClientIdentity("anonymous", "anonymous", b"")

@@ -1,0 +1,419 @@
+"""The typed, immutable config schema: CLIProxyAPI's YAML names and defaults.
+
+Every model is frozen. YAML keys are kebab-case (`base-url`); Python names are snake_case. Keys
+that CLIProxyAPI knows but cliproxy does not act on are accepted silently (`CLIPROXYAPI_KEYS`);
+anything else is kept in `model_extra` and reported as a warning by the loader, never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_WEIGHT = 1_000_000
+TEMPLATE_API_KEYS = frozenset({"your-api-key-1", "your-api-key-2", "your-api-key-3"})
+
+# Top-level keys of CLIProxyAPI configs that we accept without acting on them (no warning).
+CLIPROXYAPI_KEYS = frozenset(
+    {
+        "pprof",
+        "plugins",
+        "commercial-mode",
+        "logging-to-file",
+        "logs-max-total-size-mb",
+        "error-logs-max-files",
+        "redis-usage-queue-retention-seconds",
+        "save-cooldown-status",
+        "disable-claude-cloak-mode",
+        "claude-code",
+        "disable-image-generation",
+        "gpt-image-2-base-model",
+        "video-result-auth-cache-ttl",
+        "auth-auto-refresh-workers",
+        "quota-exceeded",
+        "codex",
+        "xai",
+        "antigravity",
+        "antigravity-signature-cache-enabled",
+        "antigravity-signature-bypass-strict",
+        "nonstream-keepalive-interval",
+        "claude-header-defaults",
+        "codex-header-defaults",
+        "interactions-api-key",
+        "xai-api-key",
+        "credential-concurrency",
+        "credential-in-flight",
+        "kiro",
+        "ampcode",
+    }
+)
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class Section(BaseModel):
+    """Base of every config block: frozen, kebab-case aliases, unknown keys kept for warnings."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        alias_generator=_kebab,
+        populate_by_name=True,
+        extra="allow",
+        str_strip_whitespace=True,
+    )
+
+
+def check_url(value: str) -> str:
+    """Accept '' or an absolute http(s) URL."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not a URL: {value!r} (expected http:// or https://)")
+    return value.rstrip("/")
+
+
+def check_proxy_url(value: str) -> str:
+    """Accept '', `direct`/`none`, or an http/https/socks5/socks5h URL."""
+    if not value or value.lower() in ("direct", "none"):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.netloc:
+        raise ValueError("not a proxy URL (expected http, https, socks5 or socks5h, or 'direct'/'none')")
+    return value
+
+
+def normalise_prefix(value: str) -> str:
+    """Trim slashes at the ends; a prefix that still contains `/` is ignored (spec §5.3)."""
+    value = value.strip().strip("/")
+    return "" if "/" in value else value
+
+
+class ThinkingSpec(Section):
+    levels: tuple[str, ...] = ()
+
+
+class ModelEntry(Section):
+    """One `models:` entry: `name` is sent upstream, `alias` (or name) is what clients see."""
+
+    name: str
+    alias: str = ""
+    display_name: str = ""
+    max_context_length: int | None = None
+    force_mapping: bool = False
+    is_compat: bool = False
+    thinking: ThinkingSpec | None = None
+    image: bool = False
+    input_modalities: tuple[str, ...] = ()
+    output_modalities: tuple[str, ...] = ()
+
+    @property
+    def visible_id(self) -> str:
+        return self.alias or self.name
+
+
+class ScopedErrorRule(Section):
+    status: int
+    match: tuple[str, ...] = ()
+    match_regexr: tuple[str, ...] = ()
+    action: Literal["stop", "stop-and-cooldown", "continue", "continue-and-cooldown"] = "stop"
+
+    @field_validator("match_regexr")
+    @classmethod
+    def _regexes_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            re.compile(pattern)
+        return value
+
+
+class _CredentialFields(Section):
+    """Fields shared by every provider key entry (spec §5.2)."""
+
+    api_key: str = ""
+    base_url: str = ""
+    prefix: str = ""
+    priority: int = 0
+    weight: int | None = None
+    proxy_url: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    models: tuple[ModelEntry, ...] = ()
+    excluded_models: tuple[str, ...] = ()
+    disable_cooling: bool | None = None
+    request_retry: int | None = None
+    request_scoped_errors: tuple[ScopedErrorRule, ...] = ()
+    disabled: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_base_url(cls, value: str) -> str:
+        return check_url(value)
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _valid_proxy_url(cls, value: str) -> str:
+        return check_proxy_url(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _clean_prefix(cls, value: str) -> str:
+        return normalise_prefix(value)
+
+    @field_validator("weight")
+    @classmethod
+    def _weight_in_range(cls, value: int | None) -> int | None:
+        if value is not None and value > MAX_WEIGHT:
+            raise ValueError(f"must be at most {MAX_WEIGHT:,}")
+        return value
+
+    @field_validator("excluded_models")
+    @classmethod
+    def _lower_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for pattern in value:
+            pattern = pattern.strip().lower()
+            if pattern:
+                seen[pattern] = None
+        return tuple(seen)
+
+    @field_validator("headers")
+    @classmethod
+    def _clean_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.strip(): str(v).strip() for k, v in value.items() if k.strip() and str(v).strip()}
+
+
+class GeminiKey(_CredentialFields):
+    pass
+
+
+class VertexKey(_CredentialFields):
+    pass
+
+
+class ClaudeCloak(Section):
+    mode: Literal["auto", "always", "never"] = "auto"
+    strict_mode: bool = False
+    sensitive_words: tuple[str, ...] = ()
+    cache_user_id: bool = False
+
+
+class ClaudeKey(_CredentialFields):
+    cloak: ClaudeCloak | None = None
+    fingerprint_profile: str = ""
+    rebuild_mid_system_message: bool = False
+    experimental_cch_signing: bool = False
+
+
+class CodexKey(_CredentialFields):
+    websockets: bool = False
+    alpha_search: bool = False
+
+
+class CompatKeyEntry(Section):
+    api_key: str = ""
+    weight: int | None = None
+    proxy_url: str = ""
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _valid_proxy_url(cls, value: str) -> str:
+        return check_proxy_url(value)
+
+    @field_validator("weight")
+    @classmethod
+    def _weight_in_range(cls, value: int | None) -> int | None:
+        if value is not None and value > MAX_WEIGHT:
+            raise ValueError(f"must be at most {MAX_WEIGHT:,}")
+        return value
+
+
+class OpenAICompatibility(Section):
+    """One OpenAI-compatible provider; each `api-key-entries` item becomes one credential."""
+
+    name: str = ""
+    disabled: bool = False
+    prefix: str = ""
+    base_url: str = ""
+    priority: int = 0
+    headers: dict[str, str] = Field(default_factory=dict)
+    api_key_entries: tuple[CompatKeyEntry, ...] = ()
+    models: tuple[ModelEntry, ...] = ()
+    excluded_models: tuple[str, ...] = ()
+    support_prompt_cache_key: bool = False
+    disable_cooling: bool | None = None
+    request_retry: int | None = None
+    request_scoped_errors: tuple[ScopedErrorRule, ...] = ()
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_base_url(cls, value: str) -> str:
+        return check_url(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _clean_prefix(cls, value: str) -> str:
+        return normalise_prefix(value)
+
+
+class OAuthAlias(Section):
+    name: str
+    alias: str
+    fork: bool = False
+    display_name: str = ""
+    force_mapping: bool = False
+
+
+class ClientKey(Section):
+    """A client key as an object (per-key scopes and limits); plain strings keep their old meaning."""
+
+    name: str = ""
+    key: str = ""
+    key_sha256: str = ""
+    models: tuple[str, ...] = ()
+    disabled: bool = False
+    expires: str = ""
+    max_requests_per_minute: int | None = None
+    max_tokens_per_day: int | None = None
+    max_budget_usd: float | None = None
+    budget_period: Literal["day", "week", "month"] = "month"
+    max_concurrent: int | None = None
+    allow_unknown_price: bool = False
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> ClientKey:
+        if not self.key and not self.key_sha256:
+            raise ValueError("a client key object needs `key` or `key-sha256`")
+        if self.key_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.key_sha256):
+            raise ValueError("key-sha256 must be 64 hex characters")
+        return self
+
+
+class TLS(Section):
+    enable: bool = False
+    cert: str = ""
+    key: str = ""
+
+
+class RemoteManagement(Section):
+    allow_remote: bool = False
+    secret_key: str = ""
+    disable_control_panel: bool = False
+    disable_auto_update_panel: bool = False
+    panel_github_repository: str = ""
+    viewer_keys: tuple[str, ...] = ()
+
+
+STRATEGY_SPELLINGS: dict[str, str] = {
+    "": "round-robin",
+    "round-robin": "round-robin",
+    "roundrobin": "round-robin",
+    "rr": "round-robin",
+    "weighted-round-robin": "weighted-round-robin",
+    "weightedroundrobin": "weighted-round-robin",
+    "wrr": "weighted-round-robin",
+    "fill-first": "fill-first",
+    "fillfirst": "fill-first",
+    "ff": "fill-first",
+}
+
+
+class Routing(Section):
+    strategy: str = "round-robin"
+    session_affinity: bool = False
+    session_affinity_ttl: str = "1h"
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        canonical = STRATEGY_SPELLINGS.get(value.strip().lower())
+        if canonical is None:
+            raise ValueError(f"unknown strategy {value!r} (round-robin, weighted-round-robin, fill-first)")
+        return canonical
+
+
+class Streaming(Section):
+    keepalive_seconds: int = 0
+    bootstrap_retries: int = 0
+
+
+class Config(Section):
+    """The whole config file. Defaults are CLIProxyAPI's (spec §8.10, §10.1)."""
+
+    host: str = ""
+    port: int = Field(default=8317, ge=0, le=65535)
+    tls: TLS = TLS()
+    remote_management: RemoteManagement = RemoteManagement()
+    auth_dir: str = "~/.cli-proxy-api"
+    api_keys: tuple[str | ClientKey, ...] = ()
+    debug: bool = False
+    usage_statistics_enabled: bool = False
+    proxy_url: str = ""
+    force_model_prefix: bool = False
+    passthrough_headers: bool = False
+    request_retry: int = 0
+    max_retry_credentials: int = 0
+    max_retry_interval: int = 0
+    disable_cooling: bool = False
+    transient_error_cooldown_seconds: int = 0
+    request_log: bool = False
+    ws_auth: bool = True
+    trusted_proxies: tuple[str, ...] = ()
+    usage_db: str = ""
+    routing: Routing = Routing()
+    streaming: Streaming = Streaming()
+    gemini_api_key: tuple[GeminiKey, ...] = ()
+    claude_api_key: tuple[ClaudeKey, ...] = ()
+    codex_api_key: tuple[CodexKey, ...] = ()
+    vertex_api_key: tuple[VertexKey, ...] = ()
+    openai_compatibility: tuple[OpenAICompatibility, ...] = ()
+    oauth_excluded_models: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    oauth_model_alias: dict[str, tuple[OAuthAlias, ...]] = Field(default_factory=dict)
+    oauth_request_scoped_errors: dict[str, tuple[ScopedErrorRule, ...]] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _valid_proxy_url(cls, value: str) -> str:
+        return check_proxy_url(value)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _clean_keys(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            return value
+        out: list[Any] = []
+        seen: set[str] = set()
+        for item in value:
+            if isinstance(item, str):
+                item = item.strip()
+                if not item or item in seen:
+                    continue
+                seen.add(item)
+            out.append(item)
+        return out
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Config:
+        if self.tls.enable and not (self.tls.cert and self.tls.key):
+            raise ValueError("tls.enable is true but tls.cert and tls.key are both required")
+        return self
+
+    @property
+    def uses_template_keys(self) -> bool:
+        """True while `api-keys` still holds CLIProxyAPI's example values (safe mode)."""
+        return any(isinstance(k, str) and k in TEMPLATE_API_KEYS for k in self.api_keys)

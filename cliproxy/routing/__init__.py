@@ -1,0 +1,1 @@
+"""Routing: model id → candidate credentials (`catalog`), picking one (`scheduler`), the attempt loop (`dispatch`)."""

@@ -1,0 +1,118 @@
+"""Runtime snapshots: everything a request needs, built once per config/auth-dir version.
+
+Handlers read `holder.current` once per request; a reload builds a new `Runtime` and swaps one
+reference, so in-flight requests finish on the snapshot they started with. Mutable routing state
+(cooldowns, cursors, counters) lives outside the snapshot, keyed by stable credential ids.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cliproxy.clientkeys import KeyTable, build_key_table
+from cliproxy.config.load import LoadedConfig, management_password_from_env
+from cliproxy.config.model import Config
+from cliproxy.routing.catalog import Catalog, build_catalog
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ManagementAccess:
+    """Who may use `/v0/management` under this snapshot (spec §2.1)."""
+
+    secret_hash: str
+    env_password: str
+    allow_remote: bool
+    viewer_hashes: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret_hash or self.env_password)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: Config
+    config_path: Path
+    keys: KeyTable
+    management: ManagementAccess
+    trusted_proxies: tuple[Network, ...]
+    catalog: Catalog
+    auth_dir: Path
+    auth_files: tuple[Any, ...] = ()
+    auth_errors: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+    config_sha256: str = ""
+    generation: int = 0
+
+    @property
+    def safe_mode(self) -> bool:
+        return self.config.uses_template_keys
+
+
+def resolve_auth_dir(config: Config, config_path: Path) -> Path:
+    """`~` expands to home; a relative auth-dir is relative to the config file's directory."""
+    raw = Path(config.auth_dir).expanduser()
+    return raw if raw.is_absolute() else (config_path.parent / raw).resolve()
+
+
+def build_runtime(
+    loaded: LoadedConfig,
+    *,
+    auth_files: Sequence[Any] = (),
+    auth_errors: Sequence[tuple[str, str]] = (),
+    generation: int = 0,
+) -> Runtime:
+    config = loaded.config
+    env_password = management_password_from_env()
+    rm = config.remote_management
+    management = ManagementAccess(
+        secret_hash=rm.secret_key,
+        env_password=env_password,
+        allow_remote=rm.allow_remote or bool(env_password),
+        viewer_hashes=rm.viewer_keys,
+    )
+    return Runtime(
+        config=config,
+        config_path=loaded.path,
+        keys=build_key_table(config.api_keys),
+        management=management,
+        trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies),
+        catalog=build_catalog(config, auth_files),
+        auth_dir=resolve_auth_dir(config, loaded.path),
+        auth_files=tuple(auth_files),
+        auth_errors=tuple(auth_errors),
+        warnings=loaded.warnings,
+        config_sha256=loaded.sha256,
+        generation=generation,
+    )
+
+
+@dataclass
+class ReloadStatus:
+    """The last reload attempt, shown at `GET /v0/management/reload-status`."""
+
+    time: float = field(default_factory=time.time)
+    ok: bool = True
+    message: str = "initial load"
+    restart_required: tuple[str, ...] = ()
+
+
+class RuntimeHolder:
+    """The one mutable reference to the current snapshot."""
+
+    __slots__ = ("current", "reload_status")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.current = runtime
+        self.reload_status = ReloadStatus()
+
+    def swap(self, runtime: Runtime) -> Runtime:
+        old, self.current = self.current, runtime
+        return old

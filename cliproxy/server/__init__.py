@@ -1,0 +1,1 @@
+"""The aiohttp server: route table and lifecycle (`app`), the front door middleware (`access`)."""

@@ -1,0 +1,156 @@
+"""The front door: CORS, OPTIONS, safe mode and client-key checks, in one middleware.
+
+One middleware instead of a chain keeps the per-request cost to a single extra call on the hot
+path. Order for every request: OPTIONS → 204 (before any auth, spec §8.2); `/v1*`,
+`/v1beta*`, `/openai/v1*`, `/backend-api/codex*` → safe mode 403, then the client key (spec §1);
+everything else passes to its handler (management has its own guard).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from multidict import CIMultiDict, istr
+
+from cliproxy import jsonio
+from cliproxy.appkeys import RUNTIME
+from cliproxy.clientkeys import OPEN_IDENTITY, ClientIdentity, KeyTable
+from cliproxy.translate import Dialect
+from cliproxy.translate.errors import error_body
+
+CLIENT = web.RequestKey("client", ClientIdentity)  # set for every authenticated API request
+
+CORS_HEADERS: CIMultiDict[str] = CIMultiDict(
+    {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": "*",
+        "Access-Control-Expose-Headers": (
+            "X-CPA-TRACE-ID, X-CPA-VERSION, X-CPA-COMMIT, X-CPA-BUILD-DATE, X-CPA-SUPPORT-PLUGIN, "
+            "Location, Retry-After, X-Request-Id, OpenAI-Request-Id"
+        ),
+    }
+)
+PROTECTED_PREFIXES = ("/v1", "/backend-api/codex", "/openai/v1")
+SAFE_MODE_BODY = jsonio.dumps(
+    {
+        "error": "unsafe_example_api_key",
+        "message": (
+            "Proxy API endpoints are disabled because api-keys contains the template values "
+            "your-api-key-1..3. Replace them with your own keys in the config file (or through "
+            "PUT /v0/management/api-keys), then retry."
+        ),
+    }
+)
+_AUTHORIZATION = istr("Authorization")
+_X_GOOG_API_KEY = istr("X-Goog-Api-Key")
+_X_API_KEY = istr("X-Api-Key")
+_ANTHROPIC_VERSION = istr("Anthropic-Version")
+_USER_AGENT = istr("User-Agent")
+
+
+def route_dialect(request: web.Request) -> Dialect:
+    """Which dialect's error shape a client on this route understands."""
+    path = request.path
+    if path.startswith("/v1/messages"):
+        return Dialect.CLAUDE
+    if path.startswith("/v1beta"):
+        return Dialect.GEMINI
+    if path.startswith("/v1/models"):
+        headers = request.headers
+        if ":" in path:
+            return Dialect.GEMINI
+        if _ANTHROPIC_VERSION in headers or headers.get(_USER_AGENT, "").startswith(("claude-cli", "claude-code")):
+            return Dialect.CLAUDE
+        if _X_GOOG_API_KEY in headers:
+            return Dialect.GEMINI
+        return Dialect.CHAT
+    if "responses" in path:
+        return Dialect.RESPONSES
+    return Dialect.CHAT
+
+
+def presented_keys(request: web.Request) -> list[str]:
+    """The five key sources of spec §1, in precedence order (empty values skipped)."""
+    found: list[str] = []
+    headers = request.headers
+    auth = headers.get(_AUTHORIZATION)
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        found.append(token.strip() if scheme.lower() == "bearer" and token else auth)
+    for header in (_X_GOOG_API_KEY, _X_API_KEY):
+        value = headers.get(header)
+        if value:
+            found.append(value)
+    if request.query_string:
+        query = request.query
+        for param in ("key", "auth_token"):
+            value = query.get(param)
+            if value:
+                found.append(value)
+    return found
+
+
+def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
+    """The matching identity, or the 401 message (`Missing API key` / `Invalid API key`)."""
+    if keys.open:
+        return OPEN_IDENTITY
+    candidates = presented_keys(request)
+    if not candidates:
+        return "Missing API key"
+    for candidate in candidates:
+        identity = keys.lookup(candidate)
+        if identity is not None:
+            return identity
+    return "Invalid API key"
+
+
+def dialect_error(
+    dialect: Dialect,
+    status: int,
+    message: str,
+    *,
+    err_type: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """A JSON error response in the dialect's shape (the one way handlers return errors)."""
+    return web.Response(
+        body=error_body(dialect, status, message, err_type=err_type, code=code),
+        headers=headers,
+        status=status,
+        content_type="application/json",
+    )
+
+
+def front_door() -> Middleware:
+    """Build the middleware: OPTIONS → 204, then safe mode and client keys on the API prefixes."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            return web.Response(status=204)
+        path = request.path
+        if path.startswith(PROTECTED_PREFIXES):
+            runtime = request.app[RUNTIME].current
+            if runtime.safe_mode:
+                return web.Response(
+                    body=SAFE_MODE_BODY,
+                    status=403,
+                    content_type="application/json",
+                    headers={"X-CPA-SAFE-MODE": "example-api-key"},
+                )
+            identity = authenticate(runtime.keys, request)
+            if isinstance(identity, str):
+                dialect = route_dialect(request)
+                code = "invalid_api_key" if dialect in (Dialect.CHAT, Dialect.RESPONSES) else None
+                return dialect_error(dialect, 401, identity, err_type="authentication_error", code=code)
+            request[CLIENT] = identity
+        return await handler(request)
+
+    return middleware
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook: CORS on every response, including streams and errors."""
+    response.headers.extend(CORS_HEADERS)

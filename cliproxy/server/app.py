@@ -1,0 +1,111 @@
+"""The aiohttp application: route table, lifecycle, and how the process serves.
+
+Feature modules plug in through `FEATURES`: each is `module:install` and receives the app before
+it starts (to add routes, `cleanup_ctx` entries or signals). The route table of the client API is
+written out here in full so a reader sees every public path in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import ssl
+from collections.abc import Callable
+
+from aiohttp import web
+
+from cliproxy import __version__, jsonio
+from cliproxy.api import chat, claude, gemini, models, responses
+from cliproxy.appkeys import RUNTIME
+from cliproxy.runtime import RuntimeHolder
+from cliproxy.server.access import add_cors_headers, front_door
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+# Feature modules installed into every app, in order ("module:function").
+FEATURES: tuple[str, ...] = ()
+
+ROOT_BODY = jsonio.dumps(
+    {
+        "message": "CLI Proxy API Server",
+        "endpoints": ["POST /v1/chat/completions", "POST /v1/completions", "GET /v1/models"],
+        "version": __version__,
+    }
+)
+HEALTH_BODY = b'{"status":"ok"}'
+
+
+async def root(request: web.Request) -> web.Response:
+    return web.Response(body=ROOT_BODY, content_type="application/json")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    if request.method == "HEAD":
+        return web.Response(status=200)
+    return web.Response(body=HEALTH_BODY, content_type="application/json")
+
+
+def add_client_routes(app: web.Application) -> None:
+    """Every client-facing path (spec §6.1, client-protocols §4 for the Gemini `/v1` spellings)."""
+    r = app.router
+    r.add_post("/v1/chat/completions", chat.not_ready)
+    r.add_post("/v1/completions", chat.not_ready)
+    r.add_post("/v1/responses", responses.not_ready)
+    r.add_post("/backend-api/codex/responses", responses.not_ready)
+    r.add_post("/v1/messages", claude.not_ready)
+    r.add_post("/v1/messages/count_tokens", claude.not_ready)
+    r.add_post("/v1beta/models/{target:.+}", gemini.not_ready)
+    r.add_post("/v1/models/{target:.+}", gemini.not_ready)
+    r.add_get("/v1/models", models.not_ready)
+    r.add_get("/v1beta/models", models.not_ready)
+    r.add_get("/v1beta/models/{model:.+}", models.not_ready)
+    r.add_get("/v1/models/{model:.+}", models.not_ready)
+
+
+def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None) -> web.Application:
+    """The whole server as an aiohttp app (tests run it with the aiohttp test server)."""
+    app = web.Application(middlewares=[front_door()], client_max_size=MAX_REQUEST_BYTES)
+    app[RUNTIME] = holder
+    app.on_response_prepare.append(add_cors_headers)
+    app.router.add_get("/", root)
+    app.router.add_route("GET", "/healthz", healthz)
+    add_client_routes(app)
+    for spec in FEATURES if features is None else features:
+        module_name, _, func_name = spec.partition(":")
+        install: Callable[[web.Application], None] = getattr(importlib.import_module(module_name), func_name)
+        install(app)
+    return app
+
+
+def ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def serve(holder: RuntimeHolder) -> None:
+    """Run until SIGINT/SIGTERM; in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish."""
+    import uvloop
+
+    config = holder.current.config
+    context = ssl_context(config.tls.cert, config.tls.key) if config.tls.enable else None
+    app = build_app(holder)
+    scheme = "https" if context else "http"
+    host = config.host or None
+    log.info("cliproxy %s listening on %s://%s:%d", __version__, scheme, config.host or "*", config.port)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    web.run_app(
+        app,
+        host=host,
+        port=config.port,
+        ssl_context=context,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+    )

@@ -1,0 +1,38 @@
+"""Shared fixtures: a real cliproxy app on the aiohttp test server, built from YAML text."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from cliproxy.config.load import load_config
+from cliproxy.runtime import RuntimeHolder, build_runtime
+from cliproxy.server.app import build_app
+
+ProxyFactory = Callable[[str], Awaitable[TestServer]]
+
+
+def write_config(directory: Path, text: str) -> Path:
+    path = directory / "config.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def app_from_config(path: Path) -> web.Application:
+    holder = RuntimeHolder(build_runtime(load_config(path)))
+    return build_app(holder)
+
+
+@pytest.fixture
+async def proxy(tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]) -> ProxyFactory:
+    """`await proxy(yaml_text)` → a running TestServer of cliproxy with that config."""
+
+    async def start(text: str) -> TestServer:
+        return await aiohttp_server(app_from_config(write_config(tmp_path, text)))
+
+    return start

@@ -1,0 +1,116 @@
+"""Client keys on every dialect route: each official SDK raises its own authentication error."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+import pytest
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
+
+from tests.conftest import ProxyFactory
+
+CONFIG = """
+host: 127.0.0.1
+api-keys:
+  - sk-client-good
+"""
+
+
+async def test_openai_sdk_raises_authentication_error(proxy: ProxyFactory) -> None:
+    server = await proxy(CONFIG)
+    client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as info:
+        await client.chat.completions.create(model="gpt-x", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == 401
+    body = info.value.body
+    assert isinstance(body, dict)
+    assert body["message"] == "Invalid API key"
+    assert body["type"] == "authentication_error"
+    assert body["code"] == "invalid_api_key"
+
+
+async def test_missing_key_says_missing(proxy: ProxyFactory) -> None:
+    server = await proxy(CONFIG)
+    client = server.make_url("/v1/chat/completions")
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(client, json={}) as resp:
+        assert resp.status == 401
+        data = await resp.json()
+    assert data["error"]["message"] == "Missing API key"
+
+
+async def test_anthropic_sdk_raises_authentication_error(proxy: ProxyFactory) -> None:
+    server = await proxy(CONFIG)
+    client = anthropic.AsyncAnthropic(base_url=str(server.make_url("")), api_key="sk-wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as info:
+        await client.messages.create(model="claude-x", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    assert info.value.body == {"type": "error", "error": {"type": "authentication_error", "message": "Invalid API key"}}
+
+
+@pytest.mark.parametrize("api_version", ["v1beta", "v1"])
+async def test_genai_sdk_raises_client_error_401(proxy: ProxyFactory, api_version: str) -> None:
+    server = await proxy(CONFIG)
+    client = genai.Client(
+        api_key="wrong",
+        http_options=genai_types.HttpOptions(base_url=str(server.make_url("")), api_version=api_version),
+    )
+    with pytest.raises(genai_errors.ClientError) as info:
+        await client.aio.models.generate_content(model="gemini-x", contents="hi")
+    assert info.value.code == 401
+    assert info.value.status == "UNAUTHENTICATED"
+    assert info.value.message == "Invalid API key"
+
+
+async def test_key_sources_in_precedence_order(proxy: ProxyFactory) -> None:
+    """A wrong Authorization does not block a correct ?key= (spec §1)."""
+    import aiohttp
+
+    server = await proxy(CONFIG)
+    async with aiohttp.ClientSession() as session:
+        for headers, query in [
+            ({"Authorization": "Bearer sk-client-good"}, ""),
+            ({"Authorization": "sk-client-good"}, ""),
+            ({"x-api-key": "sk-client-good"}, ""),
+            ({"x-goog-api-key": "sk-client-good"}, ""),
+            ({"Authorization": "Bearer wrong"}, "?key=sk-client-good"),
+            ({}, "?auth_token=sk-client-good"),
+        ]:
+            async with session.post(server.make_url("/v1/chat/completions" + query), headers=headers, json={}) as r:
+                assert r.status != 401, (headers, query)
+
+
+async def test_open_when_no_keys(proxy: ProxyFactory) -> None:
+    import aiohttp
+
+    server = await proxy("host: 127.0.0.1\n")
+    async with aiohttp.ClientSession() as session, session.post(server.make_url("/v1/chat/completions"), json={}) as r:
+        assert r.status != 401
+
+
+async def test_safe_mode_blocks_api_but_not_health(proxy: ProxyFactory) -> None:
+    import aiohttp
+
+    server = await proxy("api-keys: [your-api-key-1]\n")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.make_url("/v1/chat/completions"), json={}) as r:
+            assert r.status == 403
+            assert r.headers["X-CPA-SAFE-MODE"] == "example-api-key"
+            assert "api-keys" in (await r.json())["message"]
+        async with session.get(server.make_url("/healthz")) as r:
+            assert r.status == 200
+
+
+async def test_options_is_204_with_cors_before_auth(proxy: ProxyFactory) -> None:
+    import aiohttp
+
+    server = await proxy(CONFIG)
+    async with aiohttp.ClientSession() as session:
+        async with session.options(server.make_url("/v1/chat/completions")) as r:
+            assert r.status == 204
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
+        async with session.post(server.make_url("/v1/chat/completions"), json={}) as r:
+            assert r.status == 401
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
