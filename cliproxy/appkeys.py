@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from cliproxy.runtime import RuntimeHolder
 
+if TYPE_CHECKING:
+    from cliproxy.management.guard import GuardState
+
 RUNTIME = web.AppKey("runtime", RuntimeHolder)
+MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")

@@ -121,17 +121,23 @@ def load_config(path: Path) -> LoadedConfig:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     config, warnings, raw = parse_config_text(text, source=str(path))
-    secret = config.remote_management.secret_key
-    if secret and not secret.startswith(BCRYPT_PREFIXES):
-        hashed = hash_secret(secret)
+    rm = config.remote_management
+    secret = rm.secret_key
+    viewers = rm.viewer_keys
+    if (secret and not secret.startswith(BCRYPT_PREFIXES)) or any(not v.startswith(BCRYPT_PREFIXES) for v in viewers):
+        if secret and not secret.startswith(BCRYPT_PREFIXES):
+            secret = hash_secret(secret)
+            text = set_yaml_value(text, ("remote-management", "secret-key"), secret)
+        if any(not v.startswith(BCRYPT_PREFIXES) for v in viewers):
+            viewers = tuple(v if v.startswith(BCRYPT_PREFIXES) else hash_secret(v) for v in viewers)
+            text = set_yaml_value(text, ("remote-management", "viewer-keys"), list(viewers))
         try:
-            text = set_yaml_value(text, ("remote-management", "secret-key"), hashed)
             atomic_write_text(path, text)
-            log.info("management secret-key hashed with bcrypt and written back to %s", path)
-        except OSError as exc:  # best effort, as upstream: keep serving with the hash in memory
-            log.warning("could not write the hashed secret-key back to %s: %s", path, exc.strerror)
+            log.info("management keys hashed with bcrypt and written back to %s", path)
+        except OSError as exc:  # best effort, as upstream: keep serving with the hashes in memory
+            log.warning("could not write the hashed management keys back to %s: %s", path, exc.strerror)
         config = config.model_copy(
-            update={"remote_management": config.remote_management.model_copy(update={"secret_key": hashed})}
+            update={"remote_management": rm.model_copy(update={"secret_key": secret, "viewer_keys": viewers})}
         )
     digest = hashlib.sha256(text.encode()).hexdigest()
     return LoadedConfig(config=config, path=path, warnings=tuple(warnings), sha256=digest, raw=raw)
