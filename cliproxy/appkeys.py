@@ -9,7 +9,9 @@ from aiohttp import web
 from cliproxy.runtime import RuntimeHolder
 
 if TYPE_CHECKING:
+    from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
 
 RUNTIME = web.AppKey("runtime", RuntimeHolder)
 MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")
+CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
