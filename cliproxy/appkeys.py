@@ -10,6 +10,8 @@ from cliproxy.runtime import RuntimeHolder
 
 if TYPE_CHECKING:
     from cliproxy.management.guard import GuardState
+    from cliproxy.watch import Reloader
 
 RUNTIME = web.AppKey("runtime", RuntimeHolder)
 MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")

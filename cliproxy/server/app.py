@@ -27,7 +27,10 @@ MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 # Feature modules installed into every app, in order ("module:function").
-FEATURES: tuple[str, ...] = ("cliproxy.management:install",)
+FEATURES: tuple[str, ...] = (
+    "cliproxy.watch:install",
+    "cliproxy.management:install",
+)
 
 ROOT_BODY = jsonio.dumps(
     {
