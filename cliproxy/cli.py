@@ -84,7 +84,15 @@ def run_server(path: Path) -> int:
     holder = RuntimeHolder(runtime)
     if holder.current.safe_mode:
         log.warning("api-keys holds template values (your-api-key-1..3): /v1 endpoints answer 403 until replaced")
-    serve(holder)
+    try:
+        serve(holder)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: cannot listen on {runtime.config.host or '*'}:{runtime.config.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
