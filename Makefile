@@ -20,8 +20,8 @@ run: $(VENV)/.runtime
 	$(VENV)/bin/cliproxy --config $(CONFIG)
 
 lint: $(VENV)/.test
-	$(VENV)/bin/ruff check cliproxy tests bench
-	$(VENV)/bin/ruff format --check cliproxy tests bench
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 test: lint
