@@ -82,12 +82,22 @@ def _unknown_keys(model: BaseModel, path: str, out: list[str]) -> None:
                     _unknown_keys(item, f"{child}[{i}]", out)
 
 
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """The problem and its line/column, without the snippet of file text PyYAML quotes (it may hold a key)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        parts = [p for p in (exc.context, exc.problem) if p]
+        return f"{'; '.join(parts) or 'syntax error'}{where}"
+    return type(exc).__name__
+
+
 def parse_config_text(text: str, *, source: str = "config") -> tuple[Config, list[str], dict[str, Any]]:
     """Parse and validate YAML text; raise `ConfigError` with path-named messages."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: invalid YAML: {exc}"]) from None
+        raise ConfigError([f"{source}: invalid YAML: {yaml_error_text(exc)}"]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -121,17 +131,23 @@ def load_config(path: Path) -> LoadedConfig:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     config, warnings, raw = parse_config_text(text, source=str(path))
-    secret = config.remote_management.secret_key
-    if secret and not secret.startswith(BCRYPT_PREFIXES):
-        hashed = hash_secret(secret)
+    rm = config.remote_management
+    secret = rm.secret_key
+    viewers = rm.viewer_keys
+    if (secret and not secret.startswith(BCRYPT_PREFIXES)) or any(not v.startswith(BCRYPT_PREFIXES) for v in viewers):
+        if secret and not secret.startswith(BCRYPT_PREFIXES):
+            secret = hash_secret(secret)
+            text = set_yaml_value(text, ("remote-management", "secret-key"), secret)
+        if any(not v.startswith(BCRYPT_PREFIXES) for v in viewers):
+            viewers = tuple(v if v.startswith(BCRYPT_PREFIXES) else hash_secret(v) for v in viewers)
+            text = set_yaml_value(text, ("remote-management", "viewer-keys"), list(viewers))
         try:
-            text = set_yaml_value(text, ("remote-management", "secret-key"), hashed)
             atomic_write_text(path, text)
-            log.info("management secret-key hashed with bcrypt and written back to %s", path)
-        except OSError as exc:  # best effort, as upstream: keep serving with the hash in memory
-            log.warning("could not write the hashed secret-key back to %s: %s", path, exc.strerror)
+            log.info("management keys hashed with bcrypt and written back to %s", path)
+        except OSError as exc:  # best effort, as upstream: keep serving with the hashes in memory
+            log.warning("could not write the hashed management keys back to %s: %s", path, exc.strerror)
         config = config.model_copy(
-            update={"remote_management": config.remote_management.model_copy(update={"secret_key": hashed})}
+            update={"remote_management": rm.model_copy(update={"secret_key": secret, "viewer_keys": viewers})}
         )
     digest = hashlib.sha256(text.encode()).hexdigest()
     return LoadedConfig(config=config, path=path, warnings=tuple(warnings), sha256=digest, raw=raw)

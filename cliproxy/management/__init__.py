@@ -1,0 +1,34 @@
+"""The management API `/v0/management`: an aiohttp sub-application behind its own guard.
+
+Being a sub-app keeps the guard off the client hot path. Each resource module exposes
+`routes: web.RouteTableDef`; list it in `RESOURCE_MODULES` and its routes are mounted here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from aiohttp import web
+
+from cliproxy.appkeys import MGMT_GUARD
+from cliproxy.management.guard import GuardState, add_management_headers, management_guard
+
+PREFIX = "/v0/management"
+
+# One module per resource group, each with `routes: web.RouteTableDef`.
+RESOURCE_MODULES: tuple[str, ...] = ("cliproxy.management.config_api",)
+
+
+def build_management_app() -> web.Application:
+    mgmt = web.Application(middlewares=[management_guard()])
+    mgmt[MGMT_GUARD] = GuardState()
+    mgmt.on_response_prepare.append(add_management_headers)
+    for name in RESOURCE_MODULES:
+        routes: web.RouteTableDef = importlib.import_module(name).routes
+        mgmt.add_routes(routes)
+    return mgmt
+
+
+def install(app: web.Application) -> None:
+    """`FEATURES` hook: mount the management sub-app."""
+    app.add_subapp(PREFIX, build_management_app())
