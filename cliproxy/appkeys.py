@@ -9,9 +9,13 @@ from aiohttp import web
 from cliproxy.runtime import RuntimeHolder
 
 if TYPE_CHECKING:
+    from cliproxy.api.ws_relay import RelaySessions
     from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
+    from cliproxy.watch import Reloader
 
 RUNTIME = web.AppKey("runtime", RuntimeHolder)
 MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
+WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
 CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")

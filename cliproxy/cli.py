@@ -57,9 +57,10 @@ def check_config(path: Path) -> int:
 
 
 def run_server(path: Path) -> int:
-    from cliproxy.config.load import ConfigError, generate_default_config, load_config
-    from cliproxy.runtime import RuntimeHolder, build_runtime
+    from cliproxy.config.load import ConfigError, generate_default_config
+    from cliproxy.runtime import RuntimeHolder
     from cliproxy.server.app import serve
+    from cliproxy.watch import load_runtime
 
     if not path.exists():
         created = generate_default_config(path)
@@ -72,18 +73,26 @@ def run_server(path: Path) -> int:
             flush=True,
         )
     try:
-        loaded = load_config(path)
+        runtime = load_runtime(path)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
         return 1
-    setup_logging(loaded.config.debug)
-    for line in loaded.warnings:
+    setup_logging(runtime.config.debug)
+    for line in runtime.warnings:
         log.warning("config: %s", line)
-    holder = RuntimeHolder(build_runtime(loaded))
+    holder = RuntimeHolder(runtime)
     if holder.current.safe_mode:
         log.warning("api-keys holds template values (your-api-key-1..3): /v1 endpoints answer 403 until replaced")
-    serve(holder)
+    try:
+        serve(holder)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: cannot listen on {runtime.config.host or '*'}:{runtime.config.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from cliproxy.config.load import load_config
-from cliproxy.runtime import RuntimeHolder, build_runtime
+from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.app import build_app
+from cliproxy.watch import load_runtime
 
 ProxyFactory = Callable[[str], Awaitable[TestServer]]
 
@@ -24,7 +24,7 @@ def write_config(directory: Path, text: str) -> Path:
 
 
 def app_from_config(path: Path) -> web.Application:
-    holder = RuntimeHolder(build_runtime(load_config(path)))
+    holder = RuntimeHolder(load_runtime(path))
     return build_app(holder)
 
 

@@ -14,6 +14,7 @@ import yaml
 from aiohttp import web
 
 from cliproxy.appkeys import RUNTIME
+from cliproxy.config.load import yaml_error_text
 from cliproxy.management.config_writer import config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import api_error, json_response
@@ -40,16 +41,6 @@ def restore_hashes(text: str, access: ManagementAccess) -> str:
     for secret, placeholder in _placeholders(access):
         text = text.replace(placeholder, secret)
     return text
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """What is wrong and where, without PyYAML's quoted snippet of the text (it may hold a key)."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        parts = [p for p in (exc.context, exc.problem) if p]
-        return f"{'; '.join(parts) or 'syntax error'}{where}"
-    return type(exc).__name__
 
 
 def _read(path: Path) -> bytes | None:
@@ -90,7 +81,7 @@ async def put_config_yaml(request: web.Request) -> web.Response:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise api_error(400, "invalid_yaml", message=yaml_problem(exc)) from None
+        raise api_error(400, "invalid_yaml", message=yaml_error_text(exc)) from None
     if not isinstance(data, dict):
         raise api_error(400, "invalid_yaml", message="the top level must be a mapping")
     await config_writer(request).replace_text(text)

@@ -27,7 +27,7 @@ from aiohttp import web
 from ruamel.yaml.comments import CommentedMap
 
 from cliproxy.appkeys import CONFIG_WRITER, RUNTIME
-from cliproxy.config.load import ConfigError, load_config, parse_config_text
+from cliproxy.config.load import ConfigError, parse_config_text
 from cliproxy.config.write import (
     Replace,
     atomic_write_text,
@@ -38,7 +38,7 @@ from cliproxy.config.write import (
     sync_value,
 )
 from cliproxy.management.http import api_error
-from cliproxy.runtime import build_runtime
+from cliproxy.watch import reload_now
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,6 @@ class ConfigDoc:
 
 def invalid_config(errors: Sequence[str]) -> web.HTTPException:
     return api_error(422, "invalid_config", message="; ".join(errors))
-
-
-async def reload_now(app: web.Application) -> None:
-    """Rebuild the runtime from the file just written and swap it in."""
-    holder = app[RUNTIME]
-    loaded = await asyncio.to_thread(load_config, holder.current.config_path)
-    holder.swap(build_runtime(loaded, generation=holder.current.generation + 1))
 
 
 class ConfigWriter:
@@ -125,10 +118,9 @@ class ConfigWriter:
         except OSError as exc:
             log.error("config write to %s failed: %s", path, exc.strerror or exc)
             raise api_error(500, f"failed to save config: {exc.strerror or exc}") from None
-        try:
-            await reload_now(self._app)
-        except ConfigError as exc:  # validated above; only a concurrent hand edit gets here
-            raise invalid_config(exc.errors) from None
+        status = await reload_now(self._app)
+        if not status.ok:  # validated above; only a concurrent hand edit can get here
+            raise invalid_config([status.message])
 
 
 def _read_text(path: Path) -> str:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from cliproxy import __version__, jsonio
 from cliproxy.api import chat, claude, gemini, models, responses
 from cliproxy.appkeys import RUNTIME
+from cliproxy.config.load import ConfigError
 from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.access import add_cors_headers, front_door
 
@@ -27,7 +30,11 @@ MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 # Feature modules installed into every app, in order ("module:function").
-FEATURES: tuple[str, ...] = ("cliproxy.management:install",)
+FEATURES: tuple[str, ...] = (
+    "cliproxy.watch:install",
+    "cliproxy.management:install",
+    "cliproxy.api.ws_relay:install",
+)
 
 ROOT_BODY = jsonio.dumps(
     {
@@ -82,14 +89,27 @@ def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None)
 
 
 def ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server TLS context; raises `ConfigError` naming the file when it cannot be used."""
+    for name, value in (("tls.cert", cert), ("tls.key", key)):
+        file = Path(value).expanduser()
+        if not file.is_file():
+            raise ConfigError([f"{name}: file not found: {file}"])
+        if not os.access(file, os.R_OK):
+            raise ConfigError([f"{name}: file not readable: {file}"])
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
+    try:
+        ctx.load_cert_chain(Path(cert).expanduser(), Path(key).expanduser())
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError([f"tls: cannot load the certificate and key ({exc.__class__.__name__}: {exc})"]) from None
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
 
 def serve(holder: RuntimeHolder) -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish."""
+    """Run until SIGINT/SIGTERM; in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish.
+
+    Raises `ConfigError` when the TLS files cannot be used, `OSError` when the port cannot be bound.
+    """
     import uvloop
 
     config = holder.current.config

@@ -75,6 +75,7 @@ def test_removing_the_last_item_keeps_following_comments() -> None:
 def test_emptying_a_list_keeps_comments() -> None:
     after = edit(STYLED_CONFIG, lambda t: sync_value(t, ["api-keys"], []))
     removed, added = diff(STYLED_CONFIG, after)
+    assert removed == ["api-keys:", '  - "sk-client-laptop-0001" # the laptop', '  - "sk-client-server-0002"']
     assert added == ["api-keys: []"]
     assert "# Enable debug logging" in after and '# - "sk-client-retired-0003"' in after
     assert yaml.safe_load(after)["api-keys"] == []
