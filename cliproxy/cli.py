@@ -33,14 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(debug: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def check_config(path: Path) -> int:
     from cliproxy.config.load import ConfigError, load_config
 
@@ -58,6 +50,7 @@ def check_config(path: Path) -> int:
 
 def run_server(path: Path) -> int:
     from cliproxy.config.load import ConfigError, generate_default_config
+    from cliproxy.logs import setup_logging
     from cliproxy.runtime import RuntimeHolder
     from cliproxy.server.app import serve
     from cliproxy.watch import load_runtime
@@ -78,7 +71,7 @@ def run_server(path: Path) -> int:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
         return 1
-    setup_logging(runtime.config.debug)
+    setup_logging(debug=runtime.config.debug, log_format=runtime.config.log_format)
     for line in runtime.warnings:
         log.warning("config: %s", line)
     holder = RuntimeHolder(runtime)
