@@ -54,8 +54,8 @@ def scan_auth_dir(auth_dir: Path) -> tuple[Sequence[Any], Sequence[tuple[str, st
         from cliproxy.credentials import store
     except ImportError:  # the credentials store is not built yet: no auth files
         return (), ()
-    files, errors = store.load_auth_dir(auth_dir)
-    return files, errors
+    result = store.load_auth_dir(auth_dir)
+    return result.credentials, result.errors
 
 
 def auth_fingerprint(auth_dir: Path) -> str:
