@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,27 +29,28 @@ from cliproxy.server.access import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
+MAX_DEPTH = 12
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words; real keys are far longer
 SENSITIVE_NAME = re.compile(r"key|token|secret|password|passwd|authorization|cookie|credential", re.IGNORECASE)
 NOT_SECRET_NAMES = frozenset({"support-prompt-cache-key", "key-sha256", "cache-user-id", "api-key-entries"})
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def _walk(value: Any, name: str, out: set[str]) -> None:
-    """Collect string values stored under sensitive names, at any depth."""
+def _walk(value: Any, name: str, out: set[str], depth: int = 0) -> None:
+    """Collect string values stored under sensitive names, at any depth (bounded)."""
+    if depth > MAX_DEPTH:
+        return
     if isinstance(value, BaseModel):
         value = value.model_dump(by_alias=True)
     elif hasattr(value, "__dataclass_fields__"):
         value = {f: getattr(value, f) for f in value.__dataclass_fields__}
-    elif hasattr(value, "__dict__") and not isinstance(value, type):
-        value = vars(value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         for key, item in value.items():
-            _walk(item, str(key), out)
+            _walk(item, str(key), out, depth + 1)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            _walk(item, name, out)
-    elif isinstance(value, str) and name == "proxy-url":
+            _walk(item, name, out, depth + 1)
+    elif isinstance(value, str) and name in ("proxy-url", "proxy_url"):
         password = urlsplit(value).password if "@" in value else None
         if password:
             out.add(password)
@@ -62,7 +63,7 @@ def _walk(value: Any, name: str, out: set[str]) -> None:
         out.add(value)
 
 
-def _header_credentials(headers: dict[str, Any], out: set[str]) -> None:
+def _header_credentials(headers: Mapping[str, Any], out: set[str]) -> None:
     """Credential-like header values; for `Bearer x` both the whole value and `x`."""
     for name, value in headers.items():
         if isinstance(value, str) and SENSITIVE_NAME.search(name):
@@ -88,6 +89,9 @@ def collect_secrets(runtime: Runtime) -> set[str]:
     out.update(v for v in (access.secret_hash, access.env_password, *access.viewer_hashes) if v)
     for item in runtime.auth_files:
         _walk(item, "", out)
+        headers = getattr(item, "headers", None)
+        if isinstance(headers, Mapping):
+            _header_credentials(headers, out)
     return {s for s in out if len(s) >= MIN_SECRET_LENGTH}
 
 

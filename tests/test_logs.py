@@ -147,3 +147,15 @@ async def test_full_run_logs_contain_no_secret(tmp_path: Path, log_format: str) 
         for line in err.splitlines():
             if line.strip():
                 json.loads(line)
+
+
+def test_auth_file_tokens_are_collected(tmp_path: Path) -> None:
+    from cliproxy.logs import collect_secrets
+    from cliproxy.watch import load_runtime
+
+    (tmp_path / "auths").mkdir()
+    (tmp_path / "auths" / "claude-a.json").write_text(json.dumps(AUTH_FILE))
+    (tmp_path / "config.yaml").write_text("auth-dir: ./auths\n")
+    runtime = load_runtime(tmp_path / "config.yaml")
+    assert len(runtime.auth_files) == 1
+    assert {ACCESS_TOKEN, REFRESH_TOKEN} <= collect_secrets(runtime)
