@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from cliproxy import jsonio
 from cliproxy.translate import Dialect
 from cliproxy.translate.convert import CODECS, translate_request
-from cliproxy.translate.ir import Request, TextPart, ToolCallPart, ToolResultPart
+from tests.translate.samples import canonical
 
 
 @dataclass
@@ -79,7 +79,11 @@ def render_chat(c: Convo) -> dict[str, Any]:
             m: dict[str, Any] = {"role": "assistant", "content": t.text}
             if t.calls:
                 m["tool_calls"] = [
-                    {"id": k.id, "type": "function", "function": {"name": k.name, "arguments": jsonio.dumps(k.args).decode()}}
+                    {
+                        "id": k.id,
+                        "type": "function",
+                        "function": {"name": k.name, "arguments": jsonio.dumps(k.args).decode()},
+                    }
                     for k in t.calls
                 ]
             msgs.append(m)
@@ -102,7 +106,12 @@ def render_responses(c: Convo) -> dict[str, Any]:
                 )
             for k in t.calls or ():
                 items.append(
-                    {"type": "function_call", "call_id": k.id, "name": k.name, "arguments": jsonio.dumps(k.args).decode()}
+                    {
+                        "type": "function_call",
+                        "call_id": k.id,
+                        "name": k.name,
+                        "arguments": jsonio.dumps(k.args).decode(),
+                    }
                 )
             continue
         for k, out in t.results or ():
@@ -180,32 +189,6 @@ def expected(c: Convo) -> tuple[str, list[tuple[str, list[tuple[Any, ...]]]]]:
                 items.append(("text", t.text))
         turns.append((t.role, items))
     return c.system or "", turns
-
-
-def canonical(req: Request) -> tuple[str, list[tuple[str, list[tuple[Any, ...]]]]]:
-    """What must survive, independent of each wire's grouping: roles, texts, calls, results by call."""
-    calls: dict[str, tuple[str, Any]] = {}
-    turns: list[tuple[str, list[tuple[Any, ...]]]] = []
-    for m in req.messages:
-        items: list[tuple[Any, ...]] = []
-        for p in m.parts:
-            if isinstance(p, TextPart):
-                if items and items[-1][0] == "text":
-                    items[-1] = ("text", items[-1][1] + p.text)
-                else:
-                    items.append(("text", p.text))
-            elif isinstance(p, ToolCallPart):
-                calls[p.id] = (p.name, jsonio.loads(p.arguments))
-                items.append(("call", p.name, jsonio.loads(p.arguments)))
-            elif isinstance(p, ToolResultPart):
-                name, call_args = calls[p.call_id]
-                text = "".join(x.text for x in p.content if isinstance(x, TextPart))
-                items.append(("result", name, call_args, text))
-        if turns and turns[-1][0] == m.role:
-            turns[-1][1].extend(items)
-        else:
-            turns.append((m.role, items))
-    return "\n\n".join(p.text for p in req.system), turns
 
 
 def _check(src: Dialect, convo: Convo) -> None:
