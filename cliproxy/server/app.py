@@ -31,6 +31,7 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 
 # Feature modules installed into every app, in order ("module:function").
 FEATURES: tuple[str, ...] = (
+    "cliproxy.logs:install",
     "cliproxy.watch:install",
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",
@@ -79,7 +80,7 @@ def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None)
     app[RUNTIME] = holder
     app.on_response_prepare.append(add_cors_headers)
     app.router.add_get("/", root)
-    app.router.add_route("GET", "/healthz", healthz)
+    app.router.add_get("/healthz", healthz)  # HEAD too (spec §8.1 health checks)
     add_client_routes(app)
     for spec in FEATURES if features is None else features:
         module_name, _, func_name = spec.partition(":")
@@ -112,6 +113,8 @@ def serve(holder: RuntimeHolder) -> None:
     """
     import uvloop
 
+    from cliproxy.logs import AccessLogger
+
     config = holder.current.config
     context = ssl_context(config.tls.cert, config.tls.key) if config.tls.enable else None
     app = build_app(holder)
@@ -125,7 +128,8 @@ def serve(holder: RuntimeHolder) -> None:
         port=config.port,
         ssl_context=context,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=None,
+        access_log=logging.getLogger("cliproxy.access"),
+        access_log_class=AccessLogger,
         print=None,
         handle_signals=True,
     )
