@@ -112,8 +112,13 @@ class UsageDB:
     # -- lifecycle (event loop) ------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Create the file (0600) and schema, prune, and start the background writer."""
-        await self._run(self._open)
+        """Open an existing file (schema, prune) and start the background writer.
+
+        A missing file (and auth-dir) is only created by the first write, so a server that never
+        served a request leaves no trace on disk.
+        """
+        if await self._run(self.path.exists):
+            await self._run(self._open)
         self._task = asyncio.create_task(self._flusher(), name="usage-db-writer")
 
     async def close(self) -> None:
@@ -160,7 +165,7 @@ class UsageDB:
         batch, self._pending = self._pending, []
         try:
             await self._run(self._write, batch)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             log.error("usage-db: could not write %d usage rows to %s: %s", len(batch), self.path, exc)
 
     # -- worker thread ---------------------------------------------------------------------------
@@ -184,9 +189,10 @@ class UsageDB:
             self._conn = None
 
     def _write(self, batch: list[Row]) -> None:
+        if self._conn is None:
+            self._open()
         conn = self._conn
-        if conn is None:
-            return
+        assert conn is not None
         with conn:
             conn.executemany(INSERT, batch)
         self.written += len(batch)

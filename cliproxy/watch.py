@@ -54,8 +54,8 @@ def scan_auth_dir(auth_dir: Path) -> tuple[Sequence[Any], Sequence[tuple[str, st
         from cliproxy.credentials import store
     except ImportError:  # the credentials store is not built yet: no auth files
         return (), ()
-    files, errors = store.load_auth_dir(auth_dir)
-    return files, errors
+    result = store.load_auth_dir(auth_dir)
+    return result.credentials, result.errors
 
 
 def auth_fingerprint(auth_dir: Path) -> str:
@@ -76,8 +76,12 @@ def auth_fingerprint(auth_dir: Path) -> str:
 
 def load_runtime(path: Path, *, generation: int = 0) -> Runtime:
     """Config plus auth-dir → a `Runtime` (startup; blocking). Raises `ConfigError`."""
-    loaded = load_config(path)
-    files, errors = scan_auth_dir(resolve_auth_dir(loaded.config, path))
+    return runtime_from_loaded(load_config(path), generation=generation)
+
+
+def runtime_from_loaded(loaded: LoadedConfig, *, generation: int = 0) -> Runtime:
+    """A loaded config plus its auth-dir → a `Runtime` (blocking)."""
+    files, errors = scan_auth_dir(resolve_auth_dir(loaded.config, loaded.path))
     return build_runtime(loaded, auth_files=files, auth_errors=errors, generation=generation)
 
 
