@@ -197,6 +197,7 @@ class VertexKey(_CredentialFields):
 class ClaudeCloak(Section):
     mode: Literal["auto", "always", "never"] = "auto"
     strict_mode: bool = False
+    relaxed_system_prompt: bool = False
     sensitive_words: tuple[str, ...] = ()
     cache_user_id: bool = False
 
@@ -386,6 +387,7 @@ class Routing(Section):
     strategy: str = "round-robin"
     session_affinity: bool = False
     session_affinity_ttl: str = "1h"
+    session_affinity_subagents: bool = True
 
     @field_validator("strategy")
     @classmethod

@@ -36,6 +36,7 @@ from cliproxy.translate.ir import (
     UsageEvent,
 )
 from cliproxy.translate.reasoning import budget_for, is_off
+from cliproxy.translate.signatures import unwrap, wrap
 from cliproxy.translate.sse import SSEEvent
 
 DEFAULT_MAX_TOKENS = 8192  # Claude requires max_tokens; other dialects may omit it
@@ -111,7 +112,8 @@ def _blocks_in(content: Any) -> list[Part]:
             if img is not None:
                 parts.append(img)
         elif kind == "thinking":
-            parts.append(ThinkingPart(b.get("thinking") or "", b.get("signature") or None, "claude"))
+            family, sig = unwrap(b.get("signature") or None, native="claude")
+            parts.append(ThinkingPart(b.get("thinking") or "", sig, family))
         elif kind == "redacted_thinking":
             parts.append(ThinkingPart("", b.get("data"), "claude", redacted=True))
     return parts
@@ -359,7 +361,8 @@ def _response_block(p: Part) -> dict[str, Any] | None:
     if isinstance(p, ThinkingPart):
         if p.redacted:
             return {"type": "redacted_thinking", "data": p.signature or ""} if p.family == "claude" else None
-        return {"type": "thinking", "thinking": p.text, "signature": p.signature if p.family == "claude" else ""}
+        sig = wrap(p.family, p.signature, native="claude") if p.signature else ""
+        return {"type": "thinking", "thinking": p.text, "signature": sig}
     return None
 
 
@@ -585,9 +588,10 @@ class ClaudeStreamEncoder:
             out, idx = self._block(ev.index, {"type": "thinking", "thinking": "", "signature": ""})
             if ev.text:
                 out += self._delta(idx, {"type": "thinking_delta", "thinking": ev.text})
-            if ev.signature and ev.family == "claude":
+            if ev.signature:
                 self._sig[idx] = True
-                out += self._delta(idx, {"type": "signature_delta", "signature": ev.signature})
+                sig = wrap(ev.family, ev.signature, native="claude")
+                out += self._delta(idx, {"type": "signature_delta", "signature": sig})
             return pre + out
         if isinstance(ev, ToolCallStart):
             self._tools = True
