@@ -25,6 +25,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.providers",
     "cliproxy.management.auth_files",
     "cliproxy.management.usage_api",
+    "cliproxy.management.client_keys",
 )
 
 
