@@ -14,8 +14,24 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from cliproxy import jsonio
+from cliproxy.translate import Dialect
 
 _MISSING = object()
+
+# The names rules use (spec §8.7): `protocol` names the upstream format (a Responses upstream is
+# Codex), `from-protocol` the client's.
+PROTOCOL: dict[Dialect, str] = {
+    Dialect.CHAT: "openai",
+    Dialect.RESPONSES: "codex",
+    Dialect.CLAUDE: "claude",
+    Dialect.GEMINI: "gemini",
+}
+FROM_PROTOCOL: dict[Dialect, str] = {
+    Dialect.CHAT: "openai",
+    Dialect.RESPONSES: "responses",
+    Dialect.CLAUDE: "claude",
+    Dialect.GEMINI: "gemini",
+}
 
 
 @dataclass(frozen=True, slots=True)
