@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from cliproxy.logs import Redactor
     from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
+    from cliproxy.policy import PolicyState
+    from cliproxy.usage_db import UsageDB
     from cliproxy.watch import Reloader
 
 RUNTIME = web.AppKey("runtime", RuntimeHolder)
@@ -21,3 +23,5 @@ RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
 REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
 CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
+POLICY: web.AppKey[PolicyState] = web.AppKey("policy")  # per-key rate windows, in-flight counts, usage ledger
+USAGE_DB: web.AppKey[UsageDB] = web.AppKey("usage_db")  # the SQLite usage file (absent when disabled)

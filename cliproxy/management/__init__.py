@@ -12,6 +12,7 @@ from aiohttp import web
 
 from cliproxy.appkeys import CONFIG_WRITER, MGMT_GUARD
 from cliproxy.management.guard import GuardState, add_management_headers, management_guard
+from cliproxy.management.roles import viewer_filter
 
 PREFIX = "/v0/management"
 
@@ -24,11 +25,13 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.providers",
     "cliproxy.management.auth_files",
     "cliproxy.management.usage_api",
+    "cliproxy.management.client_keys",
 )
 
 
 def build_management_app() -> web.Application:
-    mgmt = web.Application(middlewares=[management_guard()])
+    # The guard decides the role; the viewer filter then keeps viewers read-only and redacted.
+    mgmt = web.Application(middlewares=[management_guard(), viewer_filter()])
     mgmt[MGMT_GUARD] = GuardState()
     mgmt.on_response_prepare.append(add_management_headers)
     for name in RESOURCE_MODULES:

@@ -35,6 +35,7 @@ FEATURES: tuple[str, ...] = (
     "cliproxy.watch:install",
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",
+    "cliproxy.policy:install",
 )
 
 ROOT_BODY = jsonio.dumps(
