@@ -108,6 +108,10 @@ class ConfigWriter:
         async with self.lock:
             await self._commit(self.path, text)
 
+    async def reload(self) -> None:
+        """Rebuild the runtime now (after an auth-dir change) so the change is live on return."""
+        await reload_now(self._app)
+
     async def _commit(self, path: Path, text: str) -> None:
         try:
             parse_config_text(text, source=path.name)
