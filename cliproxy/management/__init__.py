@@ -23,6 +23,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.scalars",
     "cliproxy.management.api_keys",
     "cliproxy.management.providers",
+    "cliproxy.management.oauth_maps",
     "cliproxy.management.auth_files",
     "cliproxy.management.usage_api",
     "cliproxy.management.client_keys",
