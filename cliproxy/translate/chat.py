@@ -175,7 +175,11 @@ def encode_request(req: Request) -> dict[str, Any]:
             text = "".join(p.text for p in m.parts if isinstance(p, TextPart))
             msg: dict[str, Any] = {"role": "assistant", "content": text or None}
             calls = [
-                {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments or "{}"}}
+                {
+                    "id": ir.short_id(p.id),
+                    "type": "function",
+                    "function": {"name": p.name, "arguments": p.arguments or "{}"},
+                }
                 for p in m.parts
                 if isinstance(p, ToolCallPart)
             ]
@@ -186,7 +190,9 @@ def encode_request(req: Request) -> dict[str, Any]:
             rest: list[TextPart | ImagePart] = []
             for p in m.parts:
                 if isinstance(p, ToolResultPart):
-                    messages.append({"role": "tool", "tool_call_id": p.call_id, "content": ir.text_of(p.content)})
+                    messages.append(
+                        {"role": "tool", "tool_call_id": ir.short_id(p.call_id), "content": ir.text_of(p.content)}
+                    )
                 elif isinstance(p, TextPart | ImagePart):
                     rest.append(p)
             if rest:
@@ -233,7 +239,7 @@ def encode_request(req: Request) -> dict[str, Any]:
     if req.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    if req.user:
+    if req.user and len(req.user) <= ir.OPENAI_USER_MAX:
         body["user"] = req.user
     return body
 
@@ -379,7 +385,7 @@ class ChatStreamDecoder:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
                 out.append(ThinkingDelta(self._switch("thinking", out), reasoning))
-            content = delta.get("content")
+            content = delta.get("content") or delta.get("refusal")
             if content:
                 out.append(TextDelta(self._switch("text", out), content))
             for tc in delta.get("tool_calls") or ():

@@ -185,7 +185,12 @@ def encode_request(req: Request) -> dict[str, Any]:
             flush()
             if isinstance(p, ToolCallPart):
                 items.append(
-                    {"type": "function_call", "call_id": p.id, "name": p.name, "arguments": p.arguments or "{}"}
+                    {
+                        "type": "function_call",
+                        "call_id": ir.short_id(p.id, 64),
+                        "name": p.name,
+                        "arguments": p.arguments or "{}",
+                    }
                 )
             elif isinstance(p, ToolResultPart):
                 output: Any = (
@@ -193,7 +198,7 @@ def encode_request(req: Request) -> dict[str, Any]:
                     if all(isinstance(c, TextPart) for c in p.content)
                     else _content_out(p.content, "input_text")
                 )
-                items.append({"type": "function_call_output", "call_id": p.call_id, "output": output})
+                items.append({"type": "function_call_output", "call_id": ir.short_id(p.call_id, 64), "output": output})
             elif isinstance(p, ThinkingPart) and p.family == "openai" and p.signature:
                 # Only encrypted reasoning can be replayed statelessly (store=false); the rest is dropped.
                 summary = [{"type": "summary_text", "text": p.text}] if p.text else []
@@ -248,7 +253,7 @@ def encode_request(req: Request) -> dict[str, Any]:
     body["store"] = False  # the proxy always sends the full history
     if req.stream:
         body["stream"] = True
-    if req.user:
+    if req.user and len(req.user) <= ir.OPENAI_USER_MAX:
         body["user"] = req.user
     return body
 
@@ -433,7 +438,7 @@ class ResponsesStreamDecoder:
             return []
         d = jsonio.loads(event.data)
         kind = d.get("type") or event.event
-        if kind == "response.output_text.delta":
+        if kind == "response.output_text.delta" or kind == "response.refusal.delta":
             b = self._block(d.get("output_index", 0), d.get("content_index", 0))
             self._fed.add(b)
             return [TextDelta(b, d.get("delta") or "")]
