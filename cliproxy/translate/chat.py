@@ -87,6 +87,7 @@ def _append(messages: list[Message], role: ir.Role, parts: list[Part]) -> None:
 
 
 def decode_request(body: dict[str, Any]) -> Request:
+    """A chat body as IR; leading system/developer messages are the system prompt, later ones stay in place."""
     req = Request(model=body.get("model") or "")
     leading = True
     for m in body.get("messages") or ():
@@ -165,6 +166,7 @@ def _content_out(parts: list[TextPart | ImagePart]) -> str | list[dict[str, Any]
 
 
 def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a chat body; tool results become `tool` messages, thinking history is dropped (chat cannot replay it)."""
     messages: list[dict[str, Any]] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
@@ -272,6 +274,7 @@ def _usage_out(u: Usage) -> dict[str, Any]:
 
 
 def decode_response(body: dict[str, Any]) -> Response:
+    """A chat completion as IR (first choice; `reasoning_content` from DeepSeek-style providers kept)."""
     choices = body.get("choices") or [{}]
     choice = choices[0]
     msg = choice.get("message") or {}
@@ -302,6 +305,7 @@ def decode_response(body: dict[str, Any]) -> Response:
 
 
 def encode_response(resp: Response) -> dict[str, Any]:
+    """IR as a chat completion; thinking goes to `reasoning_content`, which the openai SDK tolerates."""
     text = "".join(p.text for p in resp.parts if isinstance(p, TextPart))
     msg: dict[str, Any] = {"role": "assistant", "content": text or None}
     thinking = "".join(p.text for p in resp.parts if isinstance(p, ThinkingPart))

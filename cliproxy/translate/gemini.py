@@ -232,6 +232,7 @@ def _parts_in(raw: Any, ids: _CallIds) -> list[Part]:
 
 
 def decode_request(body: dict[str, Any]) -> Request:
+    """A generateContent body as IR; camelCase and snake_case keys are both read, call ids synthesised."""
     req = Request(model=body.get("model") or "")
     si = _get(body, "systemInstruction", "system_instruction")
     if isinstance(si, str):
@@ -318,6 +319,7 @@ def _call_out(p: ToolCallPart) -> dict[str, Any]:
 
 
 def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a generateContent body (no model: it goes in the URL); tool results answer by name."""
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
     for m in req.messages:
@@ -435,6 +437,7 @@ def _usage_out(u: Usage) -> dict[str, Any]:
 
 
 def decode_response(body: dict[str, Any]) -> Response:
+    """A GenerateContentResponse as IR; STOP with function calls means a tool-call stop."""
     cands = body.get("candidates") or [{}]
     cand = cands[0]
     parts = _parts_in((cand.get("content") or {}).get("parts"), _CallIds())
@@ -471,6 +474,7 @@ def _part_out(p: Part) -> dict[str, Any] | None:
 
 
 def encode_response(resp: Response) -> dict[str, Any]:
+    """IR as a GenerateContentResponse."""
     parts = [o for o in map(_part_out, resp.parts) if o is not None]
     out: dict[str, Any] = {
         "candidates": [

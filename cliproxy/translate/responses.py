@@ -85,6 +85,7 @@ def _flat_tools(tools: Any, out: list[Tool]) -> None:
 
 
 def decode_request(body: dict[str, Any]) -> Request:
+    """A Responses body as IR: `input` items, `instructions`, namespaced (Codex) tools flattened."""
     req = Request(model=body.get("model") or "")
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
@@ -162,6 +163,7 @@ def _content_out(parts: list[TextPart | ImagePart], text_type: str) -> list[dict
 
 
 def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a stateless Responses body (`store: false`, full history, encrypted reasoning replayed)."""
     items: list[dict[str, Any]] = []
     for m in req.messages:
         if m.role == "system":
@@ -312,6 +314,7 @@ def _stop_in(body: dict[str, Any], parts: list[Part]) -> StopReason:
 
 
 def decode_response(body: dict[str, Any]) -> Response:
+    """A Responses object as IR; the stop reason comes from status and the presence of calls."""
     parts = _output_parts(body.get("output"))
     return Response(
         id=body.get("id") or ir.new_id("resp_"),
@@ -387,6 +390,7 @@ def _response_object(
 
 
 def encode_response(resp: Response) -> dict[str, Any]:
+    """IR as a Responses object; length and content-filter stops become `status: incomplete`."""
     status = "incomplete" if resp.stop_reason in ("length", "content_filter") else "completed"
     rid = resp.id if resp.id.startswith("resp_") else "resp_" + resp.id
     obj = _response_object(
