@@ -95,6 +95,11 @@ def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
     """The matching identity, or the 401 message (`Missing API key` / `Invalid API key`)."""
     if keys.open:
         return OPEN_IDENTITY
+    auth = request.headers.get(_AUTHORIZATION)
+    if auth and auth.startswith("Bearer "):  # the common case: one lookup, no list
+        identity = keys.lookup(auth[7:].strip())
+        if identity is not None:
+            return identity
     candidates = presented_keys(request)
     if not candidates:
         return "Missing API key"
