@@ -33,14 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(debug: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def check_config(path: Path) -> int:
     from cliproxy.config.load import ConfigError, load_config
 
@@ -58,8 +50,10 @@ def check_config(path: Path) -> int:
 
 def run_server(path: Path) -> int:
     from cliproxy.config.load import ConfigError, generate_default_config, load_config
-    from cliproxy.runtime import RuntimeHolder, build_runtime
+    from cliproxy.logs import setup_logging
+    from cliproxy.runtime import RuntimeHolder
     from cliproxy.server.app import serve
+    from cliproxy.watch import runtime_from_loaded
 
     if not path.exists():
         created = generate_default_config(path)
@@ -77,13 +71,23 @@ def run_server(path: Path) -> int:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
         return 1
-    setup_logging(loaded.config.debug)
+    # Before the auth-dir scan, so its messages come out in the configured format.
+    setup_logging(debug=loaded.config.debug, log_format=loaded.config.log_format)
     for line in loaded.warnings:
         log.warning("config: %s", line)
-    holder = RuntimeHolder(build_runtime(loaded))
+    runtime = runtime_from_loaded(loaded)
+    holder = RuntimeHolder(runtime)
     if holder.current.safe_mode:
         log.warning("api-keys holds template values (your-api-key-1..3): /v1 endpoints answer 403 until replaced")
-    serve(holder)
+    try:
+        serve(holder)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: cannot listen on {runtime.config.host or '*'}:{runtime.config.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,8 +8,9 @@ reference, so in-flight requests finish on the snapshot they started with. Mutab
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,8 @@ from cliproxy.clientkeys import KeyTable, build_key_table
 from cliproxy.config.load import LoadedConfig, management_password_from_env
 from cliproxy.config.model import Config
 from cliproxy.routing.catalog import Catalog, build_catalog
+
+log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -106,15 +109,29 @@ class ReloadStatus:
     restart_required: tuple[str, ...] = ()
 
 
-class RuntimeHolder:
-    """The one mutable reference to the current snapshot."""
+SwapListener = Callable[[Runtime, Runtime], None]
 
-    __slots__ = ("current", "reload_status")
+
+class RuntimeHolder:
+    """The one mutable reference to the current snapshot.
+
+    `listeners` are called with `(old, new)` after every swap, whoever swaps (watcher or a
+    management write), so derived state (the log redaction set, open `/v1/ws` sessions) can never
+    miss a change. They must be quick and must not raise.
+    """
+
+    __slots__ = ("current", "listeners", "reload_status")
 
     def __init__(self, runtime: Runtime) -> None:
         self.current = runtime
         self.reload_status = ReloadStatus()
+        self.listeners: list[SwapListener] = []
 
     def swap(self, runtime: Runtime) -> Runtime:
         old, self.current = self.current, runtime
+        for listener in self.listeners:
+            try:
+                listener(old, runtime)
+            except Exception:
+                log.exception("runtime swap listener %r failed", listener)
         return old

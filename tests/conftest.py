@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from cliproxy.config.load import load_config
-from cliproxy.runtime import RuntimeHolder, build_runtime
+from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.app import build_app
+from cliproxy.watch import load_runtime
 
 ProxyFactory = Callable[[str], Awaitable[TestServer]]
 
@@ -24,8 +24,16 @@ def write_config(directory: Path, text: str) -> Path:
 
 
 def app_from_config(path: Path) -> web.Application:
-    holder = RuntimeHolder(build_runtime(load_config(path)))
+    holder = RuntimeHolder(load_runtime(path))
     return build_app(holder)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`~` is a temp dir: the default auth-dir (and its usage.sqlite3) never touch the real home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    return home
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "ClientKey", "function-after[_has_secret(), ClientKey]"):
+        elif part in ("str", "constrained-str", "ClientKey", "function-after[_has_secret(), ClientKey]"):
             continue  # union-branch names pydantic adds to locations
         else:
             out += f".{part}" if out else str(part)
@@ -82,12 +82,22 @@ def _unknown_keys(model: BaseModel, path: str, out: list[str]) -> None:
                     _unknown_keys(item, f"{child}[{i}]", out)
 
 
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """The problem and its line/column, without the snippet of file text PyYAML quotes (it may hold a key)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        parts = [p for p in (exc.context, exc.problem) if p]
+        return f"{'; '.join(parts) or 'syntax error'}{where}"
+    return type(exc).__name__
+
+
 def parse_config_text(text: str, *, source: str = "config") -> tuple[Config, list[str], dict[str, Any]]:
     """Parse and validate YAML text; raise `ConfigError` with path-named messages."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: invalid YAML: {exc}"]) from None
+        raise ConfigError([f"{source}: invalid YAML: {yaml_error_text(exc)}"]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

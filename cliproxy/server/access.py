@@ -8,6 +8,9 @@ everything else passes to its handler (management has its own guard).
 
 from __future__ import annotations
 
+from random import getrandbits
+from time import time
+
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict, istr
@@ -19,6 +22,7 @@ from cliproxy.translate import Dialect
 from cliproxy.translate.errors import error_body
 
 CLIENT = web.RequestKey("client", ClientIdentity)  # set for every authenticated API request
+REQUEST_ID = web.RequestKey("request_id", str)  # 8 hex, set for every request; sent as X-Request-Id
 
 CORS_HEADERS: CIMultiDict[str] = CIMultiDict(
     {
@@ -32,6 +36,7 @@ CORS_HEADERS: CIMultiDict[str] = CIMultiDict(
     }
 )
 PROTECTED_PREFIXES = ("/v1", "/backend-api/codex", "/openai/v1")
+WS_RELAY_PATH = "/v1/ws"  # open when `ws-auth: false` (spec §3.1); every other /v1 WebSocket needs a key
 SAFE_MODE_BODY = jsonio.dumps(
     {
         "error": "unsafe_example_api_key",
@@ -47,6 +52,7 @@ _X_GOOG_API_KEY = istr("X-Goog-Api-Key")
 _X_API_KEY = istr("X-Api-Key")
 _ANTHROPIC_VERSION = istr("Anthropic-Version")
 _USER_AGENT = istr("User-Agent")
+_X_REQUEST_ID = istr("X-Request-Id")
 
 
 def route_dialect(request: web.Request) -> Dialect:
@@ -91,8 +97,19 @@ def presented_keys(request: web.Request) -> list[str]:
     return found
 
 
+def key_refusal(identity: ClientIdentity) -> str | None:
+    """Why a known key object may not be used now (disabled, expired), or None. Plain keys never get here."""
+    policy = identity.policy
+    if policy is not None and policy.disabled:
+        return "API key disabled"
+    if identity.expires_at is not None and time() >= identity.expires_at:
+        return "API key expired"
+    return None
+
+
 def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
-    """The matching identity, or the 401 message (`Missing API key` / `Invalid API key`)."""
+    """The matching identity, or the 401 message (`Missing API key` / `Invalid API key` /
+    `API key disabled` / `API key expired`)."""
     if keys.open:
         return OPEN_IDENTITY
     auth = request.headers.get(_AUTHORIZATION)
@@ -103,11 +120,17 @@ def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
     candidates = presented_keys(request)
     if not candidates:
         return "Missing API key"
+    refused: str | None = None
     for candidate in candidates:
         identity = keys.lookup(candidate)
         if identity is not None:
-            return identity
-    return "Invalid API key"
+            if identity.policy is None:  # plain-string key: nothing more to check
+                return identity
+            reason = key_refusal(identity)
+            if reason is None:
+                return identity
+            refused = refused or reason  # a later source may still hold a usable key
+    return refused or "Invalid API key"
 
 
 def dialect_error(
@@ -133,6 +156,7 @@ def front_door() -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[REQUEST_ID] = new_request_id()
         if request.method == "OPTIONS":
             return web.Response(status=204)
         path = request.path
@@ -145,6 +169,9 @@ def front_door() -> Middleware:
                     content_type="application/json",
                     headers={"X-CPA-SAFE-MODE": "example-api-key"},
                 )
+            if path == WS_RELAY_PATH and not runtime.config.ws_auth:
+                request[CLIENT] = OPEN_IDENTITY
+                return await handler(request)
             identity = authenticate(runtime.keys, request)
             if isinstance(identity, str):
                 dialect = route_dialect(request)
@@ -156,6 +183,12 @@ def front_door() -> Middleware:
     return middleware
 
 
+def new_request_id() -> str:
+    """8 hex characters (spec §8.3): unique enough to find one request in the logs, and cheap."""
+    return f"{getrandbits(32):08x}"
+
+
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare` hook: CORS on every response, including streams and errors."""
+    """`on_response_prepare` hook: CORS and the request id on every response, streams and errors too."""
     response.headers.extend(CORS_HEADERS)
+    response.headers[_X_REQUEST_ID] = request.get(REQUEST_ID) or new_request_id()

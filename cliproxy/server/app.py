@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from cliproxy import __version__, jsonio
 from cliproxy.api import chat, claude, gemini, models, responses
 from cliproxy.appkeys import RUNTIME
+from cliproxy.config.load import ConfigError
 from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.access import add_cors_headers, front_door
 
@@ -27,7 +30,14 @@ MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 # Feature modules installed into every app, in order ("module:function").
-FEATURES: tuple[str, ...] = ("cliproxy.routing.dispatch:install", "cliproxy.management:install")
+FEATURES: tuple[str, ...] = (
+    "cliproxy.routing.dispatch:install",
+    "cliproxy.logs:install",
+    "cliproxy.watch:install",
+    "cliproxy.management:install",
+    "cliproxy.api.ws_relay:install",
+    "cliproxy.policy:install",
+)
 
 ROOT_BODY = jsonio.dumps(
     {
@@ -72,7 +82,7 @@ def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None)
     app[RUNTIME] = holder
     app.on_response_prepare.append(add_cors_headers)
     app.router.add_get("/", root)
-    app.router.add_route("GET", "/healthz", healthz)
+    app.router.add_get("/healthz", healthz)  # HEAD too (spec §8.1 health checks)
     add_client_routes(app)
     for spec in FEATURES if features is None else features:
         module_name, _, func_name = spec.partition(":")
@@ -82,15 +92,30 @@ def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None)
 
 
 def ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server TLS context; raises `ConfigError` naming the file when it cannot be used."""
+    for name, value in (("tls.cert", cert), ("tls.key", key)):
+        file = Path(value).expanduser()
+        if not file.is_file():
+            raise ConfigError([f"{name}: file not found: {file}"])
+        if not os.access(file, os.R_OK):
+            raise ConfigError([f"{name}: file not readable: {file}"])
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
+    try:
+        ctx.load_cert_chain(Path(cert).expanduser(), Path(key).expanduser())
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError([f"tls: cannot load the certificate and key ({exc.__class__.__name__}: {exc})"]) from None
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
 
 def serve(holder: RuntimeHolder) -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish."""
+    """Run until SIGINT/SIGTERM; in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish.
+
+    Raises `ConfigError` when the TLS files cannot be used, `OSError` when the port cannot be bound.
+    """
     import uvloop
+
+    from cliproxy.logs import AccessLogger
 
     config = holder.current.config
     context = ssl_context(config.tls.cert, config.tls.key) if config.tls.enable else None
@@ -105,7 +130,8 @@ def serve(holder: RuntimeHolder) -> None:
         port=config.port,
         ssl_context=context,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=None,
+        access_log=logging.getLogger("cliproxy.access"),
+        access_log_class=AccessLogger,
         print=None,
         handle_signals=True,
         handler_cancellation=True,  # a client that disconnects cancels its upstream request

@@ -1,0 +1,1 @@
+"""Subscription and service-account credentials: the auth-dir, OAuth logins, token refresh."""
