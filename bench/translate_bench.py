@@ -123,10 +123,32 @@ def main() -> int:
                 f"  {src.value:>9s}->{dst.value:<9s} {per_chunk:8.2f}   ({len(evs)} events, {per_stream:.1f} µs/stream)"
             )
 
+    print("\nsteady state: one text delta in the middle of a long stream (CPU µs per chunk)")
+    for src in Dialect:
+        delta = _delta_event(src)
+        for dst in Dialect:
+            if dst is src:
+                continue
+            tr = StreamTranslator(src, dst, model="client-model")
+            for ev in events(src)[:2]:
+                tr.feed(ev)
+            tr.feed(delta)
+            t = cpu_us(lambda tr=tr, delta=delta: tr.feed(delta), n_stream * 5)
+            worst_chunk = max(worst_chunk, t)
+            print(f"  {src.value:>9s}->{dst.value:<9s} {t:8.2f}")
+
     print(f"\nworst request {worst_req:.1f} µs (budget {REQUEST_BUDGET_US:.0f}), ", end="")
     print(f"worst chunk {worst_chunk:.2f} µs (budget {CHUNK_BUDGET_US:.0f})")
     print(f"ratios: request {worst_req / REQUEST_BUDGET_US:.2f} of budget, chunk {worst_chunk / CHUNK_BUDGET_US:.2f}")
     return 0
+
+
+def _delta_event(dialect: Dialect) -> SSEEvent:
+    """A typical mid-stream text delta of each dialect, as recorded."""
+    for ev in events(dialect):
+        if b"fake" in ev.data and b'"finishReason"' not in ev.data and b"completed" not in ev.data:
+            return ev
+    raise LookupError(dialect)
 
 
 def _nonstream(dialect: Dialect) -> dict[str, Any]:

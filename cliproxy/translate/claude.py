@@ -249,22 +249,14 @@ def encode_request(req: Request) -> dict[str, Any]:
     max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
     thinking_on = False
     r = req.reasoning
-    if r is not None and not is_off(r):
-        thinking_on = True
-        if r.adaptive and r.budget in (None, -1):
-            body["thinking"] = {"type": "adaptive"}
-        else:
-            budget = max(1024, budget_for(r))
-            if max_tokens <= budget:
-                max_tokens = budget + 4096
-            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        if _lost_thinking(messages):
+    if r is not None:
+        body["thinking"], max_tokens = thinking_for(r, max_tokens)
+        thinking_on = body["thinking"]["type"] != "disabled"
+        if thinking_on and _lost_thinking(messages):
             # An assistant tool turn without its signed thinking block is rejected while thinking is on;
             # the history came from another family, so this turn runs without thinking.
             del body["thinking"]
             thinking_on = False
-    elif r is not None:
-        body["thinking"] = {"type": "disabled"}
     body["max_tokens"] = max_tokens
     if not thinking_on:  # Claude refuses sampling settings while thinking
         if req.temperature is not None:
@@ -302,6 +294,24 @@ def encode_request(req: Request) -> dict[str, Any]:
     if req.stream:
         body["stream"] = True
     return body
+
+
+def thinking_for(r: Reasoning, max_tokens: int) -> tuple[dict[str, Any], int]:
+    """Claude's `thinking` for IR reasoning, and a max_tokens that leaves room above the budget."""
+    if is_off(r):
+        return {"type": "disabled"}, max_tokens
+    if r.adaptive and r.budget in (None, -1):
+        return {"type": "adaptive"}, max_tokens
+    budget = max(1024, budget_for(r))  # Claude's minimum budget
+    return {"type": "enabled", "budget_tokens": budget}, max(max_tokens, budget + 4096)
+
+
+def set_reasoning(body: dict[str, Any], r: Reasoning, model: str) -> None:
+    """Same-dialect requests: put a model-suffix reasoning setting into a Claude body."""
+    body["thinking"], body["max_tokens"] = thinking_for(r, as_int(body.get("max_tokens")) or DEFAULT_MAX_TOKENS)
+    if body["thinking"]["type"] != "disabled":
+        for key in ("temperature", "top_p", "top_k"):
+            body.pop(key, None)
 
 
 def _lost_thinking(messages: list[dict[str, Any]]) -> bool:
@@ -648,4 +658,5 @@ CODEC = Codec(
     stream_encoder=ClaudeStreamEncoder,
     usage_from_response=usage_from_response,
     usage_from_event=usage_from_event,
+    set_reasoning=set_reasoning,
 )

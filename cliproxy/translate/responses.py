@@ -739,6 +739,14 @@ class ResponsesStreamEncoder:
         return frame
 
 
+def set_reasoning(body: dict[str, Any], r: Reasoning, model: str) -> None:
+    """Same-dialect requests: put a model-suffix reasoning setting into a Responses body."""
+    effort = "none" if is_off(r) else effort_for(r)
+    if effort:
+        current = body.get("reasoning")
+        body["reasoning"] = {**(current if isinstance(current, dict) else {}), "effort": effort}
+
+
 CODEC = Codec(
     decode_request=decode_request,
     encode_request=encode_request,
@@ -748,4 +756,5 @@ CODEC = Codec(
     stream_encoder=ResponsesStreamEncoder,
     usage_from_response=usage_from_response,
     usage_from_event=usage_from_event,
+    set_reasoning=set_reasoning,
 )

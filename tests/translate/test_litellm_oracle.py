@@ -22,6 +22,8 @@ from cliproxy.translate.convert import CODECS, StreamTranslator, translate_reque
 from tests.translate import samples
 from tests.translate.transcripts import nonstream_body, parse_sse, stream_events
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic notes about litellm's own types
+
 
 @pytest.fixture(scope="module")
 def ll() -> SimpleNamespace:

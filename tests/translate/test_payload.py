@@ -134,3 +134,23 @@ def test_empty_rules_touch_nothing() -> None:
 def test_bad_config_is_a_clear_error(raw: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"payload\."):
         PayloadRules.from_config(raw)
+
+
+def test_rules_never_edit_objects_shared_with_the_client_body() -> None:
+    """The translated body shares sub-objects (tool schemas) with the client's; a failover re-translates it."""
+    from cliproxy.translate import Dialect
+    from cliproxy.translate.convert import translate_request
+
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    client = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    client["tools"] = [{"type": "function", "function": {"name": "t", "parameters": schema}}]
+    rules = PayloadRules.from_config(
+        {
+            "override": [{"params": {"tools.0.input_schema.properties.a.type": "number"}}],
+            "filter": [{"params": ["tools.0.input_schema.properties.a"]}],
+        }
+    )
+    body = translate_request(client, Dialect.CHAT, Dialect.CLAUDE, model="c", stream=False)
+    out = apply_payload_rules(body, rules, models=["c"], protocol="claude", from_protocol="openai", original=client)
+    assert out["tools"][0]["input_schema"]["properties"] == {}
+    assert schema == {"type": "object", "properties": {"a": {"type": "string"}}}

@@ -151,3 +151,31 @@ def test_gemini_budget_zero_disables_claude_thinking() -> None:
     assert translate_request(body, Dialect.GEMINI, Dialect.CLAUDE, model="c", stream=False)["thinking"] == {
         "type": "disabled"
     }
+
+
+def test_suffix_on_same_dialect_bodies() -> None:
+    """Passthrough traffic keeps its bytes, except the reasoning fields a suffix asks for."""
+    from cliproxy.translate.convert import apply_thinking_suffix
+
+    chat = {"model": "gpt-5(high)", "messages": []}
+    assert apply_thinking_suffix(chat, Dialect.CHAT, model="gpt-5(high)") == (
+        {"model": "gpt-5", "messages": [], "reasoning_effort": "high"},
+        "gpt-5",
+    )
+    resp = {"model": "x", "input": "hi", "reasoning": {"summary": "auto"}}
+    apply_thinking_suffix(resp, Dialect.RESPONSES, model="gpt-5(low)")
+    assert resp["reasoning"] == {"summary": "auto", "effort": "low"} and resp["model"] == "gpt-5"
+    claude = {"model": "x", "max_tokens": 100, "temperature": 0.5, "messages": []}
+    apply_thinking_suffix(claude, Dialect.CLAUDE, model="claude-x(4096)")
+    assert claude == {
+        "model": "claude-x",
+        "max_tokens": 8192,
+        "messages": [],
+        "thinking": {"type": "enabled", "budget_tokens": 4096},
+    }
+    gemini = {"contents": [], "generationConfig": {"thinkingConfig": {"include_thoughts": True, "thinking_budget": 5}}}
+    _, base = apply_thinking_suffix(gemini, Dialect.GEMINI, model="gemini-2.5-pro(2048)")
+    assert base == "gemini-2.5-pro" and "model" not in gemini
+    assert gemini["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 2048, "includeThoughts": True}
+    untouched = {"model": "m"}
+    assert apply_thinking_suffix(untouched, Dialect.CHAT, model="m") == ({"model": "m"}, "m")
