@@ -11,9 +11,9 @@ from aiohttp import web
 from cliproxy import jsonio
 from cliproxy.api.respond import error_response, read_json, stream_outcome, whole_response, write_outcome
 from cliproxy.appkeys import RUNTIME
-from cliproxy.routing.dispatch import Call, DispatchError, execute, translation
+from cliproxy.routing.dispatch import Call, DispatchError, execute
 from cliproxy.server.access import CLIENT, dialect_error
-from cliproxy.translate import Dialect
+from cliproxy.translate import Dialect, convert
 from cliproxy.translate.sse import DONE_FRAME, SSEParser
 
 DIALECT = Dialect.CHAT
@@ -32,12 +32,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw, body = parsed
     if "messages" not in body and ("input" in body or "instructions" in body):
         # A Responses payload on the chat route (spec §6.1): converted to chat first.
-        convert = translation()
-        if convert is None:
-            return dialect_error(DIALECT, 501, "translation not available (responses → chat)")
-        body = convert.translate_request(
-            body, Dialect.RESPONSES, DIALECT, model=str(body.get("model", "")), stream=bool(body.get("stream"))
-        )
+        try:
+            body = convert.translate_request(
+                body, Dialect.RESPONSES, DIALECT, model=str(body.get("model", "")), stream=body.get("stream") is True
+            )
+        except convert.TranslationError as exc:
+            return dialect_error(DIALECT, 400, str(exc))
         raw = jsonio.dumps(body)
     model = model_of(body)
     if model is None:

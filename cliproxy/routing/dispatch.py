@@ -6,8 +6,9 @@ Request faults (the client's own mistakes) go straight back, untouched by retry 
 Retry rounds follow spec §5.8. When the credential speaks the client's dialect, the upstream bytes
 are relayed as they arrive with only the model name and auth changed.
 
-Extension points: `ADMISSION` (per-key policy check before any upstream call; raise
-`DispatchError` to refuse) and `UsageStore.subscribe` (cost, persistence) for the keys engineer;
+Extension points: `policy.admit` runs once per request for keys with limits, before any upstream
+call, and its release runs when the usage record is written; `UsageStore.subscribe` (cost,
+persistence) sees every record;
 `Executor.fresh_auth`/`can_refresh` for OAuth executors (a 401 refreshes once and retries the
 same credential).
 """
@@ -15,21 +16,20 @@ same credential).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from cliproxy import jsonio
-from cliproxy.appkeys import ROUTING, SESSIONS, USAGE
+from cliproxy.appkeys import POLICY, ROUTING, SESSIONS, USAGE
 from cliproxy.clientkeys import ClientIdentity
+from cliproxy.policy import PolicyRefusal, admit
 from cliproxy.routing.catalog import Candidate, Route
 from cliproxy.routing.failures import (
     RETRY_ROUND_STATUSES,
@@ -40,8 +40,9 @@ from cliproxy.routing.failures import (
 )
 from cliproxy.routing.scheduler import RoutingState
 from cliproxy.runtime import Runtime
-from cliproxy.translate import Dialect
+from cliproxy.translate import Dialect, convert
 from cliproxy.translate.errors import error_body, stream_error_frame
+from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL, PayloadRules
 from cliproxy.translate.sse import DONE_FRAME, SSEEvent, SSEParser
 from cliproxy.upstream.base import Sessions
 from cliproxy.usage import Tokens, UsageRecord, UsageStore, tokens_from
@@ -54,6 +55,7 @@ JSON_CT = "application/json"
 SSE_CT = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
 _EMPTY_HEADERS: dict[str, str] = {}
+COUNTING_DIALECTS = frozenset({Dialect.CLAUDE, Dialect.GEMINI})  # upstreams with a count endpoint
 
 
 @dataclass(slots=True)
@@ -115,22 +117,18 @@ class Outcome:
             await close()
 
 
-Admission = Callable[[Runtime, Call, Route], Awaitable[None]]
-ADMISSION: web.AppKey[Admission] = web.AppKey("admission")  # per-key policy check (raise DispatchError)
-
-
-def translation() -> ModuleType | None:
-    """The translation layer when it is installed; cross-dialect routing is refused without it."""
-    try:
-        return importlib.import_module("cliproxy.translate.convert")
-    except ImportError:
-        return None
-
-
-def translation_missing(dialect: Dialect, upstream: Dialect) -> Failure:
-    """The one place that answers a cross-dialect candidate while translation is unavailable."""
-    message = f"translation not available ({dialect.value} → {upstream.value})"
-    return Failure(501, b"", dialect, message=message)
+def payload_rules(state: RoutingState, config: Any) -> PayloadRules:
+    """The compiled `payload:` rules of this config, compiled once per snapshot."""
+    cached = state.derived.get("payload")
+    if cached is None or cached[0] is not config:
+        try:
+            rules = PayloadRules.from_config(config.payload)
+        except ValueError as exc:
+            log.error("payload rules ignored: %s", exc)
+            rules = PayloadRules()
+        cached = state.derived["payload"] = (config, rules)
+    result: PayloadRules = cached[1]
+    return result
 
 
 # -- model rewriting in passthrough ------------------------------------------------------------------
@@ -162,6 +160,7 @@ class _Recorder:
         "call",
         "cred_id",
         "provider",
+        "release",
         "start",
         "store",
         "tokens",
@@ -185,6 +184,7 @@ class _Recorder:
         self.tokens: Tokens | None = None
         self.attempts = 0
         self.written = False
+        self.release: Callable[[], None] | None = None
 
     def attempt(self, cand: Candidate, upstream_model: str) -> None:
         cred = cand.credential
@@ -207,6 +207,8 @@ class _Recorder:
         if self.written:
             return
         self.written = True
+        if self.release is not None:
+            self.release()
         t = self.tokens or Tokens()
         call = self.call
         self.store.add(
@@ -346,39 +348,52 @@ class _Attempt:
         executor = cred.executor
         upstream = executor.dialect
         self.rec.attempt(cand, upstream_model)
-        convert: ModuleType | None = None
         passthrough = upstream is call.dialect
         up_stream = call.stream or (executor.always_stream and call.action == "generate")
-        if passthrough and not (executor.always_stream and not call.stream):
-            if upstream is Dialect.GEMINI or upstream_model == call.model:
+        if call.action == "count_tokens" and not (passthrough and upstream in COUNTING_DIALECTS):
+            return self.estimate(cand, upstream_model)
+        url_model = upstream_model
+        body: dict[str, Any] | None = None
+        payload: bytes | None = None
+        if passthrough:
+            if upstream_model[-1:] == ")" and "(" in upstream_model:  # thinking suffix → body fields
+                body, url_model = convert.apply_thinking_suffix(jsonio.loads(call.raw), upstream, model=upstream_model)
+            elif upstream is Dialect.GEMINI or upstream_model == call.model:
                 payload = call.raw
             else:
                 payload = replace_model(call.raw, call.body, call.model, upstream_model)
-            if executor.always_stream and up_stream and not call.body.get("stream"):
-                payload = jsonio.dumps({**jsonio.loads(payload), "stream": True})
+            if up_stream and not call.stream:  # an always-streaming upstream
+                body = body if body is not None else jsonio.loads(payload or call.raw)
+                body["stream"] = True
         else:
-            convert = translation()
-            if convert is None:
-                return translation_missing(call.dialect, upstream)
-            if passthrough:
-                body = dict(call.body)
-                if upstream is not Dialect.GEMINI:
-                    body["model"] = upstream_model
-            else:
+            try:
                 body = convert.translate_request(
                     call.body, call.dialect, upstream, model=upstream_model, stream=up_stream
                 )
-            if up_stream and upstream is not Dialect.GEMINI:
-                body["stream"] = True
-            payload = jsonio.dumps(self.payload_rules(convert, body, upstream, upstream_model))
-        if convert is None and self.config.payload:
-            convert = translation()
-            if convert is not None:
-                body = self.payload_rules(convert, dict(call.body), upstream, upstream_model)
-                payload = jsonio.dumps(body)
+            except convert.TranslationError as exc:
+                return Failure(400, b"", call.dialect, fault=True, message=str(exc))
+            url_model = convert.split_thinking_suffix(upstream_model)[0]
+        if self.config.payload:
+            rules = payload_rules(self.state, self.config)
+            if rules:
+                if body is None:
+                    body = jsonio.loads(payload or call.raw)
+                body = convert.apply_payload_rules(
+                    body,
+                    rules,
+                    models=[url_model, call.model],
+                    protocol=PROTOCOL[upstream],
+                    from_protocol=FROM_PROTOCOL[call.dialect],
+                    original=call.body,
+                    headers=call.headers,
+                )
+        if body is not None:
+            payload = jsonio.dumps(body)
+        assert payload is not None
+        translated = not passthrough
 
         headers = self._headers(cand)
-        url = executor.url(cred, upstream_model, stream=up_stream, action=call.action)
+        url = executor.url(cred, url_model, stream=up_stream, action=call.action)
         session, proxy = self.sessions.session_for(cred.proxy_url, url)
         refreshed = False
         while True:
@@ -413,29 +428,25 @@ class _Attempt:
                 resp.close()
                 raise
             resp.release()
-            return self.whole(resp, data, cand, upstream, upstream_model, convert)
+            return self.whole(resp, data, cand, upstream, upstream_model, translated)
         try:
             if call.stream:
-                return await self._stream(resp, cand, upstream, upstream_model, convert)
-            return await self._aggregate(resp, cand, upstream, upstream_model, convert)
+                return await self._stream(resp, cand, upstream, upstream_model, translated)
+            return await self._aggregate(resp, cand, upstream, upstream_model, translated)
         except BaseException:
             resp.close()
             raise
 
-    def payload_rules(self, convert: ModuleType, body: dict[str, Any], upstream: Dialect, model: str) -> dict[str, Any]:
-        if not self.config.payload or not hasattr(convert, "apply_payload_rules"):
-            return body
-        result: dict[str, Any] = convert.apply_payload_rules(
-            body,
-            self.config.payload,
-            upstream=upstream,
-            source=self.call.dialect,
-            model=model,
-            requested_model=self.call.model,
-            original=self.call.body,
-            headers=self.call.headers,
-        )
-        return result
+    def estimate(self, cand: Candidate, model: str) -> Outcome:
+        """count_tokens where the upstream cannot count for this client's dialect: a local estimate."""
+        call = self.call
+        try:
+            total = convert.count_tokens_estimate(call.body, call.dialect, model=model)
+        except ValueError:
+            total = max(1, len(call.raw) // 4)
+        body = {"totalTokens": total} if call.dialect is Dialect.GEMINI else {"input_tokens": total}
+        self.rec.first_byte()
+        return Outcome(200, _EMPTY_HEADERS, JSON_CT, jsonio.dumps(body), None, cand.credential.id, model)
 
     def whole(
         self,
@@ -444,7 +455,7 @@ class _Attempt:
         cand: Candidate,
         upstream: Dialect,
         model: str,
-        convert: ModuleType | None,
+        translated: bool,
     ) -> Outcome:
         rec = self.rec
         rec.first_byte()
@@ -456,11 +467,12 @@ class _Attempt:
             parsed = None
         if call.action == "generate":
             rec.add_tokens(tokens_from(upstream, parsed))
-        if convert is not None and upstream is not call.dialect and isinstance(parsed, dict):
-            if call.action == "count_tokens":
-                data = jsonio.dumps(convert_count(parsed, upstream, call.dialect))
-            else:
+        if translated and isinstance(parsed, dict):
+            try:
                 data = jsonio.dumps(convert.translate_response(parsed, upstream, call.dialect, model=call.model))
+            except convert.TranslationError as exc:
+                data = error_body(call.dialect, 502, f"upstream answer could not be translated: {exc}")
+                return Outcome(502, _EMPTY_HEADERS, JSON_CT, data, None, cand.credential.id, model)
             content_type = JSON_CT
         return Outcome(resp.status, _EMPTY_HEADERS, content_type, data, None, cand.credential.id, model)
 
@@ -485,7 +497,7 @@ class _Attempt:
         return buf
 
     async def _stream(
-        self, resp: aiohttp.ClientResponse, cand: Candidate, upstream: Dialect, model: str, convert: ModuleType | None
+        self, resp: aiohttp.ClientResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
     ) -> Outcome | Failure:
         first = await self._first(resp, upstream)
         if isinstance(first, Failure):
@@ -494,7 +506,7 @@ class _Attempt:
         rec = self.rec
         rec.first_byte()
         client = self.call.dialect
-        if convert is None:
+        if not translated:
             events = _relay(resp, first, client, rec)
         else:
             translator = convert.StreamTranslator(upstream, client, model=self.call.model)
@@ -507,14 +519,9 @@ class _Attempt:
         return Outcome(200, dict(headers), SSE_CT, None, events, cand.credential.id, model, close)
 
     async def _aggregate(
-        self, resp: aiohttp.ClientResponse, cand: Candidate, upstream: Dialect, model: str, convert: ModuleType | None
+        self, resp: aiohttp.ClientResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
     ) -> Outcome | Failure:
         """An always-streaming upstream answering a non-stream client: collect, then answer once."""
-        if convert is None:
-            convert = translation()
-            if convert is None:
-                resp.close()
-                return translation_missing(self.call.dialect, upstream)
         first = await self._first(resp, upstream)
         if isinstance(first, Failure):
             resp.close()
@@ -539,17 +546,12 @@ class _Attempt:
             resp.release()
         scanner.finish()
         result = aggregator.result()
-        if upstream is not self.call.dialect:
-            result = convert.translate_response(result, upstream, self.call.dialect, model=self.call.model)
+        if translated:
+            try:
+                result = convert.translate_response(result, upstream, self.call.dialect, model=self.call.model)
+            except convert.TranslationError as exc:
+                return Failure(502, b"", self.call.dialect, message=f"upstream answer could not be translated: {exc}")
         return Outcome(200, {}, JSON_CT, jsonio.dumps(result), None, cand.credential.id, model)
-
-
-def convert_count(parsed: dict[str, Any], upstream: Dialect, client: Dialect) -> dict[str, Any]:
-    """countTokens ↔ count_tokens answers: the only field is the total."""
-    total = parsed.get("totalTokens", parsed.get("input_tokens", 0))
-    if client is Dialect.GEMINI:
-        return {"totalTokens": total}
-    return {"input_tokens": total}
 
 
 def _early_error(buf: bytes) -> tuple[int, bytes, str] | None:
@@ -698,11 +700,25 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
     route, suffix = runtime.catalog.resolve(call.model)
     if route is None:
         raise unknown_model(call.dialect, call.model)
-    admission = app.get(ADMISSION)
-    if admission is not None:
-        await admission(runtime, call, route)
+    release = None
+    if call.client.limited:  # per-key scopes, rates, allowances (keys engineer's `policy.admit`)
+        policy_state = app.get(POLICY)
+        if policy_state is not None:
+            try:
+                release = await admit(
+                    policy_state,
+                    call.client,
+                    call.model,
+                    lambda: [name for c in route.candidates for name in c.offer.upstream],
+                    action=call.action,
+                )
+            except PolicyRefusal as refusal:
+                raise DispatchError.of(
+                    call.dialect, refusal.status, refusal.message, code=refusal.code, headers=refusal.headers
+                ) from None
     store = app[USAGE]
     rec = _Recorder(store, call)
+    rec.release = release
     state = app[ROUTING]
     attempt = _Attempt(runtime, call, route, suffix, state, app[SESSIONS], rec)
     config = runtime.config

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 from cliproxy.routing.catalog import Candidate, Route
 
@@ -43,7 +44,7 @@ class _Smooth:
 class RoutingState:
     """Cursors, weighted-round-robin credit and cooldowns, keyed by stable ids."""
 
-    __slots__ = ("clock", "cooldowns", "cursors", "pool_cursors", "smooth")
+    __slots__ = ("clock", "cooldowns", "cursors", "derived", "pool_cursors", "smooth")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -51,6 +52,7 @@ class RoutingState:
         self.cursors: dict[str, int] = {}
         self.pool_cursors: dict[tuple[str, str], int] = {}
         self.smooth: dict[str, _Smooth] = {}
+        self.derived: dict[str, Any] = {}  # per-snapshot compiled data (payload rules), keyed by config
 
     # -- availability ---------------------------------------------------------------------------
 

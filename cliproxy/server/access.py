@@ -115,7 +115,7 @@ def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
     auth = request.headers.get(_AUTHORIZATION)
     if auth and auth.startswith("Bearer "):  # the common case: one lookup, no list
         identity = keys.lookup(auth[7:].strip())
-        if identity is not None:
+        if identity is not None and (identity.policy is None or key_refusal(identity) is None):
             return identity
     candidates = presented_keys(request)
     if not candidates:
