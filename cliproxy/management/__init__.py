@@ -43,7 +43,9 @@ def build_management_app() -> web.Application:
 
 def install(app: web.Application) -> None:
     """`FEATURES` hook: mount the management sub-app; its config writer lives on the root app."""
+    from cliproxy.management import usage_api
     from cliproxy.management.config_writer import ConfigWriter
 
     app[CONFIG_WRITER] = ConfigWriter(app)
+    usage_api.install(app)
     app.add_subapp(PREFIX, build_management_app())
