@@ -85,38 +85,48 @@ class ConfigWriter:
         return self._app[RUNTIME].current.config_path
 
     async def update(self, mutate: Callable[[ConfigDoc], T]) -> T:
-        """Apply `mutate` to the current file; returns what `mutate` returned."""
+        """Apply `mutate` to the current file; returns what `mutate` returned.
+
+        Parsing, the mutation, rendering and validation are CPU work (tens of milliseconds for a
+        large file), so they run in a worker thread; `mutate` must only touch the document.
+        """
         async with self.lock:
             path = self.path
-            original = await asyncio.to_thread(_read_text, path)
-            try:
-                tree = load_tree(original)
-            except Exception as exc:  # the file on disk is broken (edited by hand): refuse to guess
-                raise invalid_config([f"{path.name}: cannot parse the current file: {exc}"]) from None
-            if tree is None:
-                tree = CommentedMap()
-            if not isinstance(tree, CommentedMap):
-                raise invalid_config([f"{path.name}: the top level must be a mapping"])
-            result = mutate(ConfigDoc(tree))
-            text = render(original, tree)
-            if text != original:
-                await self._commit(path, text)
+            result, text, changed = await asyncio.to_thread(self._edit, path, mutate)
+            if changed:
+                await self._write(path, text)
             return result
 
     async def replace_text(self, text: str) -> None:
         """Replace the whole file with `text` (already YAML-checked by the caller) after validation."""
         async with self.lock:
-            await self._commit(self.path, text)
+            path = self.path
+            await asyncio.to_thread(_validate, path, text)
+            await self._write(path, text)
 
     async def reload(self) -> None:
         """Rebuild the runtime now (after an auth-dir change) so the change is live on return."""
         await reload_now(self._app)
 
-    async def _commit(self, path: Path, text: str) -> None:
+    @staticmethod
+    def _edit(path: Path, mutate: Callable[[ConfigDoc], T]) -> tuple[T, str, bool]:
+        original = _read_text(path)
         try:
-            parse_config_text(text, source=path.name)
-        except ConfigError as exc:
-            raise invalid_config(exc.errors) from None
+            tree = load_tree(original)
+        except Exception as exc:  # the file on disk is broken (edited by hand): refuse to guess
+            raise invalid_config([f"{path.name}: cannot parse the current file: {exc}"]) from None
+        if tree is None:
+            tree = CommentedMap()
+        if not isinstance(tree, CommentedMap):
+            raise invalid_config([f"{path.name}: the top level must be a mapping"])
+        result = mutate(ConfigDoc(tree))
+        text = render(original, tree)
+        if text == original:
+            return result, text, False
+        _validate(path, text)
+        return result, text, True
+
+    async def _write(self, path: Path, text: str) -> None:
         try:
             await asyncio.to_thread(atomic_write_text, path, text, replace=self._replace)
         except OSError as exc:
@@ -125,6 +135,13 @@ class ConfigWriter:
         status = await reload_now(self._app)
         if not status.ok:  # validated above; only a concurrent hand edit can get here
             raise invalid_config([status.message])
+
+
+def _validate(path: Path, text: str) -> None:
+    try:
+        parse_config_text(text, source=path.name)
+    except ConfigError as exc:
+        raise invalid_config(exc.errors) from None
 
 
 def _read_text(path: Path) -> str:
