@@ -16,7 +16,7 @@ from cliproxy.management.guard import GuardState, add_management_headers, manage
 PREFIX = "/v0/management"
 
 # One module per resource group, each with `routes: web.RouteTableDef`.
-RESOURCE_MODULES: tuple[str, ...] = ("cliproxy.management.config_api",)
+RESOURCE_MODULES: tuple[str, ...] = ("cliproxy.management.config_api", "cliproxy.management.oauth")
 
 
 def build_management_app() -> web.Application:

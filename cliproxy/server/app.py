@@ -34,6 +34,8 @@ FEATURES: tuple[str, ...] = (
     "cliproxy.watch:install",
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",
+    "cliproxy.credentials.service:install",
+    "cliproxy.management.oauth:install",
 )
 
 ROOT_BODY = jsonio.dumps(
