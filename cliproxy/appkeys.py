@@ -11,6 +11,7 @@ from cliproxy.runtime import RuntimeHolder
 if TYPE_CHECKING:
     from cliproxy.api.ws_relay import RelaySessions
     from cliproxy.credentials.service import CredentialService
+    from cliproxy.logs import Redactor
     from cliproxy.management.guard import GuardState
     from cliproxy.watch import Reloader
 
@@ -18,4 +19,5 @@ RUNTIME = web.AppKey("runtime", RuntimeHolder)
 MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
+REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
 CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")  # token session, refresher, logins

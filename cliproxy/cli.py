@@ -15,7 +15,7 @@ log = logging.getLogger("cliproxy")
 
 # Sub-command modules ("module:register"); each adds its parsers to the sub-parser group and
 # sets `func` on them: register(subparsers) -> None, func(args) -> int.
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("cliproxy.credentials.commands:register",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,14 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
         )
         register(subparsers)
     return parser
-
-
-def setup_logging(debug: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def check_config(path: Path) -> int:
@@ -57,10 +49,11 @@ def check_config(path: Path) -> int:
 
 
 def run_server(path: Path) -> int:
-    from cliproxy.config.load import ConfigError, generate_default_config
+    from cliproxy.config.load import ConfigError, generate_default_config, load_config
+    from cliproxy.logs import setup_logging
     from cliproxy.runtime import RuntimeHolder
     from cliproxy.server.app import serve
-    from cliproxy.watch import load_runtime
+    from cliproxy.watch import runtime_from_loaded
 
     if not path.exists():
         created = generate_default_config(path)
@@ -73,14 +66,16 @@ def run_server(path: Path) -> int:
             flush=True,
         )
     try:
-        runtime = load_runtime(path)
+        loaded = load_config(path)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
         return 1
-    setup_logging(runtime.config.debug)
-    for line in runtime.warnings:
+    # Before the auth-dir scan, so its messages come out in the configured format.
+    setup_logging(debug=loaded.config.debug, log_format=loaded.config.log_format)
+    for line in loaded.warnings:
         log.warning("config: %s", line)
+    runtime = runtime_from_loaded(loaded)
     holder = RuntimeHolder(runtime)
     if holder.current.safe_mode:
         log.warning("api-keys holds template values (your-api-key-1..3): /v1 endpoints answer 403 until replaced")

@@ -76,8 +76,12 @@ def auth_fingerprint(auth_dir: Path) -> str:
 
 def load_runtime(path: Path, *, generation: int = 0) -> Runtime:
     """Config plus auth-dir → a `Runtime` (startup; blocking). Raises `ConfigError`."""
-    loaded = load_config(path)
-    files, errors = scan_auth_dir(resolve_auth_dir(loaded.config, path))
+    return runtime_from_loaded(load_config(path), generation=generation)
+
+
+def runtime_from_loaded(loaded: LoadedConfig, *, generation: int = 0) -> Runtime:
+    """A loaded config plus its auth-dir → a `Runtime` (blocking)."""
+    files, errors = scan_auth_dir(resolve_auth_dir(loaded.config, loaded.path))
     return build_runtime(loaded, auth_files=files, auth_errors=errors, generation=generation)
 
 

@@ -360,6 +360,7 @@ class Config(Section):
     disable_cooling: bool = False
     transient_error_cooldown_seconds: int = 0
     request_log: bool = False
+    log_format: Literal["text", "json"] = "text"
     ws_auth: bool = True
     trusted_proxies: tuple[str, ...] = ()
     usage_db: str = ""

@@ -31,6 +31,7 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 
 # Feature modules installed into every app, in order ("module:function").
 FEATURES: tuple[str, ...] = (
+    "cliproxy.logs:install",
     "cliproxy.watch:install",
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",
@@ -114,6 +115,8 @@ def serve(holder: RuntimeHolder) -> None:
     """
     import uvloop
 
+    from cliproxy.logs import AccessLogger
+
     config = holder.current.config
     context = ssl_context(config.tls.cert, config.tls.key) if config.tls.enable else None
     app = build_app(holder)
@@ -127,7 +130,8 @@ def serve(holder: RuntimeHolder) -> None:
         port=config.port,
         ssl_context=context,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=None,
+        access_log=logging.getLogger("cliproxy.access"),
+        access_log_class=AccessLogger,
         print=None,
         handle_signals=True,
     )

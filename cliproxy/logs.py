@@ -1,0 +1,214 @@
+"""Logging: plain or JSON-lines output, and a filter that masks every configured secret.
+
+Code never logs a key on purpose (it uses `redact()`), but exceptions and third-party libraries
+do not know that rule. The `Redactor` is a last line of defence on every root handler: each record
+is rendered once and every configured secret in it (client keys, provider keys and tokens, header
+credentials, management secrets, OAuth tokens from auth files) becomes `sk-…abcd`. Its secret set
+follows every runtime swap, so keys added by a reload are masked from that moment on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import sys
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from pydantic import BaseModel
+
+from cliproxy import jsonio
+from cliproxy.appkeys import REDACTOR, RUNTIME
+from cliproxy.clientkeys import redact
+from cliproxy.runtime import Runtime
+from cliproxy.server.access import REQUEST_ID
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 12
+MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words; real keys are far longer
+SENSITIVE_NAME = re.compile(r"key|token|secret|password|passwd|authorization|cookie|credential", re.IGNORECASE)
+NOT_SECRET_NAMES = frozenset({"support-prompt-cache-key", "key-sha256", "cache-user-id", "api-key-entries"})
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _walk(value: Any, name: str, out: set[str], depth: int = 0) -> None:
+    """Collect string values stored under sensitive names, at any depth (bounded)."""
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, BaseModel):
+        value = value.model_dump(by_alias=True)
+    elif hasattr(value, "__dataclass_fields__"):
+        value = {f: getattr(value, f) for f in value.__dataclass_fields__}
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _walk(item, str(key), out, depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _walk(item, name, out, depth + 1)
+    elif isinstance(value, str) and name in ("proxy-url", "proxy_url"):
+        password = urlsplit(value).password if "@" in value else None
+        if password:
+            out.add(password)
+    elif (
+        isinstance(value, str)
+        and len(value) >= MIN_SECRET_LENGTH
+        and SENSITIVE_NAME.search(name)
+        and name not in NOT_SECRET_NAMES
+    ):
+        out.add(value)
+
+
+def _header_credentials(headers: Mapping[str, Any], out: set[str]) -> None:
+    """Credential-like header values; for `Bearer x` both the whole value and `x`."""
+    for name, value in headers.items():
+        if isinstance(value, str) and SENSITIVE_NAME.search(name):
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token"):
+                out.add(token.strip())
+            out.add(value)
+
+
+def collect_secrets(runtime: Runtime) -> set[str]:
+    """Every secret this snapshot knows: config, management access, and auth files."""
+    out: set[str] = set()
+    config = runtime.config.model_dump(by_alias=True)
+    for key in config.get("api-keys", ()):  # plain strings have no sensitive name above them
+        if isinstance(key, str):
+            out.add(key)
+    _walk(config, "", out)
+    for section in config.values():
+        for entry in section if isinstance(section, list) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("headers"), dict):
+                _header_credentials(entry["headers"], out)
+    access = runtime.management
+    out.update(v for v in (access.secret_hash, access.env_password, *access.viewer_hashes) if v)
+    for item in runtime.auth_files:
+        _walk(item, "", out)
+        headers = getattr(item, "headers", None)
+        if isinstance(headers, Mapping):
+            _header_credentials(headers, out)
+    return {s for s in out if len(s) >= MIN_SECRET_LENGTH}
+
+
+class Redactor(logging.Filter):
+    """A handler filter that rewrites each record with every known secret masked."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self._pattern: re.Pattern[str] | None = None
+
+    def update(self, secrets: Iterable[str]) -> None:
+        ordered = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def mask(self, text: str) -> str:
+        pattern = self._pattern
+        return pattern.sub(lambda m: redact(m.group(0)), text) if pattern else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._pattern is None:
+            return True
+        message = record.getMessage()
+        masked = self.mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.mask(record.stack_info)
+        return True
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        return jsonio.dumps(data).decode()
+
+
+class CliproxyHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler `setup_logging` installs; marks the process's logging as ours to retune."""
+
+
+def setup_logging(*, debug: bool = False, log_format: str = "text") -> None:
+    """Configure the root logger for the process: one stderr handler (the app adds the redactor)."""
+    handler = CliproxyHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, CliproxyHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for noisy in ("asyncio", "watchfiles"):
+        logging.getLogger(noisy).setLevel(logging.INFO if debug else logging.WARNING)
+
+
+def _owns_logging() -> bool:
+    return any(isinstance(h, CliproxyHandler) for h in logging.getLogger().handlers)
+
+
+def _root_handlers() -> Iterator[logging.Handler]:
+    yield from logging.getLogger().handlers
+
+
+async def _redactor_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Put the redactor on every root handler for the app's lifetime (tests add their own handlers)."""
+    redactor = app[REDACTOR]
+    added = [h for h in _root_handlers() if redactor not in h.filters]
+    for handler in added:
+        handler.addFilter(redactor)
+    yield
+    for handler in added:
+        handler.removeFilter(redactor)
+
+
+def install(app: web.Application) -> None:
+    """`FEATURES` hook: a redactor that follows every runtime swap, and the live `debug` level."""
+    holder = app[RUNTIME]
+    redactor = Redactor()
+    redactor.update(collect_secrets(holder.current))
+    app[REDACTOR] = redactor
+
+    def on_swap(old: Runtime, new: Runtime) -> None:
+        redactor.update(collect_secrets(new))
+        if old.config.debug != new.config.debug and _owns_logging():
+            logging.getLogger().setLevel(logging.DEBUG if new.config.debug else logging.INFO)
+            log.info("log level is now %s", "DEBUG" if new.config.debug else "INFO")
+
+    holder.listeners.insert(0, on_swap)  # first, so later listeners' log lines are already masked
+    app.cleanup_ctx.append(_redactor_ctx)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One DEBUG line per request: method, path without the query (it may carry `?key=`), status, time."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.DEBUG)
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.debug(
+            "%s %s %d %.1fms id=%s",
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+            request.get(REQUEST_ID, "-"),
+        )

@@ -1,0 +1,186 @@
+"""The facade the dispatcher calls for cross-dialect traffic: decode with one codec, encode with another.
+
+Same-dialect traffic never comes here (it is passed through byte for byte), except for the usage
+extractors, which work on any body or stream event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cliproxy import jsonio
+from cliproxy.translate import Dialect, chat, claude, gemini, responses
+from cliproxy.translate.accumulate import ResponseBuilder
+from cliproxy.translate.codec import Codec, StreamDecoder, StreamEncoder
+from cliproxy.translate.ir import ErrorEvent, Finish, Request, Usage
+from cliproxy.translate.payload import PayloadRules, apply_payload_rules
+from cliproxy.translate.reasoning import reasoning_from_suffix, split_thinking_suffix
+from cliproxy.translate.sse import SSEEvent
+from cliproxy.translate.tokens import count_tokens_estimate
+
+__all__ = [
+    "PayloadRules",
+    "StreamAggregator",
+    "StreamTranslator",
+    "Usage",
+    "apply_payload_rules",
+    "count_tokens_estimate",
+    "decode_request",
+    "split_thinking_suffix",
+    "translate_request",
+    "translate_response",
+    "usage_from_event",
+    "usage_from_response",
+]
+
+CODECS: dict[Dialect, Codec] = {
+    Dialect.CHAT: chat.CODEC,
+    Dialect.RESPONSES: responses.CODEC,
+    Dialect.CLAUDE: claude.CODEC,
+    Dialect.GEMINI: gemini.CODEC,
+}
+
+
+def decode_request(body: dict[str, Any], src: Dialect, *, model: str | None = None) -> Request:
+    """A client body as IR, with a `model(suffix)` applied to its reasoning settings."""
+    req = CODECS[src].decode_request(body)
+    base, suffix = split_thinking_suffix(model if model is not None else req.model)
+    req.model = base
+    if suffix is not None:
+        r = reasoning_from_suffix(suffix)
+        if r is not None:
+            if req.reasoning is not None and r.include_thoughts is None:
+                r.include_thoughts = req.reasoning.include_thoughts
+            req.reasoning = r
+    return req
+
+
+def translate_request(body: dict[str, Any], src: Dialect, dst: Dialect, *, model: str, stream: bool) -> dict[str, Any]:
+    """Client body (src dialect) → upstream body (dst dialect) for upstream `model` (suffix allowed)."""
+    req = decode_request(body, src, model=model)
+    req.stream = stream
+    out = CODECS[dst].encode_request(req)
+    if dst is Dialect.GEMINI:
+        out.pop("model", None)  # Gemini takes the model from the URL
+    return out
+
+
+def translate_response(body: dict[str, Any], src: Dialect, dst: Dialect, *, model: str) -> dict[str, Any]:
+    """Upstream non-stream JSON (src) → client non-stream JSON (dst), showing `model` to the client."""
+    resp = CODECS[src].decode_response(body)
+    resp.model = model
+    return CODECS[dst].encode_response(resp)
+
+
+class StreamTranslator:
+    """One upstream stream (src dialect) → client SSE bytes (dst dialect), event by event."""
+
+    __slots__ = ("_decoder", "_encoder", "_finished", "usage")
+
+    def __init__(self, src: Dialect, dst: Dialect, *, model: str) -> None:
+        self._decoder: StreamDecoder = CODECS[src].stream_decoder()
+        self._encoder: StreamEncoder = CODECS[dst].stream_encoder(model)
+        self._finished = False
+        self.usage: Usage | None = None
+
+    def feed(self, event: SSEEvent) -> bytes:
+        if self._finished:
+            return b""
+        try:
+            events = self._decoder.decode(event)
+        except ValueError:  # a malformed upstream chunk is skipped, not fatal
+            return b""
+        if not events:
+            return b""
+        encode = self._encoder.encode
+        out = []
+        for ev in events:
+            if isinstance(ev, Finish | ErrorEvent):
+                self._finished = True
+                if isinstance(ev, Finish) and ev.usage is not None:
+                    self.usage = ev.usage
+            out.append(encode(ev))
+        u = getattr(self._decoder, "usage", None)
+        if u is not None:
+            self.usage = u
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """At upstream EOF: the closing frames the client still needs."""
+        if self._finished:
+            return self._encoder.finish()
+        self._finished = True
+        out = [self._encoder.encode(ev) for ev in self._decoder.finish()]
+        out.append(self._encoder.finish())
+        u = getattr(self._decoder, "usage", None)
+        if u is not None:
+            self.usage = u
+        return b"".join(out)
+
+    def error(self, status: int, message: str) -> bytes:
+        """A mid-stream error in the client's dialect; nothing is written after it."""
+        self._finished = True
+        return self._encoder.error(status, message)
+
+
+class StreamAggregator:
+    """An upstream stream → the non-stream JSON of the SAME dialect (for upstreams that always stream)."""
+
+    __slots__ = ("_builder", "_completed", "_decoder", "_dialect", "_model")
+
+    def __init__(self, dialect: Dialect, *, model: str) -> None:
+        self._dialect = dialect
+        self._model = model
+        self._decoder: StreamDecoder = CODECS[dialect].stream_decoder()
+        self._builder = ResponseBuilder()
+        self._completed: dict[str, Any] | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._builder.usage
+
+    @property
+    def error(self) -> ErrorEvent | None:
+        """The upstream's in-stream error, if it sent one (the caller answers with an error status)."""
+        return self._builder.error
+
+    def feed(self, event: SSEEvent) -> None:
+        if self._dialect is Dialect.RESPONSES and (
+            event.event == "response.completed" or b'"response.completed"' in event.data[:64]
+        ):
+            # The terminal event already holds the full response object; keep it verbatim.
+            try:
+                d = jsonio.loads(event.data)
+                if isinstance(d.get("response"), dict) and d["response"].get("output"):
+                    self._completed = d["response"]
+            except ValueError:
+                pass
+        try:
+            events = self._decoder.decode(event)
+        except ValueError:
+            return
+        for ev in events:
+            self._builder.add(ev)
+
+    def result(self) -> dict[str, Any]:
+        for ev in self._decoder.finish():
+            self._builder.add(ev)
+        if self._completed is not None:
+            return self._completed
+        resp = self._builder.result()
+        resp.model = self._model or resp.model
+        return CODECS[self._dialect].encode_response(resp)
+
+
+def usage_from_response(dialect: Dialect, body: dict[str, Any]) -> Usage | None:
+    """Usage of a non-stream body of any dialect (also on passthrough traffic)."""
+    return CODECS[dialect].usage_from_response(body)
+
+
+def usage_from_event(dialect: Dialect, event_data: dict[str, Any]) -> Usage | None:
+    """Usage carried by one parsed stream event, if any (chat usage chunk, claude message_delta, …).
+
+    Claude splits it: `message_start` has the input side, `message_delta` the output side (with zero
+    input in most cases); callers keep the maximum of each field.
+    """
+    return CODECS[dialect].usage_from_event(event_data)

@@ -1,0 +1,253 @@
+"""The neutral representation every codec decodes into and encodes from.
+
+One hub instead of N×N pair translators: each dialect only knows how to map itself to these types.
+Conventions that every codec follows:
+- `Usage.input_tokens` counts the whole prompt, cached and cache-creation tokens included (the OpenAI
+  convention); `output_tokens` includes reasoning tokens. Codecs whose wire splits them (Claude,
+  Gemini) add or subtract on the way in and out.
+- Tool results live in `user` messages (as Claude puts them); a `system` message inside `messages`
+  is a mid-conversation system entry (leading ones go to `Request.system`).
+- Tool-call arguments are always a JSON *string*, as streamed; codecs that need an object parse it.
+- Stream block indexes are the decoder's own, increasing from 0; encoders map them to their wire.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Family = Literal["claude", "openai", "gemini"]
+"""Who produced an opaque thinking signature; only the same family can verify it."""
+
+StopReason = Literal["stop", "stop_sequence", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(slots=True)
+class TextPart:
+    text: str
+    cache: bool = False  # an Anthropic `cache_control` mark on this block
+
+
+@dataclass(slots=True)
+class ImagePart:
+    """An image given inline (`data`, base64) or by `url`."""
+
+    data: str | None = None
+    url: str | None = None
+    media_type: str | None = None
+    cache: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> ImagePart:
+        """A `data:` URL becomes inline base64 (the form Claude and Gemini need); others stay URLs."""
+        if url.startswith("data:"):
+            head, _, data = url.partition(",")
+            media = head[5:].split(";", 1)[0] or None
+            return cls(data=data, media_type=media)
+        return cls(url=url)
+
+    def as_url(self) -> str:
+        """The OpenAI form: the URL, or a `data:` URL for inline bytes."""
+        if self.data is not None:
+            return f"data:{self.media_type or 'image/png'};base64,{self.data}"
+        return self.url or ""
+
+
+@dataclass(slots=True)
+class ToolCallPart:
+    id: str
+    name: str
+    arguments: str  # JSON text
+    signature: str | None = None  # Gemini thought signature attached to the call
+    family: Family | None = None
+
+
+@dataclass(slots=True)
+class ToolResultPart:
+    call_id: str
+    content: list[TextPart | ImagePart]
+    is_error: bool = False
+    name: str | None = None  # Gemini answers by function name; filled in when known
+    cache: bool = False
+
+
+@dataclass(slots=True)
+class ThinkingPart:
+    text: str
+    signature: str | None = None  # Claude signature, Responses encrypted_content, Gemini thoughtSignature
+    family: Family | None = None
+    redacted: bool = False  # Claude `redacted_thinking`: `signature` holds its opaque data
+    item_id: str | None = None  # Responses reasoning item id
+
+
+Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
+Role = Literal["user", "assistant", "system"]
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    parts: list[Part]
+
+
+@dataclass(slots=True)
+class Tool:
+    name: str
+    description: str | None
+    parameters: dict[str, Any]  # JSON schema (lower-case types)
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    mode: Literal["auto", "none", "required", "tool"]
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    kind: Literal["text", "json_object", "json_schema"]
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class Reasoning:
+    """Reasoning settings; `effort` and `budget` may both be set, encoders pick what their wire takes."""
+
+    effort: str | None = None  # none | minimal | low | medium | high | xhigh
+    budget: int | None = None  # tokens; -1 = dynamic
+    adaptive: bool = False  # Claude adaptive thinking / Gemini dynamic budget
+    include_thoughts: bool | None = None
+    summary: str | None = None  # Responses reasoning.summary
+
+
+@dataclass(slots=True)
+class Request:
+    model: str = ""
+    system: list[TextPart] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] = field(default_factory=list)
+    response_format: ResponseFormat | None = None
+    reasoning: Reasoning | None = None
+    stream: bool = False
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Response:
+    id: str
+    model: str
+    parts: list[Part]
+    stop_reason: StopReason = "stop"
+    usage: Usage | None = None
+    created: int = 0
+
+
+def new_id(prefix: str) -> str:
+    """A random id in the style of the dialect (`call_…`, `msg_…`); ids only need to be unique."""
+    return prefix + os.urandom(12).hex()
+
+
+def text_of(parts: list[TextPart | ImagePart]) -> str:
+    """The text of a tool result, for dialects whose tool results are a plain string."""
+    if len(parts) == 1 and isinstance(parts[0], TextPart):
+        return parts[0].text
+    return "".join(p.text for p in parts if isinstance(p, TextPart))
+
+
+# ---- stream events -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StreamStart:
+    id: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class TextDelta:
+    index: int
+    text: str
+
+
+@dataclass(slots=True)
+class ThinkingDelta:
+    index: int
+    text: str
+    signature: str | None = None
+    family: Family | None = None
+    redacted: bool = False
+
+
+@dataclass(slots=True)
+class ToolCallStart:
+    index: int
+    id: str
+    name: str
+    signature: str | None = None
+    family: Family | None = None
+
+
+@dataclass(slots=True)
+class ToolArgsDelta:
+    index: int
+    delta: str
+
+
+@dataclass(slots=True)
+class BlockStop:
+    index: int
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    usage: Usage
+
+
+@dataclass(slots=True)
+class Finish:
+    stop_reason: StopReason
+    usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class ErrorEvent:
+    status: int
+    message: str
+
+
+StreamEvent = (
+    StreamStart
+    | TextDelta
+    | ThinkingDelta
+    | ToolCallStart
+    | ToolArgsDelta
+    | BlockStop
+    | UsageEvent
+    | Finish
+    | ErrorEvent
+)
