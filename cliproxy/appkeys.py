@@ -12,7 +12,10 @@ if TYPE_CHECKING:
     from cliproxy.api.ws_relay import RelaySessions
     from cliproxy.credentials.service import CredentialService
     from cliproxy.logs import Redactor
+    from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
+    from cliproxy.policy import PolicyState
+    from cliproxy.usage_db import UsageDB
     from cliproxy.watch import Reloader
 
 RUNTIME = web.AppKey("runtime", RuntimeHolder)
@@ -20,4 +23,7 @@ MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
 REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
+CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
+POLICY: web.AppKey[PolicyState] = web.AppKey("policy")  # per-key rate windows, in-flight counts, usage ledger
+USAGE_DB: web.AppKey[UsageDB] = web.AppKey("usage_db")  # the SQLite usage file (absent when disabled)
 CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")  # token session, refresher, logins

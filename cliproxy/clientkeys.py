@@ -30,6 +30,8 @@ class ClientIdentity:
     name: str
     digest: bytes
     policy: ClientKey | None = None
+    expires_at: float | None = None  # UTC epoch seconds (from `policy.expires`), parsed once per snapshot
+    limited: bool = False  # the policy has scopes or limits that dispatch must check
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ def build_key_table(keys: tuple[str | ClientKey, ...]) -> KeyTable:
         else:
             digest = bytes.fromhex(item.key_sha256) if item.key_sha256 else hashlib.sha256(item.key.encode()).digest()
             label = item.name or (redact(item.key) if item.key else f"sha256:{item.key_sha256[:8]}")
-            table[digest] = ClientIdentity(label, label, digest, item)
+            table[digest] = ClientIdentity(label, label, digest, item, item.expires_at, item.has_limits)
     return KeyTable(table)
 
 

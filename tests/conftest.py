@@ -28,6 +28,14 @@ def app_from_config(path: Path) -> web.Application:
     return build_app(holder)
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`~` is a temp dir: the default auth-dir (and its usage.sqlite3) never touch the real home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
 @pytest.fixture
 async def proxy(tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]) -> ProxyFactory:
     """`await proxy(yaml_text)` → a running TestServer of cliproxy with that config."""

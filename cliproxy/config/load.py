@@ -49,7 +49,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "ClientKey", "function-after[_has_secret(), ClientKey]"):
+        elif part in ("str", "constrained-str", "ClientKey", "function-after[_has_secret(), ClientKey]"):
             continue  # union-branch names pydantic adds to locations
         else:
             out += f".{part}" if out else str(part)

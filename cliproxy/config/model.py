@@ -197,6 +197,7 @@ class VertexKey(_CredentialFields):
 class ClaudeCloak(Section):
     mode: Literal["auto", "always", "never"] = "auto"
     strict_mode: bool = False
+    relaxed_system_prompt: bool = False
     sensitive_words: tuple[str, ...] = ()
     cache_user_id: bool = False
 
@@ -267,8 +268,34 @@ class OAuthAlias(Section):
     force_mapping: bool = False
 
 
+def parse_expiry(value: str) -> float | None:
+    """`expires` as a UTC epoch: an ISO date means "valid through that day (UTC)"; a datetime
+    without a zone is UTC. '' → None (never expires). Raises ValueError with a usable message."""
+    import datetime as dt
+
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+            return end.timestamp()
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a date or time: {value!r} (use 2026-12-31 or 2026-12-31T18:00:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
 class ClientKey(Section):
-    """A client key as an object (per-key scopes and limits); plain strings keep their old meaning."""
+    """A client key as an object (per-key scopes and limits); plain strings keep their old meaning.
+
+    `models` holds glob patterns (`claude-*`, case-insensitive) over the ids `/v1/models` lists;
+    empty means every model. Limits left unset do not apply. `max-budget-usd` is counted per
+    `budget-period` (UTC calendar day, ISO week, month) from litellm's bundled price data.
+    """
 
     name: str = ""
     key: str = ""
@@ -276,12 +303,30 @@ class ClientKey(Section):
     models: tuple[str, ...] = ()
     disabled: bool = False
     expires: str = ""
-    max_requests_per_minute: int | None = None
-    max_tokens_per_day: int | None = None
-    max_budget_usd: float | None = None
+    max_requests_per_minute: int | None = Field(default=None, ge=1)
+    max_tokens_per_day: int | None = Field(default=None, ge=0)
+    max_budget_usd: float | None = Field(default=None, ge=0)
     budget_period: Literal["day", "week", "month"] = "month"
-    max_concurrent: int | None = None
+    max_concurrent: int | None = Field(default=None, ge=1)
     allow_unknown_price: bool = False
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _valid_expiry(cls, value: Any) -> Any:
+        import datetime as dt
+
+        if value is None:
+            return ""
+        if isinstance(value, dt.datetime | dt.date):  # YAML parses unquoted dates itself
+            value = value.isoformat()
+        if isinstance(value, str):
+            parse_expiry(value)
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _clean_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.strip() for p in value if p.strip()))
 
     @model_validator(mode="after")
     def _has_secret(self) -> ClientKey:
@@ -290,6 +335,23 @@ class ClientKey(Section):
         if self.key_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.key_sha256):
             raise ValueError("key-sha256 must be 64 hex characters")
         return self
+
+    @property
+    def expires_at(self) -> float | None:
+        return parse_expiry(self.expires)
+
+    @property
+    def has_limits(self) -> bool:
+        """Anything to check per request beyond the front door (model scope, rates, allowances)."""
+        return bool(self.models) or any(
+            v is not None
+            for v in (
+                self.max_requests_per_minute,
+                self.max_tokens_per_day,
+                self.max_budget_usd,
+                self.max_concurrent,
+            )
+        )
 
 
 class TLS(Section):
@@ -325,6 +387,7 @@ class Routing(Section):
     strategy: str = "round-robin"
     session_affinity: bool = False
     session_affinity_ttl: str = "1h"
+    session_affinity_subagents: bool = True
 
     @field_validator("strategy")
     @classmethod
@@ -398,6 +461,18 @@ class Config(Section):
                 seen.add(item)
             out.append(item)
         return out
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_names(cls, value: tuple[str | ClientKey, ...]) -> tuple[str | ClientKey, ...]:
+        """Usage, budgets and the keys API find a key object by its name, so names must be unique."""
+        seen: set[str] = set()
+        for item in value:
+            if isinstance(item, ClientKey) and item.name:
+                if item.name in seen:
+                    raise ValueError(f"two client keys are named {item.name!r} (names must be unique)")
+                seen.add(item.name)
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -10,17 +10,29 @@ import importlib
 
 from aiohttp import web
 
-from cliproxy.appkeys import MGMT_GUARD
+from cliproxy.appkeys import CONFIG_WRITER, MGMT_GUARD
 from cliproxy.management.guard import GuardState, add_management_headers, management_guard
+from cliproxy.management.roles import viewer_filter
 
 PREFIX = "/v0/management"
 
 # One module per resource group, each with `routes: web.RouteTableDef`.
-RESOURCE_MODULES: tuple[str, ...] = ("cliproxy.management.config_api", "cliproxy.management.oauth")
+RESOURCE_MODULES: tuple[str, ...] = (
+    "cliproxy.management.config_api",
+    "cliproxy.management.config_file",
+    "cliproxy.management.scalars",
+    "cliproxy.management.api_keys",
+    "cliproxy.management.providers",
+    "cliproxy.management.auth_files",
+    "cliproxy.management.usage_api",
+    "cliproxy.management.client_keys",
+    "cliproxy.management.oauth",
+)
 
 
 def build_management_app() -> web.Application:
-    mgmt = web.Application(middlewares=[management_guard()])
+    # The guard decides the role; the viewer filter then keeps viewers read-only and redacted.
+    mgmt = web.Application(middlewares=[management_guard(), viewer_filter()])
     mgmt[MGMT_GUARD] = GuardState()
     mgmt.on_response_prepare.append(add_management_headers)
     for name in RESOURCE_MODULES:
@@ -30,5 +42,8 @@ def build_management_app() -> web.Application:
 
 
 def install(app: web.Application) -> None:
-    """`FEATURES` hook: mount the management sub-app."""
+    """`FEATURES` hook: mount the management sub-app; its config writer lives on the root app."""
+    from cliproxy.management.config_writer import ConfigWriter
+
+    app[CONFIG_WRITER] = ConfigWriter(app)
     app.add_subapp(PREFIX, build_management_app())

@@ -9,6 +9,7 @@ everything else passes to its handler (management has its own guard).
 from __future__ import annotations
 
 from random import getrandbits
+from time import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -96,18 +97,35 @@ def presented_keys(request: web.Request) -> list[str]:
     return found
 
 
+def key_refusal(identity: ClientIdentity) -> str | None:
+    """Why a known key object may not be used now (disabled, expired), or None. Plain keys never get here."""
+    policy = identity.policy
+    if policy is not None and policy.disabled:
+        return "API key disabled"
+    if identity.expires_at is not None and time() >= identity.expires_at:
+        return "API key expired"
+    return None
+
+
 def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
-    """The matching identity, or the 401 message (`Missing API key` / `Invalid API key`)."""
+    """The matching identity, or the 401 message (`Missing API key` / `Invalid API key` /
+    `API key disabled` / `API key expired`)."""
     if keys.open:
         return OPEN_IDENTITY
     candidates = presented_keys(request)
     if not candidates:
         return "Missing API key"
+    refused: str | None = None
     for candidate in candidates:
         identity = keys.lookup(candidate)
         if identity is not None:
-            return identity
-    return "Invalid API key"
+            if identity.policy is None:  # plain-string key: nothing more to check
+                return identity
+            reason = key_refusal(identity)
+            if reason is None:
+                return identity
+            refused = refused or reason  # a later source may still hold a usable key
+    return refused or "Invalid API key"
 
 
 def dialect_error(

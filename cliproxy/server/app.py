@@ -35,6 +35,7 @@ FEATURES: tuple[str, ...] = (
     "cliproxy.watch:install",
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",
+    "cliproxy.policy:install",
     "cliproxy.credentials.service:install",
     "cliproxy.management.oauth:install",
 )
@@ -82,7 +83,7 @@ def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None)
     app[RUNTIME] = holder
     app.on_response_prepare.append(add_cors_headers)
     app.router.add_get("/", root)
-    app.router.add_route("GET", "/healthz", healthz)
+    app.router.add_get("/healthz", healthz)  # HEAD too (spec §8.1 health checks)
     add_client_routes(app)
     for spec in FEATURES if features is None else features:
         module_name, _, func_name = spec.partition(":")

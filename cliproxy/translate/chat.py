@@ -490,6 +490,13 @@ class ChatStreamEncoder:
         return stream_error_frame(Dialect.CHAT, status, message)
 
 
+def set_reasoning(body: dict[str, Any], r: Reasoning, model: str) -> None:
+    """Same-dialect requests: put a model-suffix reasoning setting into a chat body."""
+    effort = "none" if is_off(r) else effort_for(r)
+    if effort:
+        body["reasoning_effort"] = effort
+
+
 CODEC = Codec(
     decode_request=decode_request,
     encode_request=encode_request,
@@ -499,4 +506,5 @@ CODEC = Codec(
     stream_encoder=ChatStreamEncoder,
     usage_from_response=usage_from_response,
     usage_from_event=usage_from_event,
+    set_reasoning=set_reasoning,
 )

@@ -36,6 +36,7 @@ from cliproxy.translate.ir import (
     UsageEvent,
 )
 from cliproxy.translate.reasoning import budget_for, is_off
+from cliproxy.translate.signatures import unwrap, wrap
 from cliproxy.translate.sse import SSEEvent
 
 DEFAULT_MAX_TOKENS = 8192  # Claude requires max_tokens; other dialects may omit it
@@ -111,7 +112,8 @@ def _blocks_in(content: Any) -> list[Part]:
             if img is not None:
                 parts.append(img)
         elif kind == "thinking":
-            parts.append(ThinkingPart(b.get("thinking") or "", b.get("signature") or None, "claude"))
+            family, sig = unwrap(b.get("signature") or None, native="claude")
+            parts.append(ThinkingPart(b.get("thinking") or "", sig, family))
         elif kind == "redacted_thinking":
             parts.append(ThinkingPart("", b.get("data"), "claude", redacted=True))
     return parts
@@ -247,22 +249,14 @@ def encode_request(req: Request) -> dict[str, Any]:
     max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
     thinking_on = False
     r = req.reasoning
-    if r is not None and not is_off(r):
-        thinking_on = True
-        if r.adaptive and r.budget in (None, -1):
-            body["thinking"] = {"type": "adaptive"}
-        else:
-            budget = max(1024, budget_for(r))
-            if max_tokens <= budget:
-                max_tokens = budget + 4096
-            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        if _lost_thinking(messages):
+    if r is not None:
+        body["thinking"], max_tokens = thinking_for(r, max_tokens)
+        thinking_on = body["thinking"]["type"] != "disabled"
+        if thinking_on and _lost_thinking(messages):
             # An assistant tool turn without its signed thinking block is rejected while thinking is on;
             # the history came from another family, so this turn runs without thinking.
             del body["thinking"]
             thinking_on = False
-    elif r is not None:
-        body["thinking"] = {"type": "disabled"}
     body["max_tokens"] = max_tokens
     if not thinking_on:  # Claude refuses sampling settings while thinking
         if req.temperature is not None:
@@ -300,6 +294,24 @@ def encode_request(req: Request) -> dict[str, Any]:
     if req.stream:
         body["stream"] = True
     return body
+
+
+def thinking_for(r: Reasoning, max_tokens: int) -> tuple[dict[str, Any], int]:
+    """Claude's `thinking` for IR reasoning, and a max_tokens that leaves room above the budget."""
+    if is_off(r):
+        return {"type": "disabled"}, max_tokens
+    if r.adaptive and r.budget in (None, -1):
+        return {"type": "adaptive"}, max_tokens
+    budget = max(1024, budget_for(r))  # Claude's minimum budget
+    return {"type": "enabled", "budget_tokens": budget}, max(max_tokens, budget + 4096)
+
+
+def set_reasoning(body: dict[str, Any], r: Reasoning, model: str) -> None:
+    """Same-dialect requests: put a model-suffix reasoning setting into a Claude body."""
+    body["thinking"], body["max_tokens"] = thinking_for(r, as_int(body.get("max_tokens")) or DEFAULT_MAX_TOKENS)
+    if body["thinking"]["type"] != "disabled":
+        for key in ("temperature", "top_p", "top_k"):
+            body.pop(key, None)
 
 
 def _lost_thinking(messages: list[dict[str, Any]]) -> bool:
@@ -359,7 +371,8 @@ def _response_block(p: Part) -> dict[str, Any] | None:
     if isinstance(p, ThinkingPart):
         if p.redacted:
             return {"type": "redacted_thinking", "data": p.signature or ""} if p.family == "claude" else None
-        return {"type": "thinking", "thinking": p.text, "signature": p.signature if p.family == "claude" else ""}
+        sig = wrap(p.family, p.signature, native="claude") if p.signature else ""
+        return {"type": "thinking", "thinking": p.text, "signature": sig}
     return None
 
 
@@ -585,9 +598,10 @@ class ClaudeStreamEncoder:
             out, idx = self._block(ev.index, {"type": "thinking", "thinking": "", "signature": ""})
             if ev.text:
                 out += self._delta(idx, {"type": "thinking_delta", "thinking": ev.text})
-            if ev.signature and ev.family == "claude":
+            if ev.signature:
                 self._sig[idx] = True
-                out += self._delta(idx, {"type": "signature_delta", "signature": ev.signature})
+                sig = wrap(ev.family, ev.signature, native="claude")
+                out += self._delta(idx, {"type": "signature_delta", "signature": sig})
             return pre + out
         if isinstance(ev, ToolCallStart):
             self._tools = True
@@ -644,4 +658,5 @@ CODEC = Codec(
     stream_encoder=ClaudeStreamEncoder,
     usage_from_response=usage_from_response,
     usage_from_event=usage_from_event,
+    set_reasoning=set_reasoning,
 )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cliproxy.translate.ir import Request, Response, StreamEvent, Usage
+from cliproxy.translate.ir import Reasoning, Request, Response, StreamEvent, Usage
 from cliproxy.translate.sse import SSEEvent
 
 
@@ -44,6 +44,7 @@ class Codec:
     stream_encoder: Callable[[str], StreamEncoder]  # the client-visible model
     usage_from_response: Callable[[dict[str, Any]], Usage | None]
     usage_from_event: Callable[[dict[str, Any]], Usage | None]
+    set_reasoning: Callable[[dict[str, Any], Reasoning, str], None]  # in place, for same-dialect bodies
 
 
 def as_int(value: Any) -> int:

@@ -22,8 +22,10 @@ __all__ = [
     "PayloadRules",
     "StreamAggregator",
     "StreamTranslator",
+    "TranslationError",
     "Usage",
     "apply_payload_rules",
+    "apply_thinking_suffix",
     "count_tokens_estimate",
     "decode_request",
     "split_thinking_suffix",
@@ -32,6 +34,13 @@ __all__ = [
     "usage_from_event",
     "usage_from_response",
 ]
+
+_BAD_SHAPE = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+class TranslationError(ValueError):
+    """A body whose shape the source dialect does not allow (a client 400, or an upstream 502)."""
+
 
 CODECS: dict[Dialect, Codec] = {
     Dialect.CHAT: chat.CODEC,
@@ -55,21 +64,50 @@ def decode_request(body: dict[str, Any], src: Dialect, *, model: str | None = No
     return req
 
 
+def apply_thinking_suffix(body: dict[str, Any], dialect: Dialect, *, model: str) -> tuple[dict[str, Any], str]:
+    """Same-dialect traffic: apply a `model(level|budget)` suffix to the body in place.
+
+    Returns the body and the base model name (also written to `body["model"]` where the dialect has
+    one). A model without a suffix leaves the body untouched, so passthrough bytes can be reused.
+    """
+    base, suffix = split_thinking_suffix(model)
+    if suffix is None:
+        return body, model
+    r = reasoning_from_suffix(suffix)
+    if r is not None:
+        CODECS[dialect].set_reasoning(body, r, base)
+    if dialect is not Dialect.GEMINI:
+        body["model"] = base
+    return body, base
+
+
 def translate_request(body: dict[str, Any], src: Dialect, dst: Dialect, *, model: str, stream: bool) -> dict[str, Any]:
-    """Client body (src dialect) → upstream body (dst dialect) for upstream `model` (suffix allowed)."""
-    req = decode_request(body, src, model=model)
-    req.stream = stream
-    out = CODECS[dst].encode_request(req)
+    """Client body (src dialect) → upstream body (dst dialect) for upstream `model` (suffix allowed).
+
+    Raises `TranslationError` when the body is not a valid `src` request.
+    """
+    try:
+        req = decode_request(body, src, model=model)
+        req.stream = stream
+        out = CODECS[dst].encode_request(req)
+    except _BAD_SHAPE as exc:
+        raise TranslationError(f"invalid {src.value} request: {type(exc).__name__}: {exc}") from exc
     if dst is Dialect.GEMINI:
         out.pop("model", None)  # Gemini takes the model from the URL
     return out
 
 
 def translate_response(body: dict[str, Any], src: Dialect, dst: Dialect, *, model: str) -> dict[str, Any]:
-    """Upstream non-stream JSON (src) → client non-stream JSON (dst), showing `model` to the client."""
-    resp = CODECS[src].decode_response(body)
-    resp.model = model
-    return CODECS[dst].encode_response(resp)
+    """Upstream non-stream JSON (src) → client non-stream JSON (dst), showing `model` to the client.
+
+    Raises `TranslationError` when the upstream body is not a valid `src` response.
+    """
+    try:
+        resp = CODECS[src].decode_response(body)
+        resp.model = model
+        return CODECS[dst].encode_response(resp)
+    except _BAD_SHAPE as exc:
+        raise TranslationError(f"invalid {src.value} response: {type(exc).__name__}: {exc}") from exc
 
 
 class StreamTranslator:
@@ -88,7 +126,7 @@ class StreamTranslator:
             return b""
         try:
             events = self._decoder.decode(event)
-        except ValueError:  # a malformed upstream chunk is skipped, not fatal
+        except _BAD_SHAPE:  # a malformed upstream chunk is skipped, not fatal
             return b""
         if not events:
             return b""
@@ -157,7 +195,7 @@ class StreamAggregator:
                 pass
         try:
             events = self._decoder.decode(event)
-        except ValueError:
+        except _BAD_SHAPE:
             return
         for ev in events:
             self._builder.add(ev)

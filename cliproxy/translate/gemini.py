@@ -648,6 +648,22 @@ class GeminiStreamEncoder:
         return stream_error_frame(Dialect.GEMINI, status, message)
 
 
+def set_reasoning(body: dict[str, Any], r: Reasoning, model: str) -> None:
+    """Same-dialect requests: put a model-suffix reasoning setting into a Gemini body."""
+    key = "generation_config" if "generation_config" in body and "generationConfig" not in body else "generationConfig"
+    gc = body.get(key)
+    if not isinstance(gc, dict):
+        gc = body[key] = {}
+    old = _get(gc, "thinkingConfig", "thinking_config")
+    gc.pop("thinking_config", None)
+    tc = _thinking_out(r, model)
+    if isinstance(old, dict) and "includeThoughts" not in tc:
+        include = _get(old, "includeThoughts", "include_thoughts")
+        if include is not None:
+            tc["includeThoughts"] = include
+    gc["thinkingConfig"] = tc
+
+
 CODEC = Codec(
     decode_request=decode_request,
     encode_request=encode_request,
@@ -657,4 +673,5 @@ CODEC = Codec(
     stream_encoder=GeminiStreamEncoder,
     usage_from_response=usage_from_response,
     usage_from_event=usage_from_event,
+    set_reasoning=set_reasoning,
 )

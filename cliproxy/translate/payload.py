@@ -14,8 +14,24 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from cliproxy import jsonio
+from cliproxy.translate import Dialect
 
 _MISSING = object()
+
+# The names rules use (spec §8.7): `protocol` names the upstream format (a Responses upstream is
+# Codex), `from-protocol` the client's.
+PROTOCOL: dict[Dialect, str] = {
+    Dialect.CHAT: "openai",
+    Dialect.RESPONSES: "codex",
+    Dialect.CLAUDE: "claude",
+    Dialect.GEMINI: "gemini",
+}
+FROM_PROTOCOL: dict[Dialect, str] = {
+    Dialect.CHAT: "openai",
+    Dialect.RESPONSES: "responses",
+    Dialect.CLAUDE: "claude",
+    Dialect.GEMINI: "gemini",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,39 +157,55 @@ def has_path(body: Any, path: str) -> bool:
     return get_path(body, path) is not _MISSING
 
 
+def _descend(cur: Any, key: str, create: bool) -> Any:
+    """The child at `key`, copied (shallow) and put back, so edits never reach objects the
+    translated body shares with the client's original body."""
+    if isinstance(cur, list):
+        if not key.isdigit() or int(key) >= len(cur):
+            return None
+        child = cur[int(key)]
+        if isinstance(child, dict | list):
+            child = cur[int(key)] = child.copy()
+        return child
+    if not isinstance(cur, dict):
+        return None
+    child = cur.get(key)
+    if isinstance(child, dict | list):
+        child = cur[key] = child.copy()
+    elif create:
+        child = cur[key] = {}
+    else:
+        return None
+    return child
+
+
 def set_path(body: dict[str, Any], path: str, value: Any) -> None:
     """Set `path`, creating objects on the way (a numeric key indexes an existing list)."""
     keys = split_path(path)
     cur: Any = body
-    for i, key in enumerate(keys):
-        last = i == len(keys) - 1
-        if isinstance(cur, list):
-            if not key.isdigit() or int(key) >= len(cur):
-                return
-            if last:
-                cur[int(key)] = value
-                return
-            cur = cur[int(key)]
-            continue
-        if not isinstance(cur, dict):
+    for key in keys[:-1]:
+        cur = _descend(cur, key, create=True)
+        if cur is None:
             return
-        if last:
-            cur[key] = value
-            return
-        nxt = cur.get(key)
-        if not isinstance(nxt, dict | list):
-            nxt = cur[key] = {}
-        cur = nxt
+    last = keys[-1]
+    if isinstance(cur, dict):
+        cur[last] = value
+    elif isinstance(cur, list) and last.isdigit() and int(last) < len(cur):
+        cur[int(last)] = value
 
 
 def delete_path(body: dict[str, Any], path: str) -> None:
     keys = split_path(path)
-    parent = get_path(body, ".".join(k.replace(".", "\\.") for k in keys[:-1])) if len(keys) > 1 else body
-    key = keys[-1]
-    if isinstance(parent, dict):
-        parent.pop(key, None)
-    elif isinstance(parent, list) and key.isdigit() and int(key) < len(parent):
-        del parent[int(key)]
+    if not has_path(body, path):
+        return
+    cur: Any = body
+    for key in keys[:-1]:
+        cur = _descend(cur, key, create=False)
+    last = keys[-1]
+    if isinstance(cur, dict):
+        cur.pop(last, None)
+    elif isinstance(cur, list) and last.isdigit() and int(last) < len(cur):
+        del cur[int(last)]
 
 
 def _applies(

@@ -43,6 +43,7 @@ from cliproxy.translate.ir import (
     UsageEvent,
 )
 from cliproxy.translate.reasoning import effort_for, is_off
+from cliproxy.translate.signatures import unwrap, wrap
 from cliproxy.translate.sse import SSEEvent
 
 # ---- requests ------------------------------------------------------------------------------------
@@ -119,8 +120,8 @@ def decode_request(body: dict[str, Any]) -> Request:
                 _append(req.messages, "user", [ToolResultPart(item.get("call_id") or "", content)])
             elif kind == "reasoning":
                 text = "".join(s.get("text") or "" for s in item.get("summary") or ())
-                enc = item.get("encrypted_content")
-                _append(req.messages, "assistant", [ThinkingPart(text, enc, "openai", item_id=item.get("id"))])
+                family, enc = unwrap(item.get("encrypted_content"), native="openai")
+                _append(req.messages, "assistant", [ThinkingPart(text, enc, family, item_id=item.get("id"))])
     _flat_tools(body.get("tools"), req.tools)
     tc = body.get("tool_choice")
     if isinstance(tc, str) and tc in ("auto", "none", "required"):
@@ -196,10 +197,8 @@ def encode_request(req: Request) -> dict[str, Any]:
             elif isinstance(p, ThinkingPart) and p.family == "openai" and p.signature:
                 # Only encrypted reasoning can be replayed statelessly (store=false); the rest is dropped.
                 summary = [{"type": "summary_text", "text": p.text}] if p.text else []
-                item: dict[str, Any] = {"type": "reasoning", "summary": summary, "encrypted_content": p.signature}
-                if p.item_id:
-                    item["id"] = p.item_id
-                items.append(item)
+                rid = p.item_id or ir.new_id("rs_")
+                items.append({"type": "reasoning", "id": rid, "summary": summary, "encrypted_content": p.signature})
         flush()
     body: dict[str, Any] = {"model": req.model, "input": items}
     if req.system:
@@ -353,8 +352,8 @@ def _output_items(parts: list[Part]) -> list[dict[str, Any]]:
                 "id": p.item_id or ir.new_id("rs_"),
                 "summary": [{"type": "summary_text", "text": p.text}] if p.text else [],
             }
-            if p.family == "openai" and p.signature:
-                item["encrypted_content"] = p.signature
+            if p.signature:
+                item["encrypted_content"] = wrap(p.family, p.signature, native="openai")
             out.append(item)
     return out
 
@@ -689,8 +688,8 @@ class ResponsesStreamEncoder:
             if ev.redacted:
                 return pre
             out, it = self._item(ev.index, "reasoning")
-            if ev.signature and ev.family == "openai":
-                it.extra["encrypted_content"] = ev.signature
+            if ev.signature:
+                it.extra["encrypted_content"] = wrap(ev.family, ev.signature, native="openai")
             if ev.text:
                 base = {"item_id": it.id, "output_index": it.oi, "summary_index": 0}
                 if not it.content_open:
@@ -740,6 +739,14 @@ class ResponsesStreamEncoder:
         return frame
 
 
+def set_reasoning(body: dict[str, Any], r: Reasoning, model: str) -> None:
+    """Same-dialect requests: put a model-suffix reasoning setting into a Responses body."""
+    effort = "none" if is_off(r) else effort_for(r)
+    if effort:
+        current = body.get("reasoning")
+        body["reasoning"] = {**(current if isinstance(current, dict) else {}), "effort": effort}
+
+
 CODEC = Codec(
     decode_request=decode_request,
     encode_request=encode_request,
@@ -749,4 +756,5 @@ CODEC = Codec(
     stream_encoder=ResponsesStreamEncoder,
     usage_from_response=usage_from_response,
     usage_from_event=usage_from_event,
+    set_reasoning=set_reasoning,
 )

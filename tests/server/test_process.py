@@ -144,3 +144,12 @@ async def test_every_response_has_a_request_id(proxy: ProxyFactory) -> None:
                 assert re.fullmatch(r"[0-9a-f]{8}", rid), (path, rid)
                 seen.add(rid)
     assert len(seen) == 6
+
+
+async def test_healthz_answers_get_and_head(proxy: ProxyFactory) -> None:
+    server = await proxy("host: 127.0.0.1\napi-keys: [sk-some-key-1234]\n")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.make_url("/healthz")) as r:
+            assert r.status == 200 and await r.json() == {"status": "ok"}
+        async with session.head(server.make_url("/healthz")) as r:
+            assert r.status == 200

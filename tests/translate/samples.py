@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from cliproxy import jsonio
 from cliproxy.translate import Dialect
+from cliproxy.translate.ir import Request, TextPart, ToolCallPart, ToolResultPart
+
+Canonical = tuple[str, list[tuple[str, list[tuple[Any, ...]]]]]
 
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 GEMINI_SCHEMA = {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "required": ["city"]}
@@ -117,3 +121,29 @@ def tool_request(dialect: Dialect) -> dict[str, Any]:
             {"functionDeclarations": [{"name": "get_weather", "description": "weather", "parameters": GEMINI_SCHEMA}]}
         ],
     }
+
+
+def canonical(req: Request) -> Canonical:
+    """What must survive, independent of each wire's grouping: roles, texts, calls, results by call."""
+    calls: dict[str, tuple[str, Any]] = {}
+    turns: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for m in req.messages:
+        items: list[tuple[Any, ...]] = []
+        for p in m.parts:
+            if isinstance(p, TextPart):
+                if items and items[-1][0] == "text":
+                    items[-1] = ("text", items[-1][1] + p.text)
+                else:
+                    items.append(("text", p.text))
+            elif isinstance(p, ToolCallPart):
+                calls[p.id] = (p.name, jsonio.loads(p.arguments))
+                items.append(("call", p.name, jsonio.loads(p.arguments)))
+            elif isinstance(p, ToolResultPart):
+                name, call_args = calls[p.call_id]
+                text = "".join(x.text for x in p.content if isinstance(x, TextPart))
+                items.append(("result", name, call_args, text))
+        if turns and turns[-1][0] == m.role:
+            turns[-1][1].extend(items)
+        else:
+            turns.append((m.role, items))
+    return "\n\n".join(p.text for p in req.system), turns

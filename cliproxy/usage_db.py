@@ -1,0 +1,236 @@
+"""Usage records in an embedded SQLite file, so per-key budgets and allowances survive restarts.
+
+Records arrive synchronously from `UsageStore` subscribers on the event loop; `add` only appends
+to a list. A background task flushes the list in batches on one dedicated worker thread (the
+SQLite connection lives and dies on that thread), so the loop never waits on disk. Retention is
+bounded twice: rows older than `RETENTION_DAYS` and rows beyond `MAX_ROWS` are deleted, checked
+at open and then at most once per `PRUNE_INTERVAL`.
+
+At startup `daily_totals` gives the per-key, per-day sums the policy ledger needs; from then on
+the ledger counts in memory and the file is only written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETENTION_DAYS = 90
+MAX_ROWS = 1_000_000
+FLUSH_DELAY = 0.5  # seconds to gather a batch after the first record arrives
+PRUNE_INTERVAL = 3600.0
+MAX_PENDING = 100_000  # beyond this (disk stuck), the oldest unsaved records are dropped
+DISABLED_VALUES = frozenset({"off", "none", "false", "disabled"})
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("timestamp", "REAL NOT NULL"),
+    ("request_id", "TEXT"),
+    ("client_key", "TEXT NOT NULL"),
+    ("credential_id", "TEXT"),
+    ("auth_index", "TEXT"),
+    ("provider", "TEXT"),
+    ("model", "TEXT"),
+    ("alias", "TEXT"),
+    ("client_dialect", "TEXT"),
+    ("upstream_dialect", "TEXT"),
+    ("endpoint", "TEXT"),
+    ("status", "INTEGER"),
+    ("failed", "INTEGER"),
+    ("latency_ms", "REAL"),
+    ("ttft_ms", "REAL"),
+    ("input_tokens", "INTEGER"),
+    ("output_tokens", "INTEGER"),
+    ("cached_tokens", "INTEGER"),
+    ("reasoning_tokens", "INTEGER"),
+    ("cache_creation_tokens", "INTEGER"),
+    ("total_tokens", "INTEGER"),
+    ("cost_usd", "REAL"),
+    ("stream", "INTEGER"),
+)
+_NAMES = tuple(name for name, _ in COLUMNS)
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY, "
+    + ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
+    + ")",
+    "CREATE INDEX IF NOT EXISTS usage_key_time ON usage (client_key, timestamp)",
+    "CREATE INDEX IF NOT EXISTS usage_time ON usage (timestamp)",
+)
+INSERT = f"INSERT INTO usage ({', '.join(_NAMES)}) VALUES ({', '.join('?' for _ in _NAMES)})"
+
+Row = tuple[Any, ...]
+DailyTotal = tuple[str, int, int, int, float, int]  # key, day number, requests, tokens, cost, unknown-cost
+
+
+def resolve_path(setting: str, auth_dir: Path, config_dir: Path) -> Path | None:
+    """`usage-db` from the config: '' → `<auth-dir>/usage.sqlite3`; `off` → None; relative → config dir."""
+    value = setting.strip()
+    if value.lower() in DISABLED_VALUES:
+        return None
+    if not value:
+        return auth_dir / "usage.sqlite3"
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else config_dir / path
+
+
+def row_of(record: Any) -> Row:
+    out: list[Any] = []
+    for name in _NAMES:
+        value = getattr(record, name, None)
+        out.append(int(value) if isinstance(value, bool) else value)
+    return tuple(out)
+
+
+class UsageDB:
+    """One SQLite file of usage rows; every method that touches it runs on its own thread."""
+
+    def __init__(self, path: Path, *, retention_days: int = RETENTION_DAYS, max_rows: int = MAX_ROWS) -> None:
+        self.path = path
+        self.retention_days = retention_days
+        self.max_rows = max_rows
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-db")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[Row] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
+        self.written = 0  # rows committed by this process (for tests and status)
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+
+    # -- lifecycle (event loop) ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open an existing file (schema, prune) and start the background writer.
+
+        A missing file (and auth-dir) is only created by the first write, so a server that never
+        served a request leaves no trace on disk.
+        """
+        if await self._run(self.path.exists):
+            await self._run(self._open)
+        self._task = asyncio.create_task(self._flusher(), name="usage-db-writer")
+
+    async def close(self) -> None:
+        """Write what is pending and close the file."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self._flush()
+        finally:
+            await self._run(self._close)
+            self._pool.shutdown(wait=False)
+
+    def add(self, record: Any) -> None:
+        """Queue one usage record (called on the loop, never blocks)."""
+        pending = self._pending
+        pending.append(row_of(record))
+        if len(pending) > MAX_PENDING:
+            del pending[: len(pending) - MAX_PENDING]
+        self._wake.set()
+
+    async def daily_totals(self, since: float) -> list[DailyTotal]:
+        """Per key and UTC day since `since`: requests, tokens, known cost, requests of unknown cost."""
+        return await self._run(self._daily_totals, since)
+
+    async def flush(self) -> None:
+        """Write everything queued so far (tests; shutdown)."""
+        await self._flush()
+
+    # -- background ------------------------------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(FLUSH_DELAY)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._wake.clear()
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            await self._run(self._write, batch)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("usage-db: could not write %d usage rows to %s: %s", len(batch), self.path, exc)
+
+    # -- worker thread ---------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            self.path.touch(mode=0o600)
+        conn = sqlite3.connect(self.path, timeout=10.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for statement in SCHEMA:
+            conn.execute(statement)
+        conn.commit()
+        self._conn = conn
+        self._prune()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _write(self, batch: list[Row]) -> None:
+        if self._conn is None:
+            self._open()
+        conn = self._conn
+        assert conn is not None
+        with conn:
+            conn.executemany(INSERT, batch)
+        self.written += len(batch)
+        if time.monotonic() - self._last_prune > PRUNE_INTERVAL:
+            self._prune()
+
+    def _prune(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        self._last_prune = time.monotonic()
+        cutoff = time.time() - self.retention_days * 86_400
+        with conn:
+            conn.execute("DELETE FROM usage WHERE timestamp < ?", (cutoff,))
+            conn.execute(
+                "DELETE FROM usage WHERE id <= (SELECT id FROM usage ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (self.max_rows,),
+            )
+
+    def _daily_totals(self, since: float) -> list[DailyTotal]:
+        conn = self._conn
+        if conn is None:
+            return []
+        cursor = conn.execute(
+            "SELECT client_key, CAST(timestamp / 86400 AS INTEGER) AS day, COUNT(*), "
+            "COALESCE(SUM(CASE WHEN total_tokens > 0 THEN total_tokens ELSE "
+            "input_tokens + output_tokens + cached_tokens + cache_creation_tokens END), 0), "
+            "COALESCE(SUM(cost_usd), 0.0), SUM(cost_usd IS NULL) "
+            "FROM usage WHERE timestamp >= ? GROUP BY client_key, day",
+            (since,),
+        )
+        return [(str(k), int(d), int(n), int(t), float(c), int(u)) for k, d, n, t, c, u in cursor]
+
+    def count(self) -> int:
+        """Rows in the file (blocking; tests and the CLI only)."""
+        conn = sqlite3.connect(self.path)
+        try:
+            (n,) = conn.execute("SELECT COUNT(*) FROM usage").fetchone()
+            return int(n)
+        finally:
+            conn.close()
