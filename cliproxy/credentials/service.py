@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +23,7 @@ from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.providers import ProviderSettings
 from cliproxy.credentials.providers.vertex import VertexTokenSource
 from cliproxy.credentials.refresh import CredentialRefresher
-from cliproxy.credentials.store import AuthFileCredential
+from cliproxy.credentials.store import AuthFileCredential, format_time
 from cliproxy.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,21 @@ class CredentialService:
         if force_refresh or (not current.access_token and current.refresh_token):
             current = await self.refresher.refresh_now(current)
         return current.access_token
+
+    def refresh_view(self, cred: AuthFileCredential) -> dict[str, Any]:
+        """`auth-files` entry fields from the refresh bookkeeping: failures must be visible."""
+        status = self._refresher.statuses().get(cred.id) if self._refresher is not None else None
+        if status is None:
+            return {}
+        view: dict[str, Any] = {"refresh": status.as_dict()}
+        if status.next_retry is not None:
+            view["next_retry_after"] = format_time(status.next_retry)
+        if status.last_refresh is not None:
+            view["last_refresh"] = format_time(status.last_refresh)
+        if status.last_error and not cred.disabled:
+            view["status"] = "error"
+            view["status_message"] = f"token refresh failed: {status.last_error}"
+        return view
 
     def auth_dir_credentials(self) -> list[AuthFileCredential]:
         if self._app is None:

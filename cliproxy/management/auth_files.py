@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from cliproxy.appkeys import RUNTIME
+from cliproxy.appkeys import CREDENTIALS, RUNTIME
 from cliproxy.credentials import store
 from cliproxy.credentials.store import AuthFileCredential, CredentialFileError
 from cliproxy.management.config_writer import ConfigDoc, config_writer
@@ -156,7 +156,12 @@ async def list_auth_files(request: web.Request) -> web.Response:
     broken = [(name, error) for name, error in runtime.auth_errors if "/" not in name]
     paths = [c.path for c in creds] + [runtime.auth_dir / name for name, _ in broken]
     stats = await asyncio.to_thread(_stat, paths)
-    files = [file_entry(c, stats.get(c.path)) for c in creds if c.path in stats]
+    service = request.config_dict.get(CREDENTIALS)
+    files = [
+        {**file_entry(c, stats.get(c.path)), **(service.refresh_view(c) if service else {})}
+        for c in creds
+        if c.path in stats
+    ]
     files += [broken_entry(runtime, n, e, stats.get(runtime.auth_dir / n)) for n, e in broken]
     name, auth_index = request.query.get("name"), request.query.get("auth_index")
     if name:

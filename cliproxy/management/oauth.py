@@ -301,11 +301,13 @@ async def _callback_params(request: web.Request) -> dict[str, str]:
     return params
 
 
-@routes.route("*", "/oauth-callback")
+@routes.get("/oauth-callback")
+@routes.post("/oauth-callback")
 async def oauth_callback(request: web.Request) -> web.Response:
-    """The user pastes the redirect URL (or code/state) when the browser could not reach us."""
-    if request.method not in ("GET", "POST"):
-        raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+    """The user pastes the redirect URL (or code/state) when the browser could not reach us.
+
+    Keyless (`guard.KEYLESS_PATHS`): it only delivers a code for a pending, unguessable state.
+    """
     params = await _callback_params(request)
     code, state, error = params.get("code", ""), params.get("state", ""), params.get("error", "")
     if params.get("redirect_url", "").strip():

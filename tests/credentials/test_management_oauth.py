@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cliproxy.appkeys import RUNTIME
+from cliproxy.appkeys import CREDENTIALS, RUNTIME
 from cliproxy.credentials.store import AuthFileCredential
 from cliproxy.management.oauth import OAUTH_LOGINS
 from tests.conftest import ProxyFactory
@@ -170,3 +171,44 @@ async def test_vertex_import_saves_the_service_account(server: TestServer, tmp_p
     bad = {**sa, "private_key": "not a key"}
     status, body = await call(server, "POST", "/vertex/import", json=bad, headers=ADMIN)
     assert status == 400 and "private_key" in body["error"]
+
+
+async def test_server_refreshes_due_credentials_and_shows_failures_in_auth_files(
+    proxy: ProxyFactory, fake_oauth: FakeOAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in fake_oauth.env().items():
+        monkeypatch.setenv(name, value)
+    auths = tmp_path / "auths"
+    auths.mkdir()
+    soon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    good = {"type": "claude", "email": "a@x.com", "access_token": "at-a", "expired": soon, "prefix": "keep"}
+    good["refresh_token"] = fake_oauth.issue_refresh_token("claude")
+    dead = {"type": "codex", "email": "b@x.com", "access_token": "at-b", "refresh_token": "rt-revoked", "expired": soon}
+    for name, data in (("claude-a.json", good), ("codex-b.json", dead)):
+        (auths / name).write_text(json.dumps(data))
+        (auths / name).chmod(0o600)
+    server = await proxy(
+        f"""
+        host: 127.0.0.1
+        api-keys: [sk-client-key]
+        auth-dir: {auths}
+        remote-management:
+          secret-key: "{SECRET_HASH}"
+        """
+    )
+    entries: dict[str, Any] = {}
+    for _ in range(1000):
+        _, body = await call(server, "GET", "/auth-files", headers=ADMIN)
+        entries = {f["name"]: f for f in body["files"]}
+        if entries["codex-b.json"]["status"] == "error" and entries["claude-a.json"].get("refresh", {}).get(
+            "refreshes"
+        ):
+            break
+        await asyncio.sleep(0.01)
+    failed = entries["codex-b.json"]
+    assert failed["status"] == "error" and "invalid_grant" in failed["status_message"]
+    assert failed["next_retry_after"] is not None and failed["refresh"]["failures"] == 1
+    saved = json.loads((auths / "claude-a.json").read_text())
+    assert saved["access_token"] != "at-a" and saved["prefix"] == "keep"
+    assert fake_oauth.requests["claude:refresh"] == 1 and fake_oauth.requests["codex:refresh"] == 1
+    assert server.app is not None and server.app[CREDENTIALS].started
