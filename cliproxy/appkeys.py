@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
     from cliproxy.policy import PolicyState
+    from cliproxy.routing.scheduler import RoutingState
+    from cliproxy.upstream.base import Sessions
+    from cliproxy.usage import UsageStore
     from cliproxy.usage_db import UsageDB
     from cliproxy.watch import Reloader
 
@@ -26,4 +29,7 @@ REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
 CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
 POLICY: web.AppKey[PolicyState] = web.AppKey("policy")  # per-key rate windows, in-flight counts, usage ledger
 USAGE_DB: web.AppKey[UsageDB] = web.AppKey("usage_db")  # the SQLite usage file (absent when disabled)
+SESSIONS: web.AppKey[Sessions] = web.AppKey("upstream_sessions")  # pooled upstream ClientSessions
+ROUTING: web.AppKey[RoutingState] = web.AppKey("routing_state")  # cooldowns, cursors (survive reloads)
+USAGE: web.AppKey[UsageStore] = web.AppKey("usage")  # per-request usage records
 CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")  # token session, refresher, logins

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,9 @@ class Runtime:
     config_sha256: str = ""
     generation: int = 0
 
-    @property
+    @cached_property
     def safe_mode(self) -> bool:
+        """Computed once per snapshot: the front door asks on every request."""
         return self.config.uses_template_keys
 
 

@@ -1,14 +1,40 @@
-"""Inbound `claude` dialect routes. (Skeleton: the routing issue implements the handlers.)"""
+"""Inbound Anthropic Messages: `/v1/messages` (any `?beta=true`, any `anthropic-version`) and count_tokens."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from cliproxy.server.access import dialect_error
+from cliproxy.api.chat import model_of
+from cliproxy.api.respond import read_json, run_call
+from cliproxy.routing.catalog import CLOAK_PREFIX, uncloak
+from cliproxy.routing.dispatch import Call, replace_model
+from cliproxy.server.access import CLIENT, dialect_error
 from cliproxy.translate import Dialect
 
 DIALECT = Dialect.CLAUDE
 
 
-async def not_ready(request: web.Request) -> web.StreamResponse:
-    return dialect_error(DIALECT, 501, f"{request.path} is not implemented yet")
+async def _handle(request: web.Request, action: str) -> web.StreamResponse:
+    parsed = await read_json(request, DIALECT)
+    if isinstance(parsed, web.Response):
+        return parsed
+    raw, body = parsed
+    model = model_of(body)
+    if model is None:
+        return dialect_error(DIALECT, 400, "model: field required")
+    if model.startswith(CLOAK_PREFIX):  # ids we cloaked in the Anthropic listing (spec §5.4)
+        real = uncloak(model)
+        raw = replace_model(raw, body, model, real)
+        body = {**body, "model": real}
+        model = real
+    stream = action == "generate" and body.get("stream") is True
+    call = Call(DIALECT, model, body, raw, stream, request[CLIENT], request.headers, request.path, action)
+    return await run_call(request, call)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, "generate")
+
+
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, "count_tokens")

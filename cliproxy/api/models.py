@@ -1,11 +1,100 @@
-"""Model listings. (Skeleton: the routing issue implements the listing shapes.)"""
+"""Model listings in the shape each client expects (spec §5.5).
+
+`GET /v1/models` is shared by three dialects: Anthropic shape when `anthropic-version` is sent or
+the User-Agent is Claude Code (non-claude ids cloaked as `claude-fable-5-dd-<reversed>`), Gemini
+shape when `x-goog-api-key` carries the key, OpenAI shape otherwise. `/v1beta/models` is Gemini.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from aiohttp import web
 
+from cliproxy import jsonio
+from cliproxy.appkeys import ROUTING, RUNTIME
+from cliproxy.routing.catalog import DEFAULT_CONTEXT_TOKENS, DEFAULT_OUTPUT_TOKENS, Route, cloak, uncloak
 from cliproxy.server.access import dialect_error, route_dialect
+from cliproxy.translate import Dialect
+
+GEMINI_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 
 
-async def not_ready(request: web.Request) -> web.StreamResponse:
-    return dialect_error(route_dialect(request), 501, f"{request.path} is not implemented yet")
+def visible_routes(request: web.Request) -> list[Route]:
+    runtime = request.app[RUNTIME].current
+    state = request.app[ROUTING]
+    return [route for route in runtime.catalog.routes.values() if state.listable(route)]
+
+
+def openai_model(route: Route) -> dict[str, Any]:
+    return {"id": route.model, "object": "model", "created": route.created, "owned_by": route.owned_by}
+
+
+def anthropic_model(route: Route) -> dict[str, Any]:
+    created = datetime.fromtimestamp(route.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "id": cloak(route.model),
+        "object": "model",
+        "owned_by": route.owned_by,
+        "created_at": created,
+        "type": "model",
+        "display_name": route.display_name or route.model,
+        "max_input_tokens": route.context_length or DEFAULT_CONTEXT_TOKENS,
+        "max_tokens": route.max_output_tokens or DEFAULT_OUTPUT_TOKENS,
+    }
+
+
+def gemini_model(route: Route) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "name": "models/" + route.model,
+        "displayName": route.display_name or route.model,
+        "description": route.display_name or route.model,
+        "supportedGenerationMethods": GEMINI_METHODS,
+    }
+    if route.context_length:
+        item["inputTokenLimit"] = route.context_length
+    if route.max_output_tokens:
+        item["outputTokenLimit"] = route.max_output_tokens
+    return item
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=jsonio.dumps(obj), status=status, content_type="application/json")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    routes = visible_routes(request)
+    dialect = Dialect.GEMINI if request.path.startswith("/v1beta") else route_dialect(request)
+    if dialect is Dialect.GEMINI:
+        return _json({"models": [gemini_model(r) for r in routes]})
+    if dialect is Dialect.CLAUDE:
+        data = sorted((anthropic_model(r) for r in routes), key=lambda m: (m["display_name"], m["id"]))
+        return _json(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
+    return _json({"object": "list", "data": [openai_model(r) for r in routes]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    wanted = request.match_info["model"]
+    gemini = request.path.startswith("/v1beta") or route_dialect(request) is Dialect.GEMINI
+    if wanted.startswith("models/"):
+        wanted = wanted[len("models/") :]
+    wanted = uncloak(wanted)
+    for route in visible_routes(request):
+        if route.model == wanted:
+            if gemini:
+                return _json(gemini_model(route))
+            if route_dialect(request) is Dialect.CLAUDE:
+                return _json(anthropic_model(route))
+            return _json(openai_model(route))
+    if gemini:
+        return dialect_error(Dialect.GEMINI, 404, f"models/{wanted} is not found")
+    dialect = route_dialect(request)
+    return dialect_error(dialect, 404, f"The model '{wanted}' does not exist", code="model_not_found")

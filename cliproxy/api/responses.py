@@ -1,14 +1,25 @@
-"""Inbound `responses` dialect routes. (Skeleton: the routing issue implements the handlers.)"""
+"""Inbound OpenAI Responses over HTTP: `/v1/responses` and Codex's `/backend-api/codex/responses`."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from cliproxy.server.access import dialect_error
+from cliproxy.api.chat import model_of
+from cliproxy.api.respond import read_json, run_call
+from cliproxy.routing.dispatch import Call
+from cliproxy.server.access import CLIENT, dialect_error
 from cliproxy.translate import Dialect
 
 DIALECT = Dialect.RESPONSES
 
 
-async def not_ready(request: web.Request) -> web.StreamResponse:
-    return dialect_error(DIALECT, 501, f"{request.path} is not implemented yet")
+async def create_response(request: web.Request) -> web.StreamResponse:
+    parsed = await read_json(request, DIALECT)
+    if isinstance(parsed, web.Response):
+        return parsed
+    raw, body = parsed
+    model = model_of(body)
+    if model is None:
+        return dialect_error(DIALECT, 400, "model is required", code="model_not_found")
+    call = Call(DIALECT, model, body, raw, body.get("stream") is True, request[CLIENT], request.headers, request.path)
+    return await run_call(request, call)

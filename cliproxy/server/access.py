@@ -112,6 +112,11 @@ def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
     `API key disabled` / `API key expired`)."""
     if keys.open:
         return OPEN_IDENTITY
+    auth = request.headers.get(_AUTHORIZATION)
+    if auth and auth.startswith("Bearer "):  # the common case: one lookup, no list
+        identity = keys.lookup(auth[7:].strip())
+        if identity is not None and (identity.policy is None or key_refusal(identity) is None):
+            return identity
     candidates = presented_keys(request)
     if not candidates:
         return "Missing API key"

@@ -31,6 +31,7 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 
 # Feature modules installed into every app, in order ("module:function").
 FEATURES: tuple[str, ...] = (
+    "cliproxy.routing.dispatch:install",
     "cliproxy.logs:install",
     "cliproxy.watch:install",
     "cliproxy.management:install",
@@ -63,18 +64,18 @@ async def healthz(request: web.Request) -> web.Response:
 def add_client_routes(app: web.Application) -> None:
     """Every client-facing path (spec §6.1, client-protocols §4 for the Gemini `/v1` spellings)."""
     r = app.router
-    r.add_post("/v1/chat/completions", chat.not_ready)
-    r.add_post("/v1/completions", chat.not_ready)
-    r.add_post("/v1/responses", responses.not_ready)
-    r.add_post("/backend-api/codex/responses", responses.not_ready)
-    r.add_post("/v1/messages", claude.not_ready)
-    r.add_post("/v1/messages/count_tokens", claude.not_ready)
-    r.add_post("/v1beta/models/{target:.+}", gemini.not_ready)
-    r.add_post("/v1/models/{target:.+}", gemini.not_ready)
-    r.add_get("/v1/models", models.not_ready)
-    r.add_get("/v1beta/models", models.not_ready)
-    r.add_get("/v1beta/models/{model:.+}", models.not_ready)
-    r.add_get("/v1/models/{model:.+}", models.not_ready)
+    r.add_post("/v1/chat/completions", chat.chat_completions)
+    r.add_post("/v1/completions", chat.completions)
+    r.add_post("/v1/responses", responses.create_response)
+    r.add_post("/backend-api/codex/responses", responses.create_response)
+    r.add_post("/v1/messages", claude.messages)
+    r.add_post("/v1/messages/count_tokens", claude.count_tokens)
+    r.add_post("/v1beta/models/{target:.+}", gemini.model_method)
+    r.add_post("/v1/models/{target:.+}", gemini.model_method)
+    r.add_get("/v1/models", models.list_models)
+    r.add_get("/v1beta/models", models.list_models)
+    r.add_get("/v1beta/models/{model:.+}", models.get_model)
+    r.add_get("/v1/models/{model:.+}", models.get_model)
 
 
 def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None) -> web.Application:
@@ -135,4 +136,5 @@ def serve(holder: RuntimeHolder) -> None:
         access_log_class=AccessLogger,
         print=None,
         handle_signals=True,
+        handler_cancellation=True,  # a client that disconnects cancels its upstream request
     )

@@ -87,6 +87,7 @@ def _append(messages: list[Message], role: ir.Role, parts: list[Part]) -> None:
 
 
 def decode_request(body: dict[str, Any]) -> Request:
+    """A chat body as IR; leading system/developer messages are the system prompt, later ones stay in place."""
     req = Request(model=body.get("model") or "")
     leading = True
     for m in body.get("messages") or ():
@@ -165,6 +166,7 @@ def _content_out(parts: list[TextPart | ImagePart]) -> str | list[dict[str, Any]
 
 
 def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a chat body; tool results become `tool` messages, thinking history is dropped (chat cannot replay it)."""
     messages: list[dict[str, Any]] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
@@ -175,7 +177,11 @@ def encode_request(req: Request) -> dict[str, Any]:
             text = "".join(p.text for p in m.parts if isinstance(p, TextPart))
             msg: dict[str, Any] = {"role": "assistant", "content": text or None}
             calls = [
-                {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments or "{}"}}
+                {
+                    "id": ir.short_id(p.id),
+                    "type": "function",
+                    "function": {"name": p.name, "arguments": p.arguments or "{}"},
+                }
                 for p in m.parts
                 if isinstance(p, ToolCallPart)
             ]
@@ -186,7 +192,9 @@ def encode_request(req: Request) -> dict[str, Any]:
             rest: list[TextPart | ImagePart] = []
             for p in m.parts:
                 if isinstance(p, ToolResultPart):
-                    messages.append({"role": "tool", "tool_call_id": p.call_id, "content": ir.text_of(p.content)})
+                    messages.append(
+                        {"role": "tool", "tool_call_id": ir.short_id(p.call_id), "content": ir.text_of(p.content)}
+                    )
                 elif isinstance(p, TextPart | ImagePart):
                     rest.append(p)
             if rest:
@@ -233,7 +241,7 @@ def encode_request(req: Request) -> dict[str, Any]:
     if req.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    if req.user:
+    if req.user and len(req.user) <= ir.OPENAI_USER_MAX:
         body["user"] = req.user
     return body
 
@@ -266,6 +274,7 @@ def _usage_out(u: Usage) -> dict[str, Any]:
 
 
 def decode_response(body: dict[str, Any]) -> Response:
+    """A chat completion as IR (first choice; `reasoning_content` from DeepSeek-style providers kept)."""
     choices = body.get("choices") or [{}]
     choice = choices[0]
     msg = choice.get("message") or {}
@@ -296,6 +305,7 @@ def decode_response(body: dict[str, Any]) -> Response:
 
 
 def encode_response(resp: Response) -> dict[str, Any]:
+    """IR as a chat completion; thinking goes to `reasoning_content`, which the openai SDK tolerates."""
     text = "".join(p.text for p in resp.parts if isinstance(p, TextPart))
     msg: dict[str, Any] = {"role": "assistant", "content": text or None}
     thinking = "".join(p.text for p in resp.parts if isinstance(p, ThinkingPart))
@@ -379,7 +389,7 @@ class ChatStreamDecoder:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
                 out.append(ThinkingDelta(self._switch("thinking", out), reasoning))
-            content = delta.get("content")
+            content = delta.get("content") or delta.get("refusal")
             if content:
                 out.append(TextDelta(self._switch("text", out), content))
             for tc in delta.get("tool_calls") or ():

@@ -120,6 +120,7 @@ def _blocks_in(content: Any) -> list[Part]:
 
 
 def decode_request(body: dict[str, Any]) -> Request:
+    """A Messages body as IR; `role: system` entries inside `messages` (Claude Code) are kept in place."""
     req = Request(model=body.get("model") or "")
     system = body.get("system")
     if isinstance(system, str):
@@ -233,6 +234,7 @@ def _blocks_out(parts: list[Part]) -> list[dict[str, Any]]:
 
 
 def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a Messages body: alternating turns, max_tokens always set, only Claude-signed thinking replayed."""
     messages: list[dict[str, Any]] = []
     for m in req.messages:
         blocks = _blocks_out(m.parts)
@@ -349,6 +351,7 @@ def _usage_out(u: Usage) -> dict[str, Any]:
 
 
 def decode_response(body: dict[str, Any]) -> Response:
+    """A Messages response as IR."""
     parts = _blocks_in(body.get("content"))
     return Response(
         id=body.get("id") or ir.new_id("msg_"),
@@ -377,6 +380,7 @@ def _response_block(p: Part) -> dict[str, Any] | None:
 
 
 def encode_response(resp: Response) -> dict[str, Any]:
+    """IR as a Messages response; foreign signatures are wrapped so they can come back to their family."""
     content = [b for b in map(_response_block, resp.parts) if b is not None]
     return {
         "id": resp.id if resp.id.startswith("msg_") else "msg_" + resp.id,

@@ -99,8 +99,16 @@ def _get(d: dict[str, Any], camel: str, snake: str) -> Any:
     return d.get(snake) if v is None else v
 
 
+_FORMATS = {"STRING": {"enum", "date-time"}, "NUMBER": {"float", "double"}, "INTEGER": {"int32", "int64"}}
+
+
 def schema_to_gemini(schema: Any) -> Any:
-    """JSON schema → Gemini Schema: upper-case types, `nullable` for `["x","null"]`, unknown keys dropped."""
+    """JSON schema → Gemini Schema: upper-case types, `nullable` for `["x","null"]`, unknown keys dropped.
+
+    Gemini answers 400 to anything outside its OpenAPI subset (`$schema`, `additionalProperties`,
+    `const`, `format: uri`, a `{"type": "null"}` branch…), which tool schemas from Claude Code and
+    Codex routinely contain.
+    """
     if isinstance(schema, list):
         return [schema_to_gemini(s) for s in schema]
     if not isinstance(schema, dict):
@@ -116,14 +124,29 @@ def schema_to_gemini(schema: Any) -> Any:
             out["type"] = str(v).upper()
         elif k == "properties" and isinstance(v, dict):
             out["properties"] = {name: schema_to_gemini(s) for name, s in v.items()}
-        elif k in ("items", "anyOf"):
+        elif k == "items":
             out[k] = schema_to_gemini(v)
+        elif k in ("anyOf", "oneOf") and isinstance(v, list):
+            branches = [b for b in v if not (isinstance(b, dict) and b.get("type") == "null")]
+            if len(branches) < len(v):
+                out["nullable"] = True
+            if len(branches) == 1:
+                out.update(schema_to_gemini(branches[0]))
+            elif branches:
+                out["anyOf"] = schema_to_gemini(branches)
         elif k == "const":
-            out["enum"] = [v]
+            out["enum"] = [str(v)]
         elif k == "enum" and isinstance(v, list):
             out["enum"] = [str(e) for e in v]
         elif k in _SCHEMA_KEYS:
             out[k] = v
+    if "enum" in out:
+        out["type"] = "STRING"  # Gemini only takes enums of strings
+    fmt = out.get("format")
+    if fmt is not None and fmt not in _FORMATS.get(out.get("type", ""), ()):
+        del out["format"]
+    if out.get("type") == "OBJECT" and "required" in out and isinstance(out.get("properties"), dict):
+        out["required"] = [r for r in out["required"] if r in out["properties"]]
     return out
 
 
@@ -209,6 +232,7 @@ def _parts_in(raw: Any, ids: _CallIds) -> list[Part]:
 
 
 def decode_request(body: dict[str, Any]) -> Request:
+    """A generateContent body as IR; camelCase and snake_case keys are both read, call ids synthesised."""
     req = Request(model=body.get("model") or "")
     si = _get(body, "systemInstruction", "system_instruction")
     if isinstance(si, str):
@@ -295,6 +319,7 @@ def _call_out(p: ToolCallPart) -> dict[str, Any]:
 
 
 def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a generateContent body (no model: it goes in the URL); tool results answer by name."""
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
     for m in req.messages:
@@ -412,6 +437,7 @@ def _usage_out(u: Usage) -> dict[str, Any]:
 
 
 def decode_response(body: dict[str, Any]) -> Response:
+    """A GenerateContentResponse as IR; STOP with function calls means a tool-call stop."""
     cands = body.get("candidates") or [{}]
     cand = cands[0]
     parts = _parts_in((cand.get("content") or {}).get("parts"), _CallIds())
@@ -448,6 +474,7 @@ def _part_out(p: Part) -> dict[str, Any] | None:
 
 
 def encode_response(resp: Response) -> dict[str, Any]:
+    """IR as a GenerateContentResponse."""
     parts = [o for o in map(_part_out, resp.parts) if o is not None]
     out: dict[str, Any] = {
         "candidates": [

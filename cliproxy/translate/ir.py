@@ -13,6 +13,7 @@ Conventions that every codec follows:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -169,6 +170,19 @@ class Response:
 def new_id(prefix: str) -> str:
     """A random id in the style of the dialect (`call_…`, `msg_…`); ids only need to be unique."""
     return prefix + os.urandom(12).hex()
+
+
+def short_id(value: str, limit: int = 40) -> str:
+    """An id OpenAI accepts (≤ 40 characters for chat, 64 for Responses): long foreign ids are hashed.
+
+    Deterministic, so a call and its result (and later turns re-sending them) keep matching.
+    """
+    if len(value) <= limit:
+        return value
+    return "call_" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+OPENAI_USER_MAX = 64  # OpenAI rejects a longer `user` (Claude Code's metadata.user_id is a JSON blob)
 
 
 def text_of(parts: list[TextPart | ImagePart]) -> str:

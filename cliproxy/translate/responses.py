@@ -85,6 +85,7 @@ def _flat_tools(tools: Any, out: list[Tool]) -> None:
 
 
 def decode_request(body: dict[str, Any]) -> Request:
+    """A Responses body as IR: `input` items, `instructions`, namespaced (Codex) tools flattened."""
     req = Request(model=body.get("model") or "")
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
@@ -162,6 +163,7 @@ def _content_out(parts: list[TextPart | ImagePart], text_type: str) -> list[dict
 
 
 def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a stateless Responses body (`store: false`, full history, encrypted reasoning replayed)."""
     items: list[dict[str, Any]] = []
     for m in req.messages:
         if m.role == "system":
@@ -185,7 +187,12 @@ def encode_request(req: Request) -> dict[str, Any]:
             flush()
             if isinstance(p, ToolCallPart):
                 items.append(
-                    {"type": "function_call", "call_id": p.id, "name": p.name, "arguments": p.arguments or "{}"}
+                    {
+                        "type": "function_call",
+                        "call_id": ir.short_id(p.id, 64),
+                        "name": p.name,
+                        "arguments": p.arguments or "{}",
+                    }
                 )
             elif isinstance(p, ToolResultPart):
                 output: Any = (
@@ -193,7 +200,7 @@ def encode_request(req: Request) -> dict[str, Any]:
                     if all(isinstance(c, TextPart) for c in p.content)
                     else _content_out(p.content, "input_text")
                 )
-                items.append({"type": "function_call_output", "call_id": p.call_id, "output": output})
+                items.append({"type": "function_call_output", "call_id": ir.short_id(p.call_id, 64), "output": output})
             elif isinstance(p, ThinkingPart) and p.family == "openai" and p.signature:
                 # Only encrypted reasoning can be replayed statelessly (store=false); the rest is dropped.
                 summary = [{"type": "summary_text", "text": p.text}] if p.text else []
@@ -248,7 +255,7 @@ def encode_request(req: Request) -> dict[str, Any]:
     body["store"] = False  # the proxy always sends the full history
     if req.stream:
         body["stream"] = True
-    if req.user:
+    if req.user and len(req.user) <= ir.OPENAI_USER_MAX:
         body["user"] = req.user
     return body
 
@@ -307,6 +314,7 @@ def _stop_in(body: dict[str, Any], parts: list[Part]) -> StopReason:
 
 
 def decode_response(body: dict[str, Any]) -> Response:
+    """A Responses object as IR; the stop reason comes from status and the presence of calls."""
     parts = _output_parts(body.get("output"))
     return Response(
         id=body.get("id") or ir.new_id("resp_"),
@@ -382,6 +390,7 @@ def _response_object(
 
 
 def encode_response(resp: Response) -> dict[str, Any]:
+    """IR as a Responses object; length and content-filter stops become `status: incomplete`."""
     status = "incomplete" if resp.stop_reason in ("length", "content_filter") else "completed"
     rid = resp.id if resp.id.startswith("resp_") else "resp_" + resp.id
     obj = _response_object(
@@ -433,7 +442,7 @@ class ResponsesStreamDecoder:
             return []
         d = jsonio.loads(event.data)
         kind = d.get("type") or event.event
-        if kind == "response.output_text.delta":
+        if kind == "response.output_text.delta" or kind == "response.refusal.delta":
             b = self._block(d.get("output_index", 0), d.get("content_index", 0))
             self._fed.add(b)
             return [TextDelta(b, d.get("delta") or "")]

@@ -24,7 +24,9 @@ def count_tokens_estimate(body: dict[str, Any], src: Dialect, *, model: str) -> 
 
     messages = chat_body.get("messages") or [{"role": "user", "content": ""}]
     tools = chat_body.get("tools")
+    # default image counts: litellm may otherwise fetch image URLs to measure them
+    count = litellm.token_counter
     try:
-        return int(litellm.token_counter(model=req.model, messages=messages, tools=tools))
+        return int(count(model=req.model, messages=messages, tools=tools, use_default_image_token_count=True))
     except Exception:  # an unknown model or tokenizer: fall back to the default tokenizer
-        return int(litellm.token_counter(model="", messages=messages, tools=tools))
+        return int(count(model="", messages=messages, tools=tools, use_default_image_token_count=True))

@@ -125,7 +125,7 @@ def test_gemini_schema_is_upper_case_and_cleaned() -> None:
         "properties": {
             "city": {"type": "STRING", "nullable": True, "description": "name"},
             "days": {"type": "ARRAY", "items": {"type": "INTEGER"}},
-            "unit": {"enum": ["c"]},
+            "unit": {"enum": ["c"], "type": "STRING"},
         },
         "required": ["city"],
     }
@@ -385,3 +385,53 @@ def test_gemini_ids_synthesised_and_paired_by_name() -> None:
     assert len({c["id"] for c in calls}) == 3
     results = {m["tool_call_id"]: m["content"] for m in chat["messages"][2:]}
     assert results == {calls[0]["id"]: "one", calls[1]["id"]: '{"ok":true}', calls[2]["id"]: "two"}
+
+
+def test_gemini_schema_drops_what_gemini_rejects() -> None:
+    from cliproxy.translate.gemini import schema_to_gemini
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "format": "uri"},
+            "when": {"type": "string", "format": "date-time"},
+            "maybe": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "level": {"type": "integer", "enum": [1, 2]},
+        },
+        "required": ["url", "ghost"],
+    }
+    assert schema_to_gemini(schema) == {
+        "type": "OBJECT",
+        "properties": {
+            "url": {"type": "STRING"},
+            "when": {"type": "STRING", "format": "date-time"},
+            "maybe": {"nullable": True, "type": "INTEGER"},
+            "level": {"type": "STRING", "enum": ["1", "2"]},
+        },
+        "required": ["url"],
+    }
+
+
+def test_openai_limits_long_ids_and_user() -> None:
+    """OpenAI caps call ids (40 chat / 64 Responses) and `user` (64); long foreign values are adapted."""
+    long_id = "toolu_" + "x" * 80
+    body = {
+        "model": "c",
+        "max_tokens": 10,
+        "metadata": {"user_id": '{"device_id":"' + "d" * 64 + '"}'},
+        "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": long_id, "name": "w", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": long_id, "content": "ok"}]},
+        ],
+    }
+    chat = translate_request(body, Dialect.CLAUDE, Dialect.CHAT, model="m", stream=False)
+    call_id = chat["messages"][1]["tool_calls"][0]["id"]
+    assert len(call_id) <= 40 and chat["messages"][2]["tool_call_id"] == call_id
+    assert "user" not in chat
+    resp = translate_request(body, Dialect.CLAUDE, Dialect.RESPONSES, model="m", stream=False)
+    ids = [i["call_id"] for i in resp["input"] if "call_id" in i]
+    assert len(ids) == 2 and ids[0] == ids[1] and len(ids[0]) <= 64
+    assert "user" not in resp
+    again = translate_request(body, Dialect.CLAUDE, Dialect.CHAT, model="m", stream=False)
+    assert again["messages"][1]["tool_calls"][0]["id"] == call_id  # stable across turns

@@ -260,3 +260,13 @@ def test_responses_aggregator_keeps_the_completed_response_verbatim() -> None:
     for ev in events:
         agg.feed(ev)
     assert agg.result() == jsonio.loads(events[-1].data)["response"]
+
+
+def test_refusals_reach_the_client_as_text() -> None:
+    events = [
+        _chat_chunk({"role": "assistant", "refusal": ""}),
+        _chat_chunk({"refusal": "I can't."}),
+        _chat_chunk({}, "stop"),
+    ]
+    data, _ = _run(Dialect.CHAT, Dialect.CLAUDE, events)
+    assert "".join(p.text for p in _as_response(Dialect.CLAUDE, data).parts if isinstance(p, TextPart)) == "I can't."

@@ -74,3 +74,20 @@ def test_translation_does_not_import_litellm() -> None:
     code = "import sys, cliproxy.translate.convert; print('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_count_tokens_with_image_url_stays_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    attempts: list[Any] = []
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        attempts.append(args)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    img = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
+    body = {"model": "c", "messages": [{"role": "user", "content": [{"type": "text", "text": "what is it"}, img]}]}
+    assert count_tokens_estimate(body, Dialect.CLAUDE, model="gpt-4o") > 3
+    assert attempts == []

@@ -1,0 +1,111 @@
+"""Shared by every inbound handler: read the JSON body once, run dispatch, write the outcome.
+
+The status line and headers are written only once `dispatch.execute` returns, i.e. after the first
+upstream payload or a final error, so an error before any data is a proper HTTP error in the
+client's dialect and never a 200 stream (spec §6.3).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import zlib
+from typing import Any
+
+from aiohttp import web
+
+from cliproxy import jsonio
+from cliproxy.appkeys import RUNTIME
+from cliproxy.routing.dispatch import Call, DispatchError, Outcome, execute
+from cliproxy.server.access import dialect_error
+from cliproxy.translate import Dialect
+
+log = logging.getLogger(__name__)
+
+SSE_RESPONSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "keep-alive"}
+_CONTENT_ENCODING = "Content-Encoding"
+
+
+def _decode(raw: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    if encoding in ("gzip", "x-gzip"):
+        return gzip.decompress(raw)
+    if encoding == "deflate":
+        return zlib.decompress(raw)
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+
+async def read_json(request: web.Request, dialect: Dialect) -> tuple[bytes, dict[str, Any]] | web.Response:
+    """The raw body and its parsed object, or the 400 to send back (in the client's dialect)."""
+    try:
+        raw = await request.read()
+    except Exception as exc:  # body read failures (client gone, size limit) are the client's problem
+        return dialect_error(dialect, 400, f"Invalid request: {exc}", err_type="invalid_request_error")
+    try:
+        body = jsonio.loads(raw)
+    except ValueError:
+        encoding = request.headers.get(_CONTENT_ENCODING)
+        body = None
+        if encoding and encoding.lower() != "identity":
+            try:
+                raw = _decode(raw, encoding)
+                body = jsonio.loads(raw)
+            except Exception as exc:
+                return dialect_error(dialect, 400, f"Invalid request: could not decode body ({exc})")
+        if body is None:
+            return dialect_error(dialect, 400, "Invalid request: body is not valid JSON")
+    if not isinstance(body, dict):
+        return dialect_error(dialect, 400, "Invalid request: body must be a JSON object")
+    return raw, body
+
+
+def error_response(exc: DispatchError) -> web.Response:
+    headers = {"Content-Type": "application/json"}
+    if exc.headers:
+        headers.update(exc.headers)
+    return web.Response(body=exc.body, status=exc.status, headers=headers)
+
+
+def whole_response(outcome: Outcome) -> web.Response:
+    headers = {"Content-Type": outcome.content_type}
+    if outcome.headers:
+        headers.update(outcome.headers)
+    return web.Response(body=outcome.body, status=outcome.status, headers=headers)
+
+
+async def write_outcome(request: web.Request, outcome: Outcome) -> web.StreamResponse:
+    """A whole body as one response; a stream as SSE chunks written as they arrive."""
+    if outcome.events is None:
+        return whole_response(outcome)
+    return await stream_outcome(request, outcome)
+
+
+async def stream_outcome(request: web.Request, outcome: Outcome) -> web.StreamResponse:
+    assert outcome.events is not None
+    response = web.StreamResponse(status=outcome.status, headers=SSE_RESPONSE_HEADERS)
+    try:
+        await response.prepare(request)
+        async for chunk in outcome.events:
+            await response.write(chunk)
+        await response.write_eof()
+    except (ConnectionResetError, ConnectionError):
+        log.debug("client went away mid-stream")
+    finally:
+        await outcome.aclose()
+    return response
+
+
+async def run_call(request: web.Request, call: Call) -> web.StreamResponse:
+    """Dispatch one call with the snapshot current at arrival and write its answer."""
+    app = request.app
+    try:
+        outcome = await execute(app, app[RUNTIME].current, call)
+    except DispatchError as exc:
+        return error_response(exc)
+    if outcome.events is None:
+        return whole_response(outcome)
+    return await stream_outcome(request, outcome)

@@ -1,0 +1,218 @@
+"""Classifying upstream failures (spec §5.8, §5.9): request fault or not, cooldown hints, client errors.
+
+A request fault (the client's own mistake) goes straight back to the client: no retry, no
+cooldown. Anything else moves on to the next credential. For 429s the upstream's retry hint
+(Retry-After, Gemini RetryInfo / quotaResetDelay, Codex resets_*) sets the cooldown.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from cliproxy import jsonio
+from cliproxy.translate import Dialect
+from cliproxy.translate.errors import error_body
+
+FAULT_STATUSES = frozenset({400, 409, 413, 422})
+RETRY_ROUND_STATUSES = frozenset({403, 408, 429, 500, 502, 503, 504})
+FAULT_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "invalid_request",
+        "bad_request_error",
+        "invalid_prompt",
+        "context_length_exceeded",
+        "message_too_big",
+        "string_above_max_length",
+        "invalid_value",
+        "unsupported_value",
+        "cyber_policy",
+        "previous_response_not_found",
+    }
+)
+_NOT_PERSISTED = re.compile(r"item with id .* not found.*store.* false", re.I | re.S)
+_MODEL_UNSUPPORTED = re.compile(
+    r"model[^.]{0,80}(not found|not supported|unsupported|does not exist|is not available)", re.I
+)
+_AFTER_SECONDS = re.compile(r"after\s+((?:\d+(?:\.\d+)?[hms])+|\d+(?:\.\d+)?)\b", re.I)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_ANTHROPIC_STATUS = {
+    "overloaded_error": 529,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "invalid_request_error": 400,
+    "request_too_large": 413,
+    "billing_error": 402,
+    "timeout_error": 504,
+}
+
+
+@dataclass(slots=True)
+class Failure:
+    """One failed attempt, kept so the last one can be shown to the client."""
+
+    status: int
+    body: bytes
+    dialect: Dialect  # the upstream's dialect (decides whether the body passes through as-is)
+    retry_after: float | None = None
+    fault: bool = False
+    not_found: bool = False
+    message: str = ""
+    err_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def parse_duration(text: str) -> float | None:
+    """`"30s"`, `"1.5s"`, `"1h2m3s"`, `"250ms"` → seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts:
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def retry_after_header(value: str | None) -> float | None:
+    """`Retry-After` as seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_obj(parsed: Any) -> dict[str, Any]:
+    if isinstance(parsed, list) and parsed:  # Gemini sometimes wraps errors in a list
+        parsed = parsed[0]
+    if isinstance(parsed, dict):
+        err = parsed.get("error")
+        if isinstance(err, dict):
+            return err
+        if isinstance(parsed.get("type"), str) and parsed.get("type") != "error":
+            return parsed
+    return {}
+
+
+def body_hint(parsed: Any, message: str) -> float | None:
+    """Retry hints inside a 429 body: Google RetryInfo / quotaResetDelay / "after Ns"; Codex resets."""
+    err = _error_obj(parsed)
+    details = err.get("details")
+    if isinstance(details, list):
+        for item in details:
+            if not isinstance(item, dict):
+                continue
+            kind = str(item.get("@type", ""))
+            if kind.endswith("google.rpc.RetryInfo") and isinstance(item.get("retryDelay"), str):
+                found = parse_duration(item["retryDelay"])
+                if found is not None:
+                    return found
+        for item in details:
+            if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+                meta = item.get("metadata")
+                if isinstance(meta, dict) and isinstance(meta.get("quotaResetDelay"), str):
+                    found = parse_duration(meta["quotaResetDelay"])
+                    if found is not None:
+                        return found
+    if err.get("type") == "usage_limit_reached":
+        if isinstance(err.get("resets_in_seconds"), int | float):
+            return float(err["resets_in_seconds"])
+        if isinstance(err.get("resets_at"), int | float):
+            return max(0.0, float(err["resets_at"]) - time.time())
+    match = _AFTER_SECONDS.search(message)
+    if match:
+        return parse_duration(match.group(1))
+    return None
+
+
+def classify(status: int, body: bytes, headers: Mapping[str, str], dialect: Dialect) -> Failure:
+    """Turn an upstream error answer into a `Failure` (fault or not, cooldown hint, message)."""
+    try:
+        parsed: Any = jsonio.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    err = _error_obj(parsed)
+    message = err.get("message") if isinstance(err.get("message"), str) else ""
+    if not message:
+        message = body[:2048].decode("utf-8", "replace").strip() or f"upstream returned HTTP {status}"
+    err_type = err.get("type") if isinstance(err.get("type"), str) else None
+    code = err.get("code") if isinstance(err.get("code"), str) else None
+    not_found = status == 404 or bool(_MODEL_UNSUPPORTED.search(message))
+    fault = False
+    if status not in (401, 402, 429) and not not_found:
+        fault = (
+            status in FAULT_STATUSES
+            or err_type in FAULT_TYPES
+            or code in FAULT_TYPES
+            or bool(_NOT_PERSISTED.search(message))
+        )
+    hint: float | None = None
+    if status == 429:
+        hint = retry_after_header(headers.get("Retry-After"))
+        reset = headers.get("anthropic-ratelimit-unified-reset")
+        if reset:
+            try:
+                unified = max(0.0, float(reset) - time.time())
+                hint = unified if hint is None else max(hint, unified)
+            except ValueError:
+                pass
+        if hint is None:
+            hint = body_hint(parsed, message)
+    out_headers = {}
+    if headers.get("Retry-After"):
+        out_headers["Retry-After"] = headers["Retry-After"]
+    return Failure(
+        status=status,
+        body=body if parsed is not None else b"",
+        dialect=dialect,
+        retry_after=hint,
+        fault=fault,
+        not_found=not_found,
+        message=message,
+        err_type=err_type,
+        headers=out_headers,
+    )
+
+
+def status_of_stream_error(dialect: Dialect, data: bytes) -> tuple[int, bytes, str]:
+    """Status, JSON body and message of an error event an upstream sent before any content."""
+    try:
+        parsed = jsonio.loads(data)
+    except ValueError:
+        return 502, b"", data[:2048].decode("utf-8", "replace")
+    err = _error_obj(parsed)
+    message = str(err.get("message") or "upstream stream error")
+    status = 502
+    code = err.get("code")
+    if isinstance(code, int) and 400 <= code < 600:
+        status = code
+    elif isinstance(err.get("type"), str) and err["type"] in _ANTHROPIC_STATUS:
+        status = _ANTHROPIC_STATUS[err["type"]]
+    return status, data, message
+
+
+def client_error(failure: Failure, dialect: Dialect) -> tuple[int, bytes, dict[str, str]]:
+    """What the client sees for a failure: the upstream JSON as-is when dialects match, else re-wrapped."""
+    status = failure.status
+    if failure.body and failure.dialect is dialect:
+        return status, failure.body, dict(failure.headers)
+    err_type = failure.err_type if dialect is Dialect.CLAUDE and failure.err_type else None
+    body = error_body(dialect, status, failure.message, err_type=err_type)
+    return status, body, dict(failure.headers)

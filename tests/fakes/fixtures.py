@@ -1,0 +1,71 @@
+"""Fixtures shared by the routing and API tests: a fake upstream, and the proxy pointed at it."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from cliproxy.appkeys import ROUTING, USAGE
+from cliproxy.routing.scheduler import RoutingState
+from cliproxy.usage import UsageStore
+from tests.conftest import app_from_config, write_config
+from tests.fakes.upstreams import FakeUpstream
+
+CLIENT_KEY = "sk-client-test-key"
+
+
+class Clock:
+    """A hand-driven clock for cooldown tests (injected into `RoutingState`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Proxy:
+    server: TestServer
+    state: RoutingState
+    usage: UsageStore
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.host}:{self.server.port}"
+
+
+Starter = Callable[..., Awaitable[Proxy]]
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> tuple[FakeUpstream, str]:
+    """A running fake upstream and its base URL."""
+    fake = FakeUpstream()
+    server = await aiohttp_server(fake.app())
+    return fake, f"http://{server.host}:{server.port}"
+
+
+@pytest.fixture
+def start_proxy(tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Starter:
+    """`await start_proxy(yaml, clock=None)`: cliproxy with that config (client key `CLIENT_KEY`)."""
+
+    async def start(text: str, clock: Clock | None = None) -> Proxy:
+        text = textwrap.dedent(text)
+        if "api-keys" not in text:
+            text = f"api-keys: [{CLIENT_KEY}]\n" + text
+        app = app_from_config(write_config(tmp_path, text))
+        state = RoutingState(clock) if clock is not None else RoutingState()
+        app[ROUTING] = state
+        server = await aiohttp_server(app)
+        return Proxy(server, state, app[USAGE])
+
+    return start

@@ -1,0 +1,317 @@
+"""Fake upstreams speaking the exact recorded wire formats of each provider.
+
+One aiohttp app serves all dialects: OpenAI chat (`/v1/chat/completions`), Responses (`/v1/responses`,
+`/responses`), Anthropic (`/v1/messages`, `count_tokens`), Gemini (`/v1beta/models/{m}:{method}`) and
+Vertex (`/v1/publishers/google/models/{m}:{method}`). Streams replay `fixtures/wire/*.txt` byte for
+byte, one SSE event per network write. Every request is recorded (`seen`); `fail()` queues error
+answers (optionally only for one credential's key); `hold` keeps a stream open after the first event
+so a test can disconnect the client and watch the upstream connection close (`closed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+WIRE = Path("/work/shared/fixtures/wire")
+if not WIRE.is_dir():  # the fixtures also live beside the clone in CI
+    WIRE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "wire"
+
+
+def wire_body(name: str) -> bytes:
+    """The body of a recorded HTTP answer (everything after the header block)."""
+    raw = (WIRE / name).read_bytes()
+    return raw.split(b"\n\n", 1)[1]
+
+
+def events_of(body: bytes) -> list[bytes]:
+    """Split an SSE body into its events, each with its trailing blank line."""
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in body else b"\n\n"
+    return [part + sep for part in body.split(sep) if part.strip()]
+
+
+CHAT_COMPLETION = {
+    "id": "chatcmpl-fake1",
+    "object": "chat.completion",
+    "created": 1795320731,
+    "model": "gpt-fake",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello from fake", "refusal": None},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 5,
+        "completion_tokens": 3,
+        "total_tokens": 8,
+        "prompt_tokens_details": {"cached_tokens": 2},
+        "completion_tokens_details": {"reasoning_tokens": 1},
+    },
+}
+CHAT_TOOL_COMPLETION = {
+    **CHAT_COMPLETION,
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_fake1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    }
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ],
+}
+RESPONSE = {
+    "id": "resp_fake1",
+    "object": "response",
+    "created_at": 1795320731,
+    "status": "completed",
+    "model": "gpt-fake",
+    "output": [
+        {
+            "type": "message",
+            "id": "msg_fake1",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hello from fake", "annotations": []}],
+        }
+    ],
+    "usage": {
+        "input_tokens": 5,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 3,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 8,
+    },
+}
+# Non-stream Anthropic answer with a thinking block (signature) and an unknown field: byte-exact checks.
+CLAUDE_MESSAGE = (
+    b'{"id":"msg_fake1","type":"message","role":"assistant","model":"claude-fake-1","content":['
+    b'{"type":"thinking","thinking":"Let me think.","signature":"EqQBCkYIBxgCKkB+sig/==\\u00e9"},'
+    b'{"type":"text","text":"Hello from fake"}],"stop_reason":"end_turn","stop_sequence":null,'
+    b'"usage":{"input_tokens":5,"output_tokens":3,"cache_creation_input_tokens":1,"cache_read_input_tokens":2},'
+    b'"x_unknown_field":{"keep":[1,2,3]}}'
+)
+CLAUDE_TOOL_MESSAGE = {
+    "id": "msg_fake2",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-fake-1",
+    "content": [{"type": "tool_use", "id": "toolu_fake1", "name": "get_weather", "input": {"city": "Paris"}}],
+    "stop_reason": "tool_use",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 5, "output_tokens": 3},
+}
+GEMINI_RESPONSE = {
+    "candidates": [
+        {"content": {"role": "model", "parts": [{"text": "Hello from fake"}]}, "finishReason": "STOP", "index": 0}
+    ],
+    "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8},
+    "modelVersion": "gemini-fake",
+}
+
+
+@dataclass
+class Seen:
+    """One request as the upstream received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+@dataclass
+class Planned:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    key: str | None  # only for requests carrying this credential key
+    times: int
+
+
+def error_payload(dialect: str, status: int, message: str) -> bytes:
+    if dialect == "claude":
+        kind = {401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error"}.get(status)
+        kind = kind or ("api_error" if status >= 500 else "invalid_request_error")
+        return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+    if dialect == "gemini":
+        names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"}
+        return json.dumps(
+            {"error": {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}}
+        ).encode()
+    kind = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_exceeded"}.get(status)
+    return json.dumps(
+        {"error": {"message": message, "type": kind or "server_error", "param": None, "code": None}}
+    ).encode()
+
+
+@dataclass
+class FakeUpstream:
+    """All four provider dialects on one aiohttp app (see module docstring)."""
+
+    seen: list[Seen] = field(default_factory=list)
+    plan: list[Planned] = field(default_factory=list)
+    hold: bool = False
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    first_sent: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def fail(
+        self,
+        status: int,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        key: str | None = None,
+        times: int = 1,
+        dialect: str = "chat",
+    ) -> None:
+        """Answer the next `times` matching requests with `status` (times=0: forever)."""
+        payload = body if body is not None else error_payload(dialect, status, f"fake upstream error {status}")
+        self.plan.append(Planned(status, payload, dict(headers or {}), key, times))
+
+    def calls(self, key: str | None = None) -> list[Seen]:
+        return [s for s in self.seen if key is None or _carries(s.headers, key)]
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/chat/completions", self.chat)
+        app.router.add_post("/v1/responses", self.responses)
+        app.router.add_post("/responses", self.responses)
+        app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_post("/v1beta/models/{target:.+}", self.gemini)
+        app.router.add_post("/v1/publishers/google/models/{target:.+}", self.gemini)
+        return app
+
+    async def _record(self, request: web.Request) -> Seen:
+        body = await request.read()
+        seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+        self.seen.append(seen)
+        return seen
+
+    def _planned(self, seen: Seen) -> web.Response | None:
+        for item in self.plan:
+            if item.key is None or _carries(seen.headers, item.key):
+                if item.times == 1:
+                    self.plan.remove(item)
+                elif item.times > 1:
+                    item.times -= 1
+                return web.Response(
+                    status=item.status, body=item.body, headers=item.headers, content_type="application/json"
+                )
+        return None
+
+    async def _stream(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        try:
+            for index, event in enumerate(events_of(body)):
+                await response.write(event)
+                if index == 0:
+                    self.first_sent.set()
+                    if self.hold:
+                        await asyncio.sleep(30)
+            await response.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.closed.set()
+            raise
+        return response
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        seen = await self._record(request)
+        planned = self._planned(seen)
+        if planned is not None:
+            return planned
+        body = seen.json
+        tools = bool(body.get("tools"))
+        if body.get("stream"):
+            return await self._stream(
+                request, wire_body("openai_chat_stream_tool.txt" if tools else "openai_chat_stream.txt")
+            )
+        answer = dict(CHAT_TOOL_COMPLETION if tools else CHAT_COMPLETION, model=body.get("model"))
+        return web.json_response(answer)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        seen = await self._record(request)
+        planned = self._planned(seen)
+        if planned is not None:
+            return planned
+        body = seen.json
+        tools = bool(body.get("tools"))
+        if body.get("stream"):
+            name = "openai_responses_stream_tool.txt" if tools else "openai_responses_stream.txt"
+            return await self._stream(request, wire_body(name))
+        return web.json_response(dict(RESPONSE, model=body.get("model")))
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        seen = await self._record(request)
+        planned = self._planned(seen)
+        if planned is not None:
+            return planned
+        body = seen.json
+        tools = bool(body.get("tools"))
+        if body.get("stream"):
+            return await self._stream(
+                request, wire_body("anthropic_stream_tool.txt" if tools else "anthropic_stream.txt")
+            )
+        if tools:
+            return web.json_response(CLAUDE_TOOL_MESSAGE)
+        return web.Response(body=CLAUDE_MESSAGE, content_type="application/json")
+
+    async def count_tokens(self, request: web.Request) -> web.StreamResponse:
+        seen = await self._record(request)
+        planned = self._planned(seen)
+        return planned or web.json_response({"input_tokens": 7})
+
+    async def gemini(self, request: web.Request) -> web.StreamResponse:
+        seen = await self._record(request)
+        planned = self._planned(seen)
+        if planned is not None:
+            return planned
+        _, _, method = request.match_info["target"].rpartition(":")
+        body = seen.json or {}
+        tools = bool(body.get("tools"))
+        if method == "streamGenerateContent":
+            return await self._stream(request, wire_body("gemini_stream.txt"))
+        if method == "countTokens":
+            return web.json_response({"totalTokens": 7})
+        if tools:
+            return web.Response(body=wire_body("gemini_generate_tool.txt"), content_type="application/json")
+        return web.json_response(GEMINI_RESPONSE)
+
+
+def _carries(headers: Mapping[str, str], key: str) -> bool:
+    for name in ("Authorization", "x-api-key", "x-goog-api-key"):
+        for k, v in headers.items():
+            if k.lower() == name.lower() and key in v:
+                return True
+    return False

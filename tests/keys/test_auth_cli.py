@@ -1,0 +1,127 @@
+"""`cliproxy auth status|renew` over a real config and auth-dir (renew against the fake OAuth provider)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from cliproxy.cli import main
+from cliproxy.credentials.store import format_time
+from tests.fakes.oauth import FakeOAuth
+
+CONFIG = """
+auth-dir: ./auths
+api-keys: [sk-client-0001]
+claude-api-key:
+  - api-key: sk-ant-provider-secret-9999
+gemini-api-key:
+  - api-key: ""
+    disabled: true
+openai-compatibility:
+  - name: compat
+    base-url: https://compat.example/v1
+    api-key-entries:
+      - api-key: sk-compat-secret-7777
+"""
+
+
+@pytest.fixture
+async def fake_oauth(aiohttp_server: Callable[[web.Application], Awaitable[TestServer]]) -> FakeOAuth:
+    fake = FakeOAuth()
+    server = await aiohttp_server(fake.app())
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+def write_auth(directory: Path, name: str, data: dict[str, Any]) -> Path:
+    directory.mkdir(exist_ok=True)
+    path = directory / name
+    path.write_text(json.dumps(data))
+    os.chmod(path, 0o600)
+    return path
+
+
+def setup(tmp_path: Path, fake: FakeOAuth | None = None) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG)
+    auths = tmp_path / "auths"
+    refresh = fake.issue_refresh_token("claude") if fake else "rt-unused-0000"
+    write_auth(
+        auths,
+        "claude-user.json",
+        {
+            "type": "claude",
+            "email": "user@example.com",
+            "access_token": "at-old-claude-secret",
+            "refresh_token": refresh,
+            "expired": format_time(datetime.now(UTC) - timedelta(minutes=5)),
+            "last_refresh": "2026-01-02T03:04:05Z",
+        },
+    )
+    (auths / "broken.json").write_text("{not json")
+    return config
+
+
+async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = await asyncio.to_thread(main, list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_status_lists_every_credential_redacted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = setup(tmp_path)
+    code, out, err = await run(capsys, "--config", str(config), "auth", "status")
+    assert code == 0, err
+    for name in ("claude-api-key[0]", "gemini-api-key[0]", "openai-compatibility[0].api-key-entries[0]"):
+        assert name in out
+    assert "claude-user.json" in out and "user@example.com" in out
+    assert "sk-…9999" in out and "sk-ant-provider-secret-9999" not in out and "at-old-claude-secret" not in out
+    assert "expired (renewable)" in out and "2026-01-02T03:04:05Z" in out
+    assert "invalid" in out  # broken.json is reported, not hidden
+    assert "unknown" in out  # cooldowns need --url
+
+    code, out, _ = await run(capsys, "auth", "status", "--config", str(config), "--json", "claude-api-key[0]")
+    (row,) = json.loads(out)
+    assert row["secret"] == "present (sk-…9999)" and row["state"] == "ok" and row["cooldown"] == "unknown"
+    code, _, err = await run(capsys, "auth", "status", "--config", str(config), "nope")
+    assert code == 1 and "no credential named 'nope'" in err
+
+
+async def test_renew_refreshes_oauth_files(
+    tmp_path: Path, fake_oauth: FakeOAuth, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in fake_oauth.env().items():
+        monkeypatch.setenv(name, value)
+    config = setup(tmp_path, fake_oauth)
+    code, out, err = await run(capsys, "auth", "renew", "--config", str(config), "claude-user", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["result"] == "renewed"
+    data = json.loads((tmp_path / "auths" / "claude-user.json").read_text())
+    assert data["access_token"] != "at-old-claude-secret"
+    assert fake_oauth.requests["claude:refresh"] == 1
+    code, out, _ = await run(capsys, "auth", "status", "--config", str(config), "claude-user.json", "--json")
+    assert json.loads(out)[0]["state"] == "ok"
+
+
+async def test_renew_reports_failures(
+    tmp_path: Path, fake_oauth: FakeOAuth, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in fake_oauth.env().items():
+        monkeypatch.setenv(name, value)
+    fake_oauth.refresh_failure = (400, "invalid_grant")
+    config = setup(tmp_path, fake_oauth)
+    code, out, _ = await run(capsys, "auth", "renew", "--config", str(config))
+    assert code == 1
+    assert "failed" in out and "claude-user.json" in out
+    code, _, err = await run(capsys, "auth", "renew", "--config", str(config), "claude-api-key[0]")
+    assert code == 1 and "not an OAuth credential" in err

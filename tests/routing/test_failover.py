@@ -1,0 +1,234 @@
+"""Failover, request faults, cooldowns and retry rounds (spec §5.8) through the real app."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import openai
+import pytest
+
+from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter
+from tests.fakes.upstreams import FakeUpstream
+
+KEYS = ("sk-up-a", "sk-up-b", "sk-up-c")
+
+
+def compat(base: str, *, keys: tuple[str, ...] = KEYS, extra: str = "") -> str:
+    entries = "\n".join(f"      - api-key: {k}" for k in keys)
+    return f"""
+{extra}
+openai-compatibility:
+  - name: fake
+    base-url: {base}/v1
+    api-key-entries:
+{entries}
+    models:
+      - name: gpt-fake
+"""
+
+
+def client(proxy: Proxy) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=CLIENT_KEY, max_retries=0)
+
+
+async def ask(proxy: Proxy) -> str | None:
+    answer = await client(proxy).chat.completions.create(model="gpt-fake", messages=[{"role": "user", "content": "x"}])
+    return answer.choices[0].message.content
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 401, 403])
+async def test_failure_moves_to_next_credential(
+    status: int, upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(compat(base))
+    fake.fail(status, times=1)
+    assert await ask(proxy) == "Hello from fake"
+    assert len(fake.seen) == 2
+    first, second = (s.header("Authorization") for s in fake.seen)
+    assert first != second
+
+
+async def test_stream_fails_over_before_first_byte(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(compat(base))
+    fake.fail(503, times=2)
+    stream = await client(proxy).chat.completions.create(
+        model="gpt-fake", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "Hello from fake"
+    assert len(fake.seen) == 3
+
+
+@pytest.mark.parametrize("status", [400, 409, 413, 422])
+async def test_request_fault_is_not_retried(
+    status: int, upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(compat(base, extra="request-retry: 3"))
+    fake.fail(status, times=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await ask(proxy)
+    assert caught.value.status_code == status
+    assert caught.value.body["message"] == f"fake upstream error {status}"  # type: ignore[index]
+    assert len(fake.seen) == 1
+    assert not proxy.state.cooldowns
+
+
+async def test_invalid_request_body_type_is_a_fault_even_on_500(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(compat(base))
+    body = b'{"error":{"message":"too long","type":"context_length_exceeded"}}'
+    fake.fail(500, body=body, times=0)
+    with pytest.raises(openai.InternalServerError):
+        await ask(proxy)
+    assert len(fake.seen) == 1
+
+
+async def test_all_failing_returns_last_upstream_error(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(compat(base))
+    fake.fail(500, times=0)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await ask(proxy)
+    assert caught.value.body["message"] == "fake upstream error 500"  # type: ignore[index]
+    assert len(fake.seen) == 3  # each credential once, no retry rounds by default
+
+
+async def test_cooldown_then_expiry_with_injected_clock(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    clock = Clock()
+    proxy = await start_proxy(compat(base, keys=("sk-up-a",)), clock=clock)
+    fake.fail(429, times=1)
+    with pytest.raises(openai.RateLimitError):
+        await ask(proxy)
+    assert len(fake.seen) == 1
+    # cooling: no upstream call, a 429 in the client's dialect with Retry-After
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            proxy.url + "/v1/chat/completions",
+            json={"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+        ) as resp,
+    ):
+        assert resp.status == 429
+        assert resp.headers["Retry-After"] == "1"
+        error = (await resp.json())["error"]
+    assert error["code"] == "model_cooldown" and error["model"] == "gpt-fake"
+    assert error["reset_seconds"] == 1 and error["provider"] == "openai-compatible-fake"
+    assert len(fake.seen) == 1
+    clock.advance(1.5)  # the cooldown clears itself: no timer, no restart
+    assert await ask(proxy) == "Hello from fake"
+    assert not proxy.state.cooldowns  # success reset the backoff
+
+
+async def test_retry_after_hint_sets_cooldown(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    fake, base = upstream
+    clock = Clock()
+    proxy = await start_proxy(compat(base, keys=("sk-up-a",)), clock=clock)
+    fake.fail(429, headers={"Retry-After": "42"}, times=1)
+    with pytest.raises(openai.RateLimitError):
+        await ask(proxy)
+    (entry,) = proxy.state.cooldowns.values()
+    assert entry.until - clock.now == 42
+    clock.advance(41)
+    with pytest.raises(openai.RateLimitError) as caught:
+        await ask(proxy)
+    assert caught.value.response.headers["Retry-After"] == "1"
+    clock.advance(1)
+    assert await ask(proxy) == "Hello from fake"
+
+
+async def test_transient_and_auth_cooldown_durations(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    fake, base = upstream
+    clock = Clock()
+    proxy = await start_proxy(compat(base, keys=("sk-up-a", "sk-up-b")), clock=clock)
+    fake.fail(500, key="sk-up-a", times=1)
+    fake.fail(401, key="sk-up-b", times=1)
+    with pytest.raises(openai.APIStatusError):
+        await ask(proxy)
+    remaining = sorted(round(e.until - clock.now) for e in proxy.state.cooldowns.values())
+    assert remaining == [60, 1800]
+
+
+async def test_disable_cooling(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(compat(base, keys=("sk-up-a",), extra="disable-cooling: true"))
+    fake.fail(429, times=1)
+    with pytest.raises(openai.RateLimitError):
+        await ask(proxy)
+    assert not proxy.state.cooldowns
+    assert await ask(proxy) == "Hello from fake"
+
+
+async def test_retry_rounds_per_credential_counts(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    """Spec §5.8, test-pinned: global request-retry 3, per-credential 3, 2, 2 → 4, 3, 3 calls."""
+    fake, base = upstream
+    entries = "\n".join(
+        f"  - api-key: {key}\n    base-url: {base}\n    request-retry: {retry}\n    models: [{{name: claude-fake}}]"
+        for key, retry in (("sk-a", 3), ("sk-b", 2), ("sk-c", 2))
+    )
+    proxy = await start_proxy(f"request-retry: 3\ndisable-cooling: true\nclaude-api-key:\n{entries}\n")
+    fake.fail(503, times=0, dialect="claude")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            proxy.url + "/v1/messages",
+            json={"model": "claude-fake", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+            headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
+        ) as resp,
+    ):
+        assert resp.status == 503
+        assert (await resp.json())["type"] == "error"
+    assert [len(fake.calls(k)) for k in ("sk-a", "sk-b", "sk-c")] == [4, 3, 3]
+
+
+async def test_no_enabled_credentials_is_unknown_model(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    _, base = upstream
+    proxy = await start_proxy(
+        f"claude-api-key:\n  - api-key: sk-a\n    base-url: {base}\n    disabled: true\n    models: [{{name: c1}}]\n"
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            proxy.url + "/v1/messages",
+            json={"model": "c1", "max_tokens": 5, "messages": []},
+            headers={"x-api-key": CLIENT_KEY},
+        ) as resp,
+    ):
+        assert resp.status == 400
+        body = await resp.json()
+    assert body["type"] == "error" and "unknown provider for model c1" in body["error"]["message"]
+
+
+async def test_client_disconnect_cancels_upstream(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(compat(base, keys=("sk-up-a",)))
+    fake.hold = True
+    http = aiohttp.ClientSession()
+    resp = await http.post(
+        proxy.url + "/v1/chat/completions",
+        json={"model": "gpt-fake", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+    )
+    assert resp.status == 200
+    first = await resp.content.readany()
+    assert first.startswith(b"data: ")
+    resp.close()
+    await http.close()
+    await asyncio.wait_for(fake.closed.wait(), 5)
+    for _ in range(50):
+        if proxy.usage.recent():
+            break
+        await asyncio.sleep(0.02)
+    assert proxy.usage.recent()[-1].status == 499
