@@ -10,6 +10,7 @@ from cliproxy.runtime import RuntimeHolder
 
 if TYPE_CHECKING:
     from cliproxy.api.ws_relay import RelaySessions
+    from cliproxy.credentials.service import CredentialService
     from cliproxy.logs import Redactor
     from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
@@ -33,3 +34,4 @@ USAGE_DB: web.AppKey[UsageDB] = web.AppKey("usage_db")  # the SQLite usage file 
 SESSIONS: web.AppKey[Sessions] = web.AppKey("upstream_sessions")  # pooled upstream ClientSessions
 ROUTING: web.AppKey[RoutingState] = web.AppKey("routing_state")  # cooldowns, cursors (survive reloads)
 USAGE: web.AppKey[UsageStore] = web.AppKey("usage")  # per-request usage records
+CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")  # token session, refresher, logins

@@ -15,7 +15,11 @@ log = logging.getLogger("cliproxy")
 
 # Sub-command modules ("module:register"); each adds its parsers to the sub-parser group and
 # sets `func` on them: register(subparsers) -> None, func(args) -> int.
-SUBCOMMANDS: tuple[str, ...] = ("cliproxy.operator_cli:register", "cliproxy.auth_cli:register")
+SUBCOMMANDS: tuple[str, ...] = (
+    "cliproxy.operator_cli:register",
+    "cliproxy.auth_cli:register",
+    "cliproxy.credentials.commands:register",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -161,8 +161,22 @@ class TokenSet:
 
 
 def overrides_from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
-    """{field: value} for each `names[field]` environment variable that is set and non-empty."""
-    return {attr: env[var].strip() for attr, var in names.items() if env.get(var, "").strip()}
+    """{field: value} for each `names[field]` environment variable that is set and non-empty.
+
+    Fields named `*_port` are converted to int (a bad value raises ValueError naming the variable).
+    """
+    out: dict[str, Any] = {}
+    for attr, var in names.items():
+        value = env.get(var, "").strip()
+        if not value:
+            continue
+        if attr.endswith("_port"):
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise ValueError(f"{var}: not a port number: {value!r}")
+            out[attr] = int(value)
+        else:
+            out[attr] = value
+    return out
 
 
 def mask_secret(value: str) -> str:

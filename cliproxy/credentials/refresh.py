@@ -262,6 +262,17 @@ class CredentialRefresher:
     async def run(self, credentials: Callable[[], Iterable[AuthFileCredential]]) -> None:
         """Refresh every due credential, forever. `credentials()` returns the current set."""
         while True:
+            try:
+                await self._pass(credentials)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the scheduler must outlive any one bad pass
+                log.exception("refresh scheduler pass failed; retrying in %s", IDLE_RECHECK)
+                await asyncio.sleep(IDLE_RECHECK.total_seconds())
+
+    async def _pass(self, credentials: Callable[[], Iterable[AuthFileCredential]]) -> None:
+        """Refresh what is due now, or sleep until the next due time (or a `wake`)."""
+        while True:
             now = self._clock()
             wake_at = now + IDLE_RECHECK
             due: list[AuthFileCredential] = []
@@ -285,6 +296,7 @@ class CredentialRefresher:
                 await asyncio.wait_for(self._wake.wait(), timeout=max((wake_at - now).total_seconds(), 0.0))
             except TimeoutError:
                 pass
+            return
 
 
 def _read_metadata(cred: AuthFileCredential) -> dict[str, Any]:

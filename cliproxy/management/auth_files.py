@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from cliproxy.appkeys import ROUTING, RUNTIME, USAGE_STATS
+from cliproxy.appkeys import CREDENTIALS, ROUTING, RUNTIME, USAGE_STATS
 from cliproxy.credentials import store
 from cliproxy.credentials.store import AuthFileCredential, CredentialFileError
 from cliproxy.management.config_writer import ConfigDoc, config_writer
@@ -184,7 +184,12 @@ async def list_auth_files(request: web.Request) -> web.Response:
     paths = [c.path for c in creds] + [runtime.auth_dir / name for name, _ in broken]
     stats = await asyncio.to_thread(_stat, paths)
     live = live_facts(request, runtime)
-    files = [file_entry(c, stats.get(c.path), live) for c in creds if c.path in stats]
+    service = request.config_dict.get(CREDENTIALS)
+    files = [
+        {**file_entry(c, stats.get(c.path), live), **(service.refresh_view(c) if service else {})}
+        for c in creds
+        if c.path in stats
+    ]
     files += [broken_entry(runtime, n, e, stats.get(runtime.auth_dir / n)) for n, e in broken]
     name, auth_index = request.query.get("name"), request.query.get("auth_index")
     if name:

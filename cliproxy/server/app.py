@@ -37,6 +37,8 @@ FEATURES: tuple[str, ...] = (
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",
     "cliproxy.policy:install",
+    "cliproxy.credentials.service:install",
+    "cliproxy.management.oauth:install",
 )
 
 ROOT_BODY = jsonio.dumps(

@@ -53,7 +53,7 @@ class FakeOAuth:
     email: str = "user@example.com"
     account_id: str = "acct-1234"
     plan_type: str = "plus"
-    expires_in: int = 3600
+    expires_in: int = 10 * 24 * 3600  # like real Codex tokens: outside every refresh lead
     device_pending_polls: int = 2
     claude_code_carries_state: bool = True
     refresh_gate: asyncio.Event | None = None

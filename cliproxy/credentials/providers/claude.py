@@ -27,6 +27,7 @@ ENV_NAMES = {
     "authorize_url": "CLIPROXY_CLAUDE_AUTHORIZE_URL",
     "token_url": "CLIPROXY_CLAUDE_TOKEN_URL",
     "api_url": "CLIPROXY_CLAUDE_API_URL",
+    "callback_port": "CLIPROXY_CLAUDE_CALLBACK_PORT",
 }
 
 

@@ -50,6 +50,7 @@ ENV_NAMES = {
     "device_verify_url": "CLIPROXY_CODEX_DEVICE_VERIFY_URL",
     "device_redirect_uri": "CLIPROXY_CODEX_DEVICE_REDIRECT_URI",
     "api_url": "CLIPROXY_CODEX_API_URL",
+    "callback_port": "CLIPROXY_CODEX_CALLBACK_PORT",
 }
 
 

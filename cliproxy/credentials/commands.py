@@ -1,0 +1,99 @@
+"""`cliproxy login claude|codex`: log in to a subscription from the terminal, save to auth-dir."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import webbrowser
+from pathlib import Path
+
+import aiohttp
+
+from cliproxy.credentials.login import BrowserLogin, browser_login, codex_device_login, stdin_line_reader
+from cliproxy.credentials.oauth import OAuthError
+from cliproxy.credentials.providers import ProviderSettings
+from cliproxy.credentials.store import CredentialFileError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AUTH_DIR = "~/.cli-proxy-api"
+TOS_WARNING = (
+    "Note: routing a subscription through a proxy may break the provider's terms of service and "
+    "can get the account suspended. You use it at your own risk."
+)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "login",
+        help="log in to a Claude or ChatGPT (Codex) subscription and save the credential to auth-dir",
+        description="Log in with OAuth and save the credential file into auth-dir (re-login keeps your edits).",
+    )
+    parser.add_argument("provider", choices=("claude", "codex"))
+    parser.add_argument("--no-browser", "-no-browser", action="store_true", help="print the URL, do not open it")
+    parser.add_argument("--port", "-oauth-callback-port", type=int, help="local callback port (default per provider)")
+    parser.add_argument("--device", action="store_true", help="codex only: device-code login for headless machines")
+    parser.add_argument("--auth-dir", help="where to save (default: the config's auth-dir, else ~/.cli-proxy-api)")
+    parser.add_argument("--config", "-config", default=argparse.SUPPRESS, help="config file to read auth-dir from")
+    parser.set_defaults(func=run_login)
+
+
+def auth_dir_for(args: argparse.Namespace) -> Path:
+    """`--auth-dir`, else the config file's `auth-dir` (when the file exists), else the default."""
+    if args.auth_dir:
+        return Path(args.auth_dir).expanduser().absolute()
+    config_path = Path(getattr(args, "config", "config.yaml"))
+    if config_path.is_file():
+        from cliproxy.config.load import load_config
+        from cliproxy.runtime import resolve_auth_dir
+
+        return resolve_auth_dir(load_config(config_path).config, config_path)
+    return Path(DEFAULT_AUTH_DIR).expanduser()
+
+
+async def _open_in_browser(url: str) -> None:
+    if not await asyncio.to_thread(webbrowser.open, url):
+        raise OSError("no browser available")
+
+
+async def login(args: argparse.Namespace, auth_dir: Path) -> Path:
+    settings = ProviderSettings.from_env()
+
+    def announce(message: str) -> None:
+        print(message, flush=True)
+
+    async with aiohttp.ClientSession(trust_env=True) as session:
+        if args.device:
+            return await codex_device_login(session=session, settings=settings, auth_dir=auth_dir, announce=announce)
+        ui = BrowserLogin(
+            announce=announce,
+            open_url=None if args.no_browser else _open_in_browser,
+            read_pasted=stdin_line_reader() if sys.stdin and sys.stdin.isatty() else None,
+            port=args.port,
+        )
+        return await browser_login(args.provider, session=session, settings=settings, auth_dir=auth_dir, ui=ui)
+
+
+def run_login(args: argparse.Namespace) -> int:
+    if args.device and args.provider != "codex":
+        print("error: --device is only available for codex", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        auth_dir = auth_dir_for(args)
+    except Exception as exc:
+        print(f"error: cannot read the config for auth-dir: {exc}", file=sys.stderr)
+        return 1
+    print(TOS_WARNING, file=sys.stderr)
+    try:
+        path = asyncio.run(login(args, auth_dir))
+    except (OAuthError, CredentialFileError, OSError) as exc:
+        print(f"error: {args.provider} login failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("login cancelled", file=sys.stderr)
+        return 130
+    print(f"Saved {path}")
+    return 0

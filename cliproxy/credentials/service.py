@@ -1,0 +1,146 @@
+"""The credentials service of a running server: token-endpoint session, refresher, vertex tokens.
+
+One `CredentialService` hangs off the app (`appkeys.CREDENTIALS`). Its lifecycle (`cleanup_ctx`)
+opens the HTTP session used for token endpoints, runs the refresh scheduler over the auth-dir
+credentials of the current runtime snapshot, wakes it on every snapshot swap, and closes all on
+shutdown. Upstream executors of OAuth / service-account credentials get their tokens here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from cliproxy.appkeys import CREDENTIALS, RUNTIME
+from cliproxy.credentials.oauth import OAuthError
+from cliproxy.credentials.providers import ProviderSettings
+from cliproxy.credentials.providers.vertex import VertexTokenSource
+from cliproxy.credentials.refresh import CredentialRefresher
+from cliproxy.credentials.store import AuthFileCredential, format_time
+from cliproxy.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TOKEN_SESSION_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15)
+
+
+@dataclass
+class CredentialService:
+    """Token plumbing for one app; usable after the app has started (`started`)."""
+
+    settings: ProviderSettings = field(default_factory=ProviderSettings.from_env)
+    _session: aiohttp.ClientSession | None = None
+    _refresher: CredentialRefresher | None = None
+    _vertex: VertexTokenSource | None = None
+    _app: web.Application | None = None
+    _pending: set[asyncio.Task[object]] = field(default_factory=set)
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise OAuthError("the credentials service is not running")
+        return self._session
+
+    @property
+    def refresher(self) -> CredentialRefresher:
+        if self._refresher is None:
+            raise OAuthError("the credentials service is not running")
+        return self._refresher
+
+    @property
+    def vertex_tokens(self) -> VertexTokenSource:
+        if self._vertex is None:
+            raise OAuthError("the credentials service is not running")
+        return self._vertex
+
+    async def access_token(self, cred: AuthFileCredential, *, force_refresh: bool = False) -> str:
+        """The token to send upstream for `cred`; `force_refresh` after the upstream said 401."""
+        if cred.type == "vertex":
+            if force_refresh:
+                self.vertex_tokens.invalidate(cred)
+            return await self.vertex_tokens.token(cred)
+        current = self.refresher.current(cred)
+        if force_refresh or (not current.access_token and current.refresh_token):
+            current = await self.refresher.refresh_now(current)
+        return current.access_token
+
+    def refresh_view(self, cred: AuthFileCredential) -> dict[str, Any]:
+        """`auth-files` entry fields from the refresh bookkeeping: failures must be visible."""
+        status = self._refresher.statuses().get(cred.id) if self._refresher is not None else None
+        if status is None:
+            return {}
+        view: dict[str, Any] = {"refresh": status.as_dict()}
+        if status.next_retry is not None:
+            view["next_retry_after"] = format_time(status.next_retry)
+        if status.last_refresh is not None:
+            view["last_refresh"] = format_time(status.last_refresh)
+        if status.last_error and not cred.disabled:
+            view["status"] = "error"
+            view["status_message"] = f"token refresh failed: {status.last_error}"
+        return view
+
+    def auth_dir_credentials(self) -> list[AuthFileCredential]:
+        if self._app is None:
+            return []
+        files = self._app[RUNTIME].current.auth_files
+        return [c for c in files if isinstance(c, AuthFileCredential)]
+
+    def request_reload(self) -> None:
+        """Register a changed credential at once instead of waiting for the file watcher."""
+        if self._app is None:
+            return
+        from cliproxy.appkeys import RELOADER
+
+        if RELOADER not in self._app:
+            return
+        from cliproxy.watch import reload_now
+
+        task: asyncio.Task[object] = asyncio.create_task(reload_now(self._app))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _on_swap(self, old: Runtime, new: Runtime) -> None:
+        if self._refresher is not None:
+            self._refresher.wake()
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """`cleanup_ctx`: session + scheduler up on startup, down on shutdown."""
+        self._app = app
+        self._session = aiohttp.ClientSession(timeout=TOKEN_SESSION_TIMEOUT, trust_env=True)
+        self._refresher = CredentialRefresher(
+            self._session, self.settings, on_refreshed=lambda _cred: self.request_reload()
+        )
+        self._vertex = VertexTokenSource(self._session, self.settings.vertex)
+        holder = app[RUNTIME]
+        holder.listeners.append(self._on_swap)
+        task = asyncio.create_task(self._refresher.run(self.auth_dir_credentials), name="cliproxy-refresh")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for pending in list(self._pending):
+                pending.cancel()
+            with contextlib.suppress(ValueError):
+                holder.listeners.remove(self._on_swap)
+            await self._session.close()
+            self._session = None
+
+
+def install(app: web.Application) -> None:
+    """`FEATURES` hook: the credentials service and its lifecycle."""
+    service = CredentialService()
+    app[CREDENTIALS] = service
+    app.cleanup_ctx.append(service.lifecycle)

@@ -1,0 +1,434 @@
+"""OAuth logins from the web UI and service-account import (spec §7.4).
+
+`GET /<provider>-auth-url` registers a pending login (state → provider, PKCE verifier) and answers
+with the authorize URL at once. The browser comes back to the provider's fixed localhost redirect
+URI; with `?is_webui=1` a throwaway forwarder on that port sends it on to this server's
+`/<provider>/callback` page, otherwise the user pastes the final URL into `oauth-callback`. Both
+write the hand-off file `<auth-dir>/.oauth-<provider>-<state>.oauth` (the format CLIProxyAPI uses,
+so its tooling keeps working), which the login's task polls, then exchanges the code, saves the
+credential (re-login keeps user fields) and registers it with the runtime. The UI polls
+`get-auth-status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aiohttp import web
+
+from cliproxy import jsonio
+from cliproxy.appkeys import CREDENTIALS, RUNTIME
+from cliproxy.config.write import atomic_write_bytes
+from cliproxy.credentials.login import finish_code_login, save_login
+from cliproxy.credentials.oauth import (
+    SUCCESS_PAGE,
+    CallbackResult,
+    OAuthError,
+    generate_pkce,
+    generate_state,
+    parse_redirect_url,
+    validate_state,
+)
+from cliproxy.credentials.providers import claude, codex, vertex
+from cliproxy.management.guard import require_admin
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+Provider = Literal["claude", "codex"]
+PROVIDER_NAMES: dict[str, Provider] = {"anthropic": "claude", "claude": "claude", "codex": "codex", "openai": "codex"}
+FILE_TAG: dict[Provider, str] = {"claude": "anthropic", "codex": "codex"}  # hand-off file and callback page names
+SESSION_TTL_SECONDS = 30 * 60
+COMPLETED_KEEP_SECONDS = 60
+CALLBACK_WAIT_SECONDS = 5 * 60
+POLL_SECONDS = 0.5
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+@dataclass
+class LoginSession:
+    state: str
+    provider: Provider
+    verifier: str
+    redirect_uri: str
+    created: float = field(default_factory=time.monotonic)
+    status: Literal["pending", "ok", "error", "cancelled"] = "pending"
+    error: str = ""
+    finished: float = 0.0
+    file_name: str = ""
+    forwarder_port: int | None = None
+
+
+class LoginSessions:
+    """Pending web-UI logins and the callback forwarders serving them (one app's state)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, LoginSession] = {}
+        self.forwarders: dict[int, web.AppRunner] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.poll_seconds = POLL_SECONDS
+        self.wait_seconds = CALLBACK_WAIT_SECONDS
+
+    def purge(self) -> None:
+        now = time.monotonic()
+        for state, s in list(self.sessions.items()):
+            if now - s.created > SESSION_TTL_SECONDS or (s.finished and now - s.finished > COMPLETED_KEEP_SECONDS):
+                del self.sessions[state]
+
+    def get(self, state: str) -> LoginSession | None:
+        self.purge()
+        return self.sessions.get(state)
+
+    def finish(self, session: LoginSession, status: Literal["ok", "error", "cancelled"], error: str = "") -> None:
+        session.status, session.error, session.finished = status, error, time.monotonic()
+
+    async def start_forwarder(self, port: int, target: str) -> None:
+        """Listen on 0.0.0.0:`port` and 302 every request to `target` with its query kept."""
+        if port in self.forwarders:
+            return
+
+        async def forward(request: web.Request) -> web.Response:
+            query = request.query_string
+            raise web.HTTPFound(f"{target}?{query}" if query else target)
+
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "0.0.0.0", port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OAuthError(f"failed to start callback server on port {port}: {exc.strerror or exc}") from None
+        self.forwarders[port] = runner
+
+    async def stop_forwarder(self, port: int | None) -> None:
+        if port is None or any(s.forwarder_port == port and s.status == "pending" for s in self.sessions.values()):
+            return
+        runner = self.forwarders.pop(port, None)
+        if runner is not None:
+            await runner.cleanup()
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for port in list(self.forwarders):
+            runner = self.forwarders.pop(port)
+            await runner.cleanup()
+
+
+OAUTH_LOGINS = web.AppKey("oauth_logins", LoginSessions)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=jsonio.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+def handoff_path(auth_dir: Path, provider: Provider, state: str) -> Path:
+    return auth_dir / f".oauth-{FILE_TAG[provider]}-{validate_state(state)}.oauth"
+
+
+async def write_handoff(auth_dir: Path, provider: Provider, result: CallbackResult) -> None:
+    data = json.dumps({"code": result.code, "state": result.state, "error": result.error}).encode()
+    path = handoff_path(auth_dir, provider, result.state)
+    await asyncio.to_thread(auth_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(atomic_write_bytes, path, data, mode=0o600)
+
+
+def _read_handoff(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    path.unlink(missing_ok=True)
+    return data if isinstance(data, dict) else {}
+
+
+def _is_cancelled(session: LoginSession) -> bool:
+    """(A function so the type checker does not carry an earlier narrowing across awaits.)"""
+    return session.status == "cancelled"
+
+
+async def _complete(request_app: web.Application, session: LoginSession) -> None:
+    """Wait for the hand-off file, exchange the code, save and register the credential."""
+    logins = request_app[OAUTH_LOGINS]
+    service = request_app[CREDENTIALS]
+    auth_dir = request_app[RUNTIME].current.auth_dir
+    path = handoff_path(auth_dir, session.provider, session.state)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + logins.wait_seconds
+    try:
+        data: dict[str, Any] | None = None
+        while session.status == "pending":
+            data = await asyncio.to_thread(_read_handoff, path)
+            if data is not None or loop.time() > deadline:
+                break
+            await asyncio.sleep(logins.poll_seconds)
+        if session.status != "pending":
+            return
+        if data is None:
+            logins.finish(session, "error", "Timeout waiting for OAuth callback")
+            return
+        result = CallbackResult(
+            code=str(data.get("code") or ""), state=str(data.get("state") or ""), error=str(data.get("error") or "")
+        )
+        saved = await finish_code_login(
+            session.provider,
+            result,
+            session=service.session,
+            settings=service.settings,
+            auth_dir=auth_dir,
+            expected_state=session.state,
+            verifier=session.verifier,
+            redirect_uri=session.redirect_uri,
+        )
+        if _is_cancelled(session):  # cancelled while exchanging: do not keep it
+            await asyncio.to_thread(saved.unlink, missing_ok=True)
+            return
+        session.file_name = saved.name
+        logins.finish(session, "ok")
+        service.request_reload()
+    except OAuthError as exc:
+        logins.finish(session, "error", str(exc))
+        log.warning("%s web login failed: %s", session.provider, exc)
+    except Exception as exc:
+        logins.finish(session, "error", "internal error")
+        log.exception("%s web login failed: %s", session.provider, exc.__class__.__name__)
+    finally:
+        await logins.stop_forwarder(session.forwarder_port)
+
+
+async def _auth_url(request: web.Request, provider: Provider) -> web.Response:
+    require_admin(request)
+    app = _main_app(request)
+    logins, service = app[OAUTH_LOGINS], app[CREDENTIALS]
+    pkce, state = generate_pkce(), generate_state()
+    if provider == "claude":
+        s = service.settings.claude
+        redirect_uri = f"http://localhost:{s.callback_port}{s.callback_path}"
+        url = claude.authorize_url(s, pkce=pkce, state=state, redirect_uri=redirect_uri)
+        port = s.callback_port
+    else:
+        c = service.settings.codex
+        redirect_uri = f"http://localhost:{c.callback_port}{c.callback_path}"
+        url = codex.authorize_url(c, pkce=pkce, state=state, redirect_uri=redirect_uri)
+        port = c.callback_port
+    session = LoginSession(state=state, provider=provider, verifier=pkce.verifier, redirect_uri=redirect_uri)
+    if request.query.get("is_webui", "").strip().lower() in TRUE_WORDS:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        server_port = int(sockname[1]) if sockname else app[RUNTIME].current.config.port
+        scheme = "https" if app[RUNTIME].current.config.tls.enable else "http"
+        target = f"{scheme}://127.0.0.1:{server_port}/{FILE_TAG[provider]}/callback"
+        try:
+            await logins.start_forwarder(port, target)
+        except OAuthError as exc:
+            return _error(500, str(exc))
+        session.forwarder_port = port
+    logins.purge()
+    logins.sessions[state] = session
+    task = asyncio.create_task(_complete(app, session), name=f"oauth-{provider}")
+    logins.tasks.add(task)
+    task.add_done_callback(logins.tasks.discard)
+    return _json({"status": "ok", "url": url, "state": state})
+
+
+def _main_app(request: web.Request) -> web.Application:
+    """The top-level app (the management sub-app's parent), where the login state lives."""
+    for app in reversed(request.match_info.apps):
+        if OAUTH_LOGINS in app:
+            return app
+    raise web.HTTPServiceUnavailable(body=jsonio.dumps({"error": "oauth logins unavailable"}))
+
+
+@routes.get("/anthropic-auth-url")
+async def anthropic_auth_url(request: web.Request) -> web.Response:
+    return await _auth_url(request, "claude")
+
+
+@routes.get("/codex-auth-url")
+async def codex_auth_url(request: web.Request) -> web.Response:
+    return await _auth_url(request, "codex")
+
+
+@routes.get("/get-auth-status")
+async def get_auth_status(request: web.Request) -> web.Response:
+    state = request.query.get("state", "").strip()
+    if not state:
+        return _json({"status": "error", "error": "state is required"}, 400)
+    session = _main_app(request)[OAUTH_LOGINS].get(state)
+    if session is None:
+        return _json({"status": "error", "error": "unknown or expired state"}, 404)
+    if session.status == "pending":
+        return _json({"status": "wait"})
+    if session.status == "ok":
+        return _json({"status": "ok", "file": session.file_name})
+    return _json({"status": "error", "error": session.error or "oauth flow was cancelled"})
+
+
+@routes.delete("/oauth-session")
+async def cancel_oauth_session(request: web.Request) -> web.Response:
+    require_admin(request)
+    logins = _main_app(request)[OAUTH_LOGINS]
+    session = logins.get(request.query.get("state", "").strip())
+    if session is None:
+        return _error(404, "unknown or expired state")
+    if session.status == "pending":
+        logins.finish(session, "cancelled", "oauth flow was cancelled")
+        await logins.stop_forwarder(session.forwarder_port)
+    return _json({"status": "ok"})
+
+
+async def _callback_params(request: web.Request) -> dict[str, str]:
+    params = {k: v for k, v in request.query.items()}
+    if request.method == "POST" and request.can_read_body:
+        try:
+            body = await request.json(loads=jsonio.loads)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            params.update({k: str(v) for k, v in body.items() if v is not None})
+    return params
+
+
+@routes.get("/oauth-callback")
+@routes.post("/oauth-callback")
+async def oauth_callback(request: web.Request) -> web.Response:
+    """The user pastes the redirect URL (or code/state) when the browser could not reach us.
+
+    Keyless (`guard.KEYLESS_PATHS`): it only delivers a code for a pending, unguessable state.
+    """
+    params = await _callback_params(request)
+    code, state, error = params.get("code", ""), params.get("state", ""), params.get("error", "")
+    if params.get("redirect_url", "").strip():
+        try:
+            parsed = parse_redirect_url(params["redirect_url"])
+        except OAuthError:
+            return _error(400, "invalid redirect_url")
+        code, state, error = parsed.code or code, parsed.state or state, parsed.error or error
+    code, _, fragment = code.strip().partition("#")
+    state = state.strip() or fragment.strip()
+    if not state:
+        return _error(400, "state is required")
+    try:
+        validate_state(state)
+    except OAuthError:
+        return _error(400, "invalid state")
+    if not code and not error:
+        return _error(400, "code or error is required")
+    provider = PROVIDER_NAMES.get(params.get("provider", "").strip().lower())
+    if params.get("provider") and provider is None:
+        return _error(400, "unsupported provider")
+    logins = _main_app(request)[OAUTH_LOGINS]
+    session = logins.get(state)
+    if session is None:
+        return _error(404, "unknown or expired state")
+    if provider is not None and provider != session.provider:
+        return _error(400, "provider does not match state")
+    if session.status == "ok":
+        return _error(409, "oauth flow is already completed")
+    if session.status == "error":
+        return _error(409, session.error or "oauth flow is not pending")
+    if session.status != "pending":
+        return _error(409, "oauth flow is not pending")
+    auth_dir = _main_app(request)[RUNTIME].current.auth_dir
+    await write_handoff(auth_dir, session.provider, CallbackResult(code=code, state=state, error=error))
+    return _json({"status": "ok"})
+
+
+async def _landing(request: web.Request, provider: Provider) -> web.Response:
+    """`/anthropic/callback`, `/codex/callback`: hand the code over for a pending state only."""
+    app = request.app
+    state = request.query.get("state", "").strip()
+    code, _, fragment = request.query.get("code", "").partition("#")
+    state = state or fragment
+    error = request.query.get("error", "")
+    try:
+        validate_state(state)
+        session = app[OAUTH_LOGINS].get(state)
+        if session is not None and session.provider == provider and session.status == "pending" and (code or error):
+            result = CallbackResult(code=code, state=state, error=error)
+            await write_handoff(app[RUNTIME].current.auth_dir, provider, result)
+    except OAuthError:
+        pass
+    return web.Response(text=SUCCESS_PAGE, content_type="text/html")
+
+
+async def anthropic_callback(request: web.Request) -> web.Response:
+    return await _landing(request, "claude")
+
+
+async def codex_callback(request: web.Request) -> web.Response:
+    return await _landing(request, "codex")
+
+
+@routes.post("/vertex/import")
+async def vertex_import(request: web.Request) -> web.Response:
+    """Upload a Google service-account key (multipart `file` or a raw JSON body) as a vertex credential."""
+    require_admin(request)
+    options: dict[str, str] = dict(request.query)
+    raw: bytes | None = None
+    if request.content_type.startswith("multipart/"):
+        form = await request.post()
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                if key == "file" or raw is None:
+                    raw = value.file.read()
+            elif isinstance(value, str):
+                options.setdefault(key, value)
+    else:
+        raw = await request.read()
+    if not raw:
+        return _error(400, "file is required")
+    try:
+        key_data = json.loads(raw)
+    except ValueError:
+        return _error(400, "invalid service account JSON")
+    if not isinstance(key_data, dict):
+        return _error(400, "invalid service account JSON")
+    try:
+        data = vertex.credential_json(
+            key_data,
+            location=options.get("location", "").strip(),
+            prefix=options.get("prefix", "").strip().strip("/"),
+            label=options.get("label", "").strip(),
+        )
+    except OAuthError as exc:
+        return _error(400, str(exc))
+    app = _main_app(request)
+    name = vertex.credential_filename(data)
+    path = await save_login(app[RUNTIME].current.auth_dir, name, data)
+    app[CREDENTIALS].request_reload()
+    log.info("imported vertex service account for project %s into %s", data["project_id"], path.name)
+    return _json(
+        {
+            "status": "ok",
+            "auth-file": path.name,
+            "project_id": data["project_id"],
+            "email": data["email"],
+            "location": data["location"],
+        }
+    )
+
+
+async def _logins_ctx(app: web.Application) -> Any:
+    yield
+    await app[OAUTH_LOGINS].close()
+
+
+def install(app: web.Application) -> None:
+    """`FEATURES` hook on the main app: login state and the provider landing pages."""
+    app[OAUTH_LOGINS] = LoginSessions()
+    app.router.add_get("/anthropic/callback", anthropic_callback)
+    app.router.add_get("/codex/callback", codex_callback)
+    app.cleanup_ctx.append(_logins_ctx)
