@@ -22,7 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy.appkeys import ROUTING, RUNTIME, USAGE, USAGE_STATS
-from cliproxy.management.guard import require_admin
+from cliproxy.clientkeys import redact
+from cliproxy.management.guard import MGMT_ROLE, require_admin
 from cliproxy.management.http import api_error, json_response, read_json
 from cliproxy.runtime import RuntimeHolder
 from cliproxy.usage import UsageRecord
@@ -236,7 +237,11 @@ async def get_usage(request: web.Request) -> web.Response:
 
 @routes.get("/api-key-usage")
 async def get_api_key_usage(request: web.Request) -> web.Response:
-    """Per config API key: `{provider: {"<base_url>|<api_key>": {success, failed, recent_requests}}}`."""
+    """Per config API key: `{provider: {"<base_url>|<api_key>": {success, failed, recent_requests}}}`.
+
+    The key sits in a map key, where the viewer filter cannot see it: viewers get it redacted here.
+    """
+    admin = request.get(MGMT_ROLE) == "admin"
     stats = request.config_dict[USAGE_STATS]
     now = time.time()
     out: dict[str, dict[str, Any]] = {}
@@ -245,7 +250,8 @@ async def get_api_key_usage(request: web.Request) -> web.Response:
             continue
         provider = cred.provider.removeprefix("openai-compatible-")
         success, failed, recent = stats.credential(cred.auth_index, now)
-        out.setdefault(provider, {})[f"{cred.base_url}|{cred.api_key}"] = {
+        api_key = cred.api_key if admin else redact(cred.api_key)
+        out.setdefault(provider, {})[f"{cred.base_url}|{api_key}"] = {
             "success": success,
             "failed": failed,
             "recent_requests": recent,

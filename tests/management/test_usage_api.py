@@ -139,3 +139,5 @@ async def test_api_key_usage_per_config_key(proxy: ProxyFactory) -> None:
     entry = data["claude"]["|sk-ant-usage-key"]
     assert (entry["success"], entry["failed"], len(entry["recent_requests"])) == (1, 1, 20)
     assert data["openrouter"]["https://or.example/v1|sk-or-1"]["success"] == 0
+    viewer = (await Mgmt(server, key=VIEWER).get("/api-key-usage")).json()
+    assert "sk-ant-usage-key" not in str(viewer) and "|sk-…-key" in str(viewer)
