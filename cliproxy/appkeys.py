@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from cliproxy.logs import Redactor
     from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
+    from cliproxy.management.usage_api import UsageStats
     from cliproxy.policy import PolicyState
     from cliproxy.routing.scheduler import RoutingState
     from cliproxy.upstream.base import Sessions
@@ -27,6 +28,7 @@ RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
 REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
 CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
+USAGE_STATS: web.AppKey[UsageStats] = web.AppKey("usage_stats")  # management usage totals and queue
 POLICY: web.AppKey[PolicyState] = web.AppKey("policy")  # per-key rate windows, in-flight counts, usage ledger
 USAGE_DB: web.AppKey[UsageDB] = web.AppKey("usage_db")  # the SQLite usage file (absent when disabled)
 SESSIONS: web.AppKey[Sessions] = web.AppKey("upstream_sessions")  # pooled upstream ClientSessions

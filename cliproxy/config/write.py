@@ -23,6 +23,7 @@ import difflib
 import io
 import itertools
 import json
+import logging
 import os
 import re
 import stat
@@ -37,6 +38,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 from ruamel.yaml.tokens import CommentToken
+
+log = logging.getLogger(__name__)
 
 Replace = Callable[[str | os.PathLike[str], str | os.PathLike[str]], None]
 
@@ -185,7 +188,10 @@ def render(original: str, tree: Any) -> str:
     if base == original:
         return theirs
     merged = "".join(merge3(base.splitlines(True), original.splitlines(True), theirs.splitlines(True)))
-    return merged if _same_data(merged, theirs) else theirs
+    if _same_data(merged, theirs):
+        return merged
+    log.warning("config edit: line-preserving merge did not round-trip; writing ruamel's formatting instead")
+    return theirs
 
 
 # --------------------------------------------------------------------------- plain data -> tree

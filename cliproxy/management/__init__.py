@@ -23,6 +23,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.scalars",
     "cliproxy.management.api_keys",
     "cliproxy.management.providers",
+    "cliproxy.management.oauth_maps",
     "cliproxy.management.auth_files",
     "cliproxy.management.usage_api",
     "cliproxy.management.client_keys",
@@ -43,7 +44,9 @@ def build_management_app() -> web.Application:
 
 def install(app: web.Application) -> None:
     """`FEATURES` hook: mount the management sub-app; its config writer lives on the root app."""
+    from cliproxy.management import usage_api
     from cliproxy.management.config_writer import ConfigWriter
 
     app[CONFIG_WRITER] = ConfigWriter(app)
+    usage_api.install(app)
     app.add_subapp(PREFIX, build_management_app())

@@ -13,21 +13,24 @@ import json
 import logging
 import os
 import re
+import time
 import urllib.parse
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from cliproxy.appkeys import CREDENTIALS, RUNTIME
+from cliproxy.appkeys import CREDENTIALS, ROUTING, RUNTIME, USAGE_STATS
 from cliproxy.credentials import store
 from cliproxy.credentials.store import AuthFileCredential, CredentialFileError
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, read_json
 from cliproxy.management.providers import COMPAT, LISTS, config_auth_index
+from cliproxy.management.usage_api import UsageStats
 from cliproxy.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,6 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_UPLOAD_BYTES = 1024 * 1024
-RECENT_BUCKETS = 20
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -80,9 +82,34 @@ def _codex_token(cred: AuthFileCredential) -> dict[str, Any]:
     }
 
 
-def file_entry(cred: AuthFileCredential, st: os.stat_result | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Live:
+    """Per-credential runtime facts for the listing: request counters and cooldowns."""
+
+    stats: UsageStats | None
+    cooldown_until: dict[str, float]  # auth_index -> wall-clock end of its latest cooldown
+    now: float
+
+
+def live_facts(request: web.Request, runtime: Runtime) -> Live:
+    now = time.time()
+    until: dict[str, float] = {}
+    state = request.config_dict.get(ROUTING)
+    if state is not None:
+        index_of = {c.id: c.auth_index for c in runtime.catalog.credentials}
+        mono = state.clock()
+        for (cred_id, _model), cooldown in state.cooldowns.items():
+            auth_index = index_of.get(cred_id)
+            if auth_index and cooldown.until > mono:
+                until[auth_index] = max(until.get(auth_index, 0.0), now + cooldown.until - mono)
+    return Live(request.config_dict.get(USAGE_STATS), until, now)
+
+
+def file_entry(cred: AuthFileCredential, st: os.stat_result | None, live: Live) -> dict[str, Any]:
     """One `/auth-files` list entry for a loaded credential file."""
     modtime = _rfc3339(st.st_mtime) if st else None
+    success, failed, recent = live.stats.credential(cred.auth_index, live.now) if live.stats is not None else (0, 0, [])
+    retry_after = live.cooldown_until.get(cred.auth_index)
     entry: dict[str, Any] = {
         "id": cred.id,
         "auth_index": cred.auth_index,
@@ -93,13 +120,13 @@ def file_entry(cred: AuthFileCredential, st: os.stat_result | None) -> dict[str,
         "status": "disabled" if cred.disabled else "active",
         "status_message": "disabled via management API" if cred.disabled else "",
         "disabled": cred.disabled,
-        "unavailable": False,
+        "unavailable": retry_after is not None,
         "runtime_only": False,
         "source": "file",
         "size": st.st_size if st else 0,
-        "success": 0,
-        "failed": 0,
-        "recent_requests": [{"time": None, "success": 0, "failed": 0} for _ in range(RECENT_BUCKETS)],
+        "success": success,
+        "failed": failed,
+        "recent_requests": recent,
         "email": cred.email,
         "project_id": cred.project_id,
         "account_type": "service_account" if cred.type == "vertex" else "oauth",
@@ -109,7 +136,7 @@ def file_entry(cred: AuthFileCredential, st: os.stat_result | None) -> dict[str,
         "updated_at": modtime,
         "last_refresh": _rfc3339(cred.last_refresh),
         "expired": _rfc3339(cred.expires_at),
-        "next_retry_after": None,
+        "next_retry_after": _rfc3339(retry_after),
         "path": str(cred.path),
         "priority": cred.priority,
         "note": cred.note,
@@ -156,9 +183,10 @@ async def list_auth_files(request: web.Request) -> web.Response:
     broken = [(name, error) for name, error in runtime.auth_errors if "/" not in name]
     paths = [c.path for c in creds] + [runtime.auth_dir / name for name, _ in broken]
     stats = await asyncio.to_thread(_stat, paths)
+    live = live_facts(request, runtime)
     service = request.config_dict.get(CREDENTIALS)
     files = [
-        {**file_entry(c, stats.get(c.path)), **(service.refresh_view(c) if service else {})}
+        {**file_entry(c, stats.get(c.path), live), **(service.refresh_view(c) if service else {})}
         for c in creds
         if c.path in stats
     ]

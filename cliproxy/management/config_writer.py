@@ -132,6 +132,7 @@ class ConfigWriter:
         except OSError as exc:
             log.error("config write to %s failed: %s", path, exc.strerror or exc)
             raise api_error(500, f"failed to save config: {exc.strerror or exc}") from None
+        log.info("config written to %s via the management API", path.name)
         status = await reload_now(self._app)
         if not status.ok:  # validated above; only a concurrent hand edit can get here
             raise invalid_config([status.message])

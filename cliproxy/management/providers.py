@@ -8,7 +8,6 @@ config writer's lock, against the file as it is at that moment.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from cliproxy.config.model import MAX_WEIGHT
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, query_index, read_json
+from cliproxy.routing.credentials import auth_index
 
 routes = web.RouteTableDef()
 
@@ -29,8 +29,8 @@ COMPAT = "openai-compatibility"
 
 
 def config_auth_index(kind: str, base_url: str, api_key: str) -> str:
-    """The stable index of a config credential (spec §7.1): sha256("<kind>:<base_url>+<api_key>")[:16]."""
-    return hashlib.sha256(f"{kind}:{base_url}+{api_key}".encode()).hexdigest()[:16]
+    """The stable index of a config credential (spec §7.1), the same one routing gives it."""
+    return auth_index(f"{kind}:{base_url}+{api_key}")
 
 
 @dataclass(frozen=True)

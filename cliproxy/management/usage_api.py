@@ -1,5 +1,266 @@
-"""placeholder"""
+"""Usage over the management API: `GET /usage`, `GET /usage-queue`, `POST /reset-quota`.
+
+`UsageStats` subscribes to the routing layer's `UsageStore` and keeps, since start:
+
+* running totals per client key (and model), per credential (`auth_index`) and per model;
+* per-credential success/failure counts in 20 buckets of 10 minutes (shown in `/auth-files`);
+* while `usage-statistics-enabled` is on, a queue of records in CLIProxyAPI's shape (spec §8.5)
+  that `GET /usage-queue?count=N` pops oldest first; records older than
+  `redis-usage-queue-retention-seconds` (default 60, at most 3600) are dropped.
+
+Records name the client key only by its redacted form or key name, never the key itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
+from cliproxy.appkeys import ROUTING, RUNTIME, USAGE, USAGE_STATS
+from cliproxy.management.guard import require_admin
+from cliproxy.management.http import api_error, json_response, read_json
+from cliproxy.runtime import RuntimeHolder
+from cliproxy.usage import UsageRecord
+
 routes = web.RouteTableDef()
+
+BUCKET_SECONDS = 600
+BUCKETS = 20
+DEFAULT_RETENTION = 60
+MAX_RETENTION = 3600
+MAX_QUEUE = 100_000
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Totals:
+    requests: int = 0
+    success: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, record: UsageRecord) -> None:
+        self.requests += 1
+        if record.failed:
+            self.failed += 1
+        else:
+            self.success += 1
+        self.input_tokens += record.input_tokens
+        self.output_tokens += record.output_tokens
+        self.cached_tokens += record.cached_tokens
+        self.reasoning_tokens += record.reasoning_tokens
+        self.total_tokens += record.total_tokens or (record.input_tokens + record.output_tokens)
+        if record.cost_usd:
+            self.cost_usd += record.cost_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total_requests": self.requests,
+            "success_count": self.success,
+            "failure_count": self.failed,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+        }
+
+
+@dataclass
+class CredentialCounters:
+    """Success/failure per credential: totals plus 20 ten-minute buckets, newest last."""
+
+    credential_id: str = ""
+    provider: str = ""
+    totals: Totals = field(default_factory=Totals)
+    buckets: deque[list[int]] = field(default_factory=lambda: deque(maxlen=BUCKETS))  # [start, ok, failed]
+
+    def add(self, record: UsageRecord) -> None:
+        self.credential_id = record.credential_id
+        self.provider = record.provider
+        self.totals.add(record)
+        start = int(record.timestamp // BUCKET_SECONDS * BUCKET_SECONDS)
+        if not self.buckets or self.buckets[-1][0] != start:
+            self.buckets.append([start, 0, 0])
+        self.buckets[-1][2 if record.failed else 1] += 1
+
+    def recent(self, now: float) -> list[dict[str, Any]]:
+        """20 buckets ending with the current one, oldest first (empty buckets included)."""
+        current = int(now // BUCKET_SECONDS * BUCKET_SECONDS)
+        by_start = {b[0]: b for b in self.buckets}
+        out = []
+        for n in range(BUCKETS - 1, -1, -1):
+            start = current - n * BUCKET_SECONDS
+            bucket = by_start.get(start, [start, 0, 0])
+            out.append({"time": rfc3339(start), "success": bucket[1], "failed": bucket[2]})
+        return out
+
+
+def queue_record(record: UsageRecord) -> dict[str, Any]:
+    """A usage record in CLIProxyAPI's `usage-queue` shape (spec §8.5)."""
+    tokens = {
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "reasoning_tokens": record.reasoning_tokens,
+        "cached_tokens": record.cached_tokens,
+        "cache_read_tokens": record.cached_tokens,
+        "cache_read_tokens_present": bool(record.cached_tokens),
+        "cache_creation_tokens": record.cache_creation_tokens,
+        "total_tokens": record.total_tokens or (record.input_tokens + record.output_tokens),
+    }
+    return {
+        "timestamp": rfc3339(record.timestamp),
+        "latency_ms": round(record.latency_ms),
+        "ttft_ms": round(record.ttft_ms) if record.ttft_ms is not None else None,
+        "source": record.credential_id,
+        "auth_index": record.auth_index,
+        "tokens": tokens,
+        "failed": record.failed,
+        "generate": True,
+        "fail": {"status_code": record.status if record.failed else 200, "body": ""},
+        "accounting_version": 1,
+        "token_breakdown": dict(tokens),
+        "provider": record.provider,
+        "executor_type": record.upstream_dialect,
+        "model": record.model,
+        "alias": record.alias,
+        "endpoint": record.endpoint,
+        "auth_type": "oauth" if record.credential_id.endswith(".json") else "api_key",
+        "api_key": record.client_key,
+        "request_id": record.request_id,
+        "stream": record.stream,
+        "cost_usd": record.cost_usd,
+    }
+
+
+class UsageStats:
+    """Management-side usage aggregation, fed by `UsageStore.subscribe` (see the module docstring)."""
+
+    def __init__(self, holder: RuntimeHolder) -> None:
+        self._holder = holder
+        self.started = time.time()
+        self.total = Totals()
+        self.by_key: dict[str, Totals] = {}
+        self.by_key_model: dict[str, dict[str, Totals]] = {}
+        self.by_model: dict[str, Totals] = {}
+        self.by_credential: dict[str, CredentialCounters] = {}
+        self.queue: deque[tuple[float, dict[str, Any]]] = deque(maxlen=MAX_QUEUE)
+
+    def retention(self) -> float:
+        extra = self._holder.current.config.model_extra or {}
+        value = extra.get("redis-usage-queue-retention-seconds", DEFAULT_RETENTION)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            return DEFAULT_RETENTION
+        return min(value, MAX_RETENTION)
+
+    def observe(self, record: UsageRecord) -> None:
+        self.total.add(record)
+        self.by_key.setdefault(record.client_key, Totals()).add(record)
+        model = record.alias or record.model
+        self.by_key_model.setdefault(record.client_key, {}).setdefault(model, Totals()).add(record)
+        self.by_model.setdefault(model, Totals()).add(record)
+        if record.auth_index:
+            self.by_credential.setdefault(record.auth_index, CredentialCounters()).add(record)
+        if self._holder.current.config.usage_statistics_enabled:
+            self._expire(time.monotonic())
+            self.queue.append((time.monotonic(), queue_record(record)))
+
+    def _expire(self, now: float) -> None:
+        limit = now - self.retention()
+        while self.queue and self.queue[0][0] < limit:
+            self.queue.popleft()
+
+    def pop(self, count: int) -> list[dict[str, Any]]:
+        self._expire(time.monotonic())
+        out: list[dict[str, Any]] = []
+        while self.queue and len(out) < count:
+            out.append(self.queue.popleft()[1])
+        return out
+
+    def credential(self, auth_index: str, now: float) -> tuple[int, int, list[dict[str, Any]]]:
+        """(success, failed, recent buckets) for `/auth-files`."""
+        counters = self.by_credential.get(auth_index) or CredentialCounters()
+        return counters.totals.success, counters.totals.failed, counters.recent(now)
+
+    def summary(self) -> dict[str, Any]:
+        apis = {
+            key: {**totals.as_dict(), "models": {m: t.as_dict() for m, t in self.by_key_model.get(key, {}).items()}}
+            for key, totals in self.by_key.items()
+        }
+        credentials = {
+            index: {**c.totals.as_dict(), "credential_id": c.credential_id, "provider": c.provider}
+            for index, c in self.by_credential.items()
+        }
+        return {
+            "usage": {
+                **self.total.as_dict(),
+                "since": rfc3339(self.started),
+                "apis": apis,
+                "credentials": credentials,
+                "models": {m: t.as_dict() for m, t in self.by_model.items()},
+            }
+        }
+
+
+def install(app: web.Application) -> None:
+    """Create the aggregation now; subscribe once every feature (the usage store too) is installed."""
+    stats = UsageStats(app[RUNTIME])
+    app[USAGE_STATS] = stats
+
+    async def subscribe(app: web.Application) -> None:
+        store = app.get(USAGE)
+        if store is not None:
+            store.subscribe(stats.observe)
+
+    app.on_startup.append(subscribe)
+
+
+@routes.get("/usage")
+async def get_usage(request: web.Request) -> web.Response:
+    return json_response(request.config_dict[USAGE_STATS].summary())
+
+
+@routes.get("/usage-queue")
+async def get_usage_queue(request: web.Request) -> web.Response:
+    require_admin(request)  # popping consumes the records
+    raw = request.query.get("count", "1").strip()
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise api_error(400, "count must be a positive integer")
+    return json_response(request.config_dict[USAGE_STATS].pop(count))
+
+
+@routes.post("/reset-quota")
+async def reset_quota(request: web.Request) -> web.Response:
+    require_admin(request)
+    body = await read_json(request)
+    auth_index = body.get("auth_index") if isinstance(body, dict) else None
+    if not isinstance(auth_index, str) or not auth_index.strip():
+        raise api_error(400, "auth_index is required")
+    auth_index = auth_index.strip()
+    runtime = request.config_dict[RUNTIME].current
+    ids = {c.id for c in runtime.catalog.credentials if c.auth_index == auth_index}
+    if not ids:
+        raise api_error(404, "auth not found")
+    state = request.config_dict[ROUTING]
+    models = sorted({model for (cred_id, model) in state.cooldowns if cred_id in ids})
+    for cred_id in ids:
+        state.clear(cred_id)
+    return json_response({"status": "ok", "auth_index": auth_index, "models": models})

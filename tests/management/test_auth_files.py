@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import yaml
 
-from cliproxy.appkeys import RUNTIME
+from cliproxy.appkeys import RUNTIME, USAGE
 from cliproxy.credentials.store import auth_index_for
 from tests.conftest import ProxyFactory
 from tests.management.client import MANAGEMENT_BLOCK, Mgmt
@@ -284,3 +284,20 @@ async def test_fields(proxy: ProxyFactory, auth_dir: Path) -> None:
         assert (reply.status, reply.json()) == (status, {"error": error})
     reply = await mgmt.patch("/auth-files/fields", json={"name": path.name, "weight": 2_000_000})
     assert reply.status == 400 and reply.json()["error"].startswith("invalid auth file: weight")
+
+
+async def test_list_shows_request_counters_from_the_usage_store(proxy: ProxyFactory, auth_dir: Path) -> None:
+    from tests.management.test_usage_api import record
+
+    server = await proxy(CONFIG)
+    path = auth_dir / "claude-a@example.com.json"
+    index = auth_index_for("claude", path.absolute())
+    store = server.app[USAGE]
+    store.add(record(auth_index=index, credential_id=path.name))
+    store.add(record(auth_index=index, credential_id=path.name, failed=True, status=500))
+    store.add(record(auth_index="another-credential"))
+    (entry,) = (await Mgmt(server).get(f"/auth-files?name={path.name}")).json()["files"]
+    assert (entry["success"], entry["failed"]) == (1, 1)
+    assert len(entry["recent_requests"]) == 20
+    assert entry["recent_requests"][-1]["success"] == 1 and entry["recent_requests"][-1]["failed"] == 1
+    assert sum(b["success"] + b["failed"] for b in entry["recent_requests"]) == 2

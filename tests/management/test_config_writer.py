@@ -76,9 +76,38 @@ async def test_change_is_live_on_v1_when_the_response_returns(proxy: ProxyFactor
 
     assert await models("sk-new-client-key") == 401
     assert (await mgmt.put("/api-keys", json=["sk-old-client-key", "sk-new-client-key"])).status == 200
-    assert await models("sk-new-client-key") != 401
+    assert await models("sk-new-client-key") == 200
     assert (await mgmt.delete("/api-keys?value=sk-old-client-key")).status == 200
     assert await models("sk-old-client-key") == 401
+
+
+async def test_deleted_provider_disappears_from_v1_models(proxy: ProxyFactory) -> None:
+    config = (
+        "host: 127.0.0.1\napi-keys: [sk-client-key-0001]\n"
+        "openai-compatibility:\n"
+        '  - name: "local"\n'
+        '    base-url: "http://127.0.0.1:9/v1"\n'
+        "    api-key-entries:\n      - api-key: sk-upstream\n"
+        "    models:\n      - name: upstream-model-x\n        alias: kimi-k2\n"
+        "claude-api-key:\n  - api-key: sk-ant-0001\n    models:\n      - name: claude-x\n        alias: my-claude\n"
+    ) + MANAGEMENT_BLOCK
+    server = await proxy(config)
+    mgmt = Mgmt(server)
+
+    async def model_ids() -> set[str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(server.make_url("/v1/models"), headers={"Authorization": "Bearer sk-client-key-0001"}) as r,
+        ):
+            assert r.status == 200
+            return {m["id"] for m in (await r.json())["data"]}
+
+    assert {"kimi-k2", "my-claude"} <= await model_ids()
+    assert (await mgmt.delete("/openai-compatibility?name=local")).status == 200
+    ids = await model_ids()
+    assert "kimi-k2" not in ids and "my-claude" in ids
+    assert (await mgmt.delete("/claude-api-key?api-key=sk-ant-0001")).status == 200
+    assert "my-claude" not in await model_ids()
 
 
 async def test_concurrent_writers_are_serialised(proxy: ProxyFactory, tmp_path: Path) -> None:

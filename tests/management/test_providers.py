@@ -257,3 +257,15 @@ async def test_openai_compatibility_patch_and_delete(proxy: ProxyFactory, tmp_pa
     assert (reply.status, reply.json()) == (400, {"error": "missing name or index"})
     assert (await mgmt.delete("/openai-compatibility?name=openrouter")).status == 200
     assert on_disk(tmp_path, "openai-compatibility") == []
+
+
+async def test_auth_index_joins_with_the_routing_credentials(proxy: ProxyFactory) -> None:
+    server = await proxy(CONFIG)
+    mgmt = Mgmt(server)
+    catalog = {c.auth_index for c in server.app[RUNTIME].current.catalog.credentials}
+    for kind in ("gemini-api-key", "claude-api-key", "codex-api-key", "vertex-api-key"):
+        for entry in (await mgmt.get(f"/{kind}")).json()[kind]:
+            assert entry["auth-index"] in catalog, (kind, entry)
+    for provider in (await mgmt.get("/openai-compatibility")).json()["openai-compatibility"]:
+        for entry in provider["api-key-entries"]:
+            assert entry["auth-index"] in catalog

@@ -1,0 +1,192 @@
+"""OAuth maps: `oauth-excluded-models` (provider → patterns) and `oauth-model-alias`
+(channel → aliases), with CLIProxyAPI's PUT/PATCH/DELETE rules (spec §2.6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from cliproxy.appkeys import RUNTIME
+from cliproxy.management.config_writer import ConfigDoc, config_writer
+from cliproxy.management.guard import require_admin
+from cliproxy.management.http import OK, api_error, json_response, read_json
+
+routes = web.RouteTableDef()
+
+EXCLUDED = "oauth-excluded-models"
+ALIASES = "oauth-model-alias"
+
+
+def clean_patterns(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise api_error(400, "invalid body")
+    seen: dict[str, None] = {}
+    for pattern in value:
+        if isinstance(pattern, str) and pattern.strip():
+            seen[pattern.strip().lower()] = None
+    return list(seen)
+
+
+def clean_aliases(value: Any) -> list[dict[str, Any]]:
+    """Entries need name and alias; name == alias (any case) is dropped; aliases are unique."""
+    if not isinstance(value, list):
+        raise api_error(400, "invalid body")
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for item in value:
+        if not isinstance(item, dict):
+            raise api_error(400, "invalid body")
+        name = str(item.get("name") or "").strip()
+        alias = str(item.get("alias") or "").strip()
+        if not name or not alias or name.lower() == alias.lower() or alias.lower() in seen:
+            continue
+        seen.add(alias.lower())
+        entry: dict[str, Any] = {"name": name, "alias": alias}
+        for key in ("fork", "force-mapping"):
+            if item.get(key) is True:
+                entry[key] = True
+        if isinstance(item.get("display-name"), str) and item["display-name"].strip():
+            entry["display-name"] = item["display-name"].strip()
+        out.append(entry)
+    return out
+
+
+def _map_body(body: Any) -> dict[str, Any]:
+    if isinstance(body, dict) and "items" in body and len(body) == 1:
+        body = body["items"]
+    if not isinstance(body, dict):
+        raise api_error(400, "invalid body")
+    return body
+
+
+def _current(doc: ConfigDoc, key: str) -> dict[str, Any]:
+    value = doc.get(key) or {}
+    return value if isinstance(value, dict) else {}
+
+
+async def _write(request: web.Request, key: str, build: Any) -> web.Response:
+    def mutate(doc: ConfigDoc) -> None:
+        new = build(_current(doc, key))
+        if new:
+            doc.set(key, new)
+        else:
+            doc.delete(key)
+
+    await config_writer(request).update(mutate)
+    return json_response(OK)
+
+
+# --------------------------------------------------------------------------- excluded models
+
+
+@routes.get(f"/{EXCLUDED}")
+async def get_excluded(request: web.Request) -> web.Response:
+    value = request.config_dict[RUNTIME].current.config.oauth_excluded_models
+    return json_response({EXCLUDED: {k: list(v) for k, v in value.items()}})
+
+
+@routes.put(f"/{EXCLUDED}")
+async def put_excluded(request: web.Request) -> web.Response:
+    require_admin(request)
+    body = _map_body(await read_json(request))
+    new = {str(k).strip().lower(): clean_patterns(v) for k, v in body.items() if str(k).strip()}
+    new = {k: v for k, v in new.items() if v}
+    return await _write(request, EXCLUDED, lambda _old: new)
+
+
+@routes.patch(f"/{EXCLUDED}")
+async def patch_excluded(request: web.Request) -> web.Response:
+    require_admin(request)
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("provider"), str) or not body["provider"].strip():
+        raise api_error(400, "invalid body")
+    provider = body["provider"].strip().lower()
+    models = clean_patterns(body.get("models"))
+
+    def build(old: dict[str, Any]) -> dict[str, Any]:
+        if not models:
+            if provider not in old:
+                raise api_error(404, "provider not found")
+            del old[provider]
+        else:
+            old[provider] = models
+        return old
+
+    return await _write(request, EXCLUDED, build)
+
+
+@routes.delete(f"/{EXCLUDED}")
+async def delete_excluded(request: web.Request) -> web.Response:
+    require_admin(request)
+    provider = request.query.get("provider", "").strip().lower()
+    if not provider:
+        raise api_error(400, "missing provider")
+
+    def build(old: dict[str, Any]) -> dict[str, Any]:
+        if provider not in old:
+            raise api_error(404, "provider not found")
+        del old[provider]
+        return old
+
+    return await _write(request, EXCLUDED, build)
+
+
+# --------------------------------------------------------------------------- model aliases
+
+
+@routes.get(f"/{ALIASES}")
+async def get_aliases(request: web.Request) -> web.Response:
+    value = request.config_dict[RUNTIME].current.config.oauth_model_alias
+    data = {
+        channel: [a.model_dump(mode="json", by_alias=True, exclude_defaults=True) for a in aliases]
+        for channel, aliases in value.items()
+    }
+    return json_response({ALIASES: data})
+
+
+@routes.put(f"/{ALIASES}")
+async def put_aliases(request: web.Request) -> web.Response:
+    require_admin(request)
+    body = _map_body(await read_json(request))
+    new = {str(k).strip().lower(): clean_aliases(v) for k, v in body.items() if str(k).strip()}
+    new = {k: v for k, v in new.items() if v}
+    return await _write(request, ALIASES, lambda _old: new)
+
+
+@routes.patch(f"/{ALIASES}")
+async def patch_aliases(request: web.Request) -> web.Response:
+    require_admin(request)
+    body = await read_json(request)
+    channel = body.get("channel") or body.get("provider") if isinstance(body, dict) else None
+    if not isinstance(channel, str) or not channel.strip():
+        raise api_error(400, "invalid body")
+    channel = channel.strip().lower()
+    aliases = clean_aliases(body.get("aliases"))
+
+    def build(old: dict[str, Any]) -> dict[str, Any]:
+        if not aliases:
+            if channel not in old:
+                raise api_error(404, "channel not found")
+            del old[channel]
+        else:
+            old[channel] = aliases
+        return old
+
+    return await _write(request, ALIASES, build)
+
+
+@routes.delete(f"/{ALIASES}")
+async def delete_aliases(request: web.Request) -> web.Response:
+    require_admin(request)
+    channel = (request.query.get("channel") or request.query.get("provider") or "").strip().lower()
+    if not channel:
+        raise api_error(400, "missing channel")
+
+    def build(old: dict[str, Any]) -> dict[str, Any]:
+        if channel not in old:
+            raise api_error(404, "channel not found")
+        del old[channel]
+        return old
+
+    return await _write(request, ALIASES, build)
