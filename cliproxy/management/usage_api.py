@@ -234,6 +234,25 @@ async def get_usage(request: web.Request) -> web.Response:
     return json_response(request.config_dict[USAGE_STATS].summary())
 
 
+@routes.get("/api-key-usage")
+async def get_api_key_usage(request: web.Request) -> web.Response:
+    """Per config API key: `{provider: {"<base_url>|<api_key>": {success, failed, recent_requests}}}`."""
+    stats = request.config_dict[USAGE_STATS]
+    now = time.time()
+    out: dict[str, dict[str, Any]] = {}
+    for cred in request.config_dict[RUNTIME].current.catalog.credentials:
+        if not cred.api_key or cred.source is not None:
+            continue
+        provider = cred.provider.removeprefix("openai-compatible-")
+        success, failed, recent = stats.credential(cred.auth_index, now)
+        out.setdefault(provider, {})[f"{cred.base_url}|{cred.api_key}"] = {
+            "success": success,
+            "failed": failed,
+            "recent_requests": recent,
+        }
+    return json_response(out)
+
+
 @routes.get("/usage-queue")
 async def get_usage_queue(request: web.Request) -> web.Response:
     require_admin(request)  # popping consumes the records

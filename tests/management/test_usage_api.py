@@ -123,3 +123,19 @@ async def test_reset_quota_clears_cooldowns(proxy: ProxyFactory) -> None:
     assert (reply.status, reply.json()) == (400, {"error": "auth_index is required"})
     reply = await mgmt.post("/reset-quota", json={"auth_index": "nope"})
     assert (reply.status, reply.json()) == (404, {"error": "auth not found"})
+
+
+async def test_api_key_usage_per_config_key(proxy: ProxyFactory) -> None:
+    config = CONFIG + (
+        'openai-compatibility:\n  - name: "OpenRouter"\n    base-url: "https://or.example/v1"\n'
+        "    api-key-entries:\n      - api-key: sk-or-1\n"
+    )
+    server = await proxy(config)
+    mgmt = Mgmt(server)
+    (claude,) = (await mgmt.get("/claude-api-key")).json()["claude-api-key"]
+    server.app[USAGE].add(record(auth_index=claude["auth-index"]))
+    server.app[USAGE].add(record(auth_index=claude["auth-index"], failed=True, status=500))
+    data = (await mgmt.get("/api-key-usage")).json()
+    entry = data["claude"]["|sk-ant-usage-key"]
+    assert (entry["success"], entry["failed"], len(entry["recent_requests"])) == (1, 1, 20)
+    assert data["openrouter"]["https://or.example/v1|sk-or-1"]["success"] == 0
