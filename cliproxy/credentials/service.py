@@ -19,11 +19,12 @@ import aiohttp
 from aiohttp import web
 
 from cliproxy.appkeys import CREDENTIALS, RUNTIME
+from cliproxy.credentials.executors import bind_executors
 from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.providers import ProviderSettings
 from cliproxy.credentials.providers.vertex import VertexTokenSource
 from cliproxy.credentials.refresh import CredentialRefresher
-from cliproxy.credentials.store import AuthFileCredential, format_time
+from cliproxy.credentials.store import AuthFileCredential, format_time, now_utc
 from cliproxy.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,13 @@ class CredentialService:
             if force_refresh:
                 self.vertex_tokens.invalidate(cred)
             return await self.vertex_tokens.token(cred)
+        if force_refresh:
+            # Relative to the snapshot's credential: if a refresh already replaced its token, the
+            # refresher hands back the newer one without another (single-use) token request.
+            return (await self.refresher.refresh_now(cred)).access_token
         current = self.refresher.current(cred)
-        if force_refresh or (not current.access_token and current.refresh_token):
+        expired = current.expires_at is not None and current.expires_at <= now_utc()
+        if current.refresh_token and (expired or not current.access_token):
             current = await self.refresher.refresh_now(current)
         return current.access_token
 
@@ -111,6 +117,8 @@ class CredentialService:
         task.add_done_callback(self._pending.discard)
 
     def _on_swap(self, old: Runtime, new: Runtime) -> None:
+        """Runs inside `RuntimeHolder.swap`, before any request can use the new snapshot."""
+        bind_executors(new, self)
         if self._refresher is not None:
             self._refresher.wake()
 
@@ -122,8 +130,6 @@ class CredentialService:
             self._session, self.settings, on_refreshed=lambda _cred: self.request_reload()
         )
         self._vertex = VertexTokenSource(self._session, self.settings.vertex)
-        holder = app[RUNTIME]
-        holder.listeners.append(self._on_swap)
         task = asyncio.create_task(self._refresher.run(self.auth_dir_credentials), name="cliproxy-refresh")
         try:
             yield
@@ -133,8 +139,6 @@ class CredentialService:
                 await task
             for pending in list(self._pending):
                 pending.cancel()
-            with contextlib.suppress(ValueError):
-                holder.listeners.remove(self._on_swap)
             await self._session.close()
             self._session = None
 
@@ -143,4 +147,7 @@ def install(app: web.Application) -> None:
     """`FEATURES` hook: the credentials service and its lifecycle."""
     service = CredentialService()
     app[CREDENTIALS] = service
+    holder = app[RUNTIME]
+    bind_executors(holder.current, service)
+    holder.listeners.append(service._on_swap)
     app.cleanup_ctx.append(service.lifecycle)

@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cliproxy.config.write import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from cliproxy.config.model import Config
+    from cliproxy.routing.credentials import Credential
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +138,12 @@ class AuthFileCredential:
     def service_account(self) -> Mapping[str, Any]:
         value = self.metadata.get("service_account")
         return value if isinstance(value, Mapping) else {}
+
+    def to_credential(self, config: Config) -> Credential | None:
+        """The routing layer's `CredentialSource` hook: this file as a routable credential."""
+        from cliproxy.credentials.executors import build_credential
+
+        return build_credential(self, config)
 
     def metadata_dict(self) -> dict[str, Any]:
         """A deep, mutable copy of the file contents, to edit and write back."""

@@ -398,7 +398,14 @@ class _Attempt:
         refreshed = False
         while True:
             if executor.dynamic_auth:
-                headers = {**headers, **await executor.fresh_auth(cred, force_refresh=refreshed)}
+                try:
+                    auth = await executor.fresh_auth(cred, force_refresh=refreshed)
+                except Exception as exc:  # refresh/mint failed: this credential cannot be used now
+                    log.warning("upstream %s: no usable token: %s", cred.id, exc)
+                    return Failure(
+                        401 if refreshed else 503, b"", call.dialect, message=f"credential unavailable: {exc}"
+                    )
+                headers = executor.combine_headers(headers, auth)
             try:
                 resp = await session.post(url, data=payload, headers=headers, proxy=proxy)
             except NETWORK_ERRORS as exc:

@@ -66,6 +66,10 @@ class Executor:
         """Whether a 401 from this credential is worth one refresh and a retry on the same credential."""
         return False
 
+    def combine_headers(self, headers: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, str]:
+        """Merge `fresh_auth` headers into the request's (a kind may append to a header instead)."""
+        return {**headers, **auth}
+
 
 def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + path
