@@ -120,6 +120,7 @@ def round_trip_yaml(mapping: int = 2, offset: int = 2) -> YAML:
 
 
 def load_tree(text: str) -> Any:
+    text = text.replace("\r\n", "\n")
     return round_trip_yaml().load(text) if text.strip() else None
 
 
@@ -179,7 +180,16 @@ def _same_data(a: str, b: str) -> bool:
 
 
 def render(original: str, tree: Any) -> str:
-    """The edited tree as text, with every line the edit did not touch kept from `original`."""
+    """The edited tree as text, with every line the edit did not touch kept from `original`.
+
+    `tree` must come from `load_tree(original)`. A file saved with Windows line endings keeps them.
+    """
+    if "\r\n" in original:
+        return _render(original.replace("\r\n", "\n"), tree).replace("\n", "\r\n")
+    return _render(original, tree)
+
+
+def _render(original: str, tree: Any) -> str:
     mapping, offset = guess_indent(original)
     theirs = dump_tree(tree, mapping=mapping, offset=offset)
     if not original.strip():

@@ -166,3 +166,9 @@ def test_failed_rename_leaves_the_old_file(tmp_path: Path) -> None:
     atomic_write_bytes(path, b"new: content\n")
     assert path.read_bytes() == b"new: content\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_windows_line_endings_are_kept() -> None:
+    text = STYLED_CONFIG.replace("\n", "\r\n")
+    after = set_yaml_value(text, ("debug",), True)
+    assert after == text.replace("debug: false\r\n", "debug: true\r\n")

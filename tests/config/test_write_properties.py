@@ -56,7 +56,7 @@ def apply(data: dict[str, Any], edit: tuple[str, Any, Any], n: int) -> tuple[tup
     return (target,), items
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edits())
 def test_edits_give_intended_data_and_keep_comments(plan: list[tuple[str, Any, Any]]) -> None:
     expected = copy.deepcopy(BASE)

@@ -182,9 +182,9 @@ async def test_invalid_result_is_422_and_the_file_is_untouched(proxy: ProxyFacto
 
 
 async def test_viewer_cannot_write(proxy: ProxyFactory, tmp_path: Path) -> None:
-    from tests.management.client import VIEWER
+    from tests.management.client import VIEWER, VIEWER_HASH
 
-    server = await proxy(STYLED.replace("  # disable-auto-update-panel", f"  viewer-keys: [{VIEWER!r}]\n  #"))
+    server = await proxy(STYLED.replace("  # disable-auto-update-panel", f'  viewer-keys: ["{VIEWER_HASH}"]\n  #'))
     before = (tmp_path / "config.yaml").read_bytes()
     viewer = Mgmt(server, key=VIEWER)
     assert (await viewer.get("/debug")).status == 200
