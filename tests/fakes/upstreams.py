@@ -22,12 +22,17 @@ from aiohttp import web
 WIRE = Path("/work/shared/fixtures/wire")
 if not WIRE.is_dir():  # the fixtures also live beside the clone in CI
     WIRE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "wire"
+LOCAL_WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"  # copies, plus our own recordings
 
 
 def wire_body(name: str) -> bytes:
-    """The body of a recorded HTTP answer (everything after the header block)."""
-    raw = (WIRE / name).read_bytes()
-    return raw.split(b"\n\n", 1)[1]
+    """The body of a recorded HTTP answer (everything after the CRLF header block)."""
+    path = LOCAL_WIRE / name
+    raw = (path if path.is_file() else WIRE / name).read_bytes()
+    head_end = raw.find(b"\r\n\r\n")
+    if head_end < 0:
+        return raw.split(b"\n\n", 1)[1]
+    return raw[head_end + 4 :]
 
 
 def events_of(body: bytes) -> list[bytes]:
@@ -280,9 +285,10 @@ class FakeUpstream:
         body = seen.json
         tools = bool(body.get("tools"))
         if body.get("stream"):
-            return await self._stream(
-                request, wire_body("anthropic_stream_tool.txt" if tools else "anthropic_stream.txt")
-            )
+            name = "anthropic_stream_tool.txt" if tools else "anthropic_stream.txt"
+            if body.get("thinking"):
+                name = "anthropic_stream_thinking.txt"
+            return await self._stream(request, wire_body(name))
         if tools:
             return web.json_response(CLAUDE_TOOL_MESSAGE)
         return web.Response(body=CLAUDE_MESSAGE, content_type="application/json")
@@ -301,6 +307,8 @@ class FakeUpstream:
         body = seen.json or {}
         tools = bool(body.get("tools"))
         if method == "streamGenerateContent":
+            if tools:  # the recorded function-call answer as one SSE event, Google's CRLF framing
+                return await self._stream(request, b"data: " + wire_body("gemini_generate_tool.txt") + b"\r\n\r\n")
             return await self._stream(request, wire_body("gemini_stream.txt"))
         if method == "countTokens":
             return web.json_response({"totalTokens": 7})
