@@ -146,6 +146,14 @@ class Seen:
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
+    @property
+    def model(self) -> str | None:
+        """The upstream model asked for: the body's `model`, or the Gemini/Vertex URL's."""
+        if "/models/" in self.path:
+            return self.path.rsplit("/models/", 1)[1].rpartition(":")[0]
+        body = self.json if self.body[:1] == b"{" else None
+        return body.get("model") if isinstance(body, dict) else None
+
     def header(self, name: str) -> str | None:
         for key, value in self.headers.items():
             if key.lower() == name.lower():
@@ -160,6 +168,7 @@ class Planned:
     headers: dict[str, str]
     key: str | None  # only for requests carrying this credential key
     times: int
+    model: str | None = None  # only for requests for this upstream model (body or Gemini URL)
 
 
 def error_payload(dialect: str, status: int, message: str) -> bytes:
@@ -197,10 +206,11 @@ class FakeUpstream:
         key: str | None = None,
         times: int = 1,
         dialect: str = "chat",
+        model: str | None = None,
     ) -> None:
         """Answer the next `times` matching requests with `status` (times=0: forever)."""
         payload = body if body is not None else error_payload(dialect, status, f"fake upstream error {status}")
-        self.plan.append(Planned(status, payload, dict(headers or {}), key, times))
+        self.plan.append(Planned(status, payload, dict(headers or {}), key, times, model))
 
     def calls(self, key: str | None = None) -> list[Seen]:
         return [s for s in self.seen if key is None or _carries(s.headers, key)]
@@ -225,6 +235,8 @@ class FakeUpstream:
 
     def _planned(self, seen: Seen) -> web.Response | None:
         for item in self.plan:
+            if item.model is not None and item.model != seen.model:
+                continue
             if item.key is None or _carries(seen.headers, item.key):
                 if item.times == 1:
                     self.plan.remove(item)
