@@ -11,6 +11,7 @@ from cliproxy.runtime import RuntimeHolder
 if TYPE_CHECKING:
     from cliproxy.api.ws_relay import RelaySessions
     from cliproxy.credentials.service import CredentialService
+    from cliproxy.log_files import FileLogging
     from cliproxy.logs import Redactor
     from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
@@ -27,6 +28,7 @@ MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
 REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
+FILE_LOGGING: web.AppKey[FileLogging] = web.AppKey("file_logging")  # the `logging-to-file` writer
 CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
 USAGE_STATS: web.AppKey[UsageStats] = web.AppKey("usage_stats")  # management usage totals and queue
 POLICY: web.AppKey[PolicyState] = web.AppKey("policy")  # per-key rate windows, in-flight counts, usage ledger
