@@ -9,6 +9,7 @@ from aiohttp import web
 from cliproxy.runtime import RuntimeHolder
 
 if TYPE_CHECKING:
+    from cliproxy.api.responses_ws import ResponsesSockets
     from cliproxy.api.ws_relay import RelaySessions
     from cliproxy.credentials.service import CredentialService
     from cliproxy.log_files import FileLogging
@@ -27,6 +28,7 @@ RUNTIME = web.AppKey("runtime", RuntimeHolder)
 MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
+RESPONSES_SOCKETS: web.AppKey[ResponsesSockets] = web.AppKey("responses_sockets")  # open Responses WebSockets
 REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
 FILE_LOGGING: web.AppKey[FileLogging] = web.AppKey("file_logging")  # the `logging-to-file` writer
 CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
