@@ -296,6 +296,7 @@ def main() -> int:
     parser.add_argument("--sut-cpu", default="0", help="CPU list for the proxies under test")
     parser.add_argument("--load-cpu", default="1", help="CPU list for the upstream and the load generators")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
+    parser.add_argument("--extra-config", default="", help="YAML appended to cliproxy's config, e.g. 'usage-db: off'")
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
     if not shutil.which("wrk") and any(SCENARIOS[s][0] == "wrk" for s in scenarios):
@@ -313,7 +314,11 @@ def main() -> int:
     up_port, relay_port, our_port = free_port(), free_port(), free_port()
     (tmp / "auths").mkdir()
     config = tmp / "config.yaml"
-    config.write_text(CONFIG.format(port=our_port, auth_dir=tmp / "auths", key=CLIENT_KEY, upstream=up_port))
+    config.write_text(
+        CONFIG.format(port=our_port, auth_dir=tmp / "auths", key=CLIENT_KEY, upstream=up_port)
+        + args.extra_config
+        + "\n"
+    )
     py = sys.executable
     upstream = str(HARNESS / "upstream.py")
     relay_cmd = [py, str(HARNESS / "relay.py"), "--port", str(relay_port), "--upstream", f"http://127.0.0.1:{up_port}"]
