@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from cliproxy import __version__, jsonio
-from cliproxy.api import chat, claude, gemini, models, responses
+from cliproxy.api import chat, claude, gemini, models, responses, responses_ws
 from cliproxy.appkeys import RUNTIME
 from cliproxy.config.load import ConfigError
 from cliproxy.runtime import RuntimeHolder
@@ -36,9 +36,11 @@ GC_YOUNG_THRESHOLD = 20_000
 FEATURES: tuple[str, ...] = (
     "cliproxy.routing.dispatch:install",
     "cliproxy.logs:install",
+    "cliproxy.log_files:install",
     "cliproxy.watch:install",
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",
+    "cliproxy.api.responses_ws:install",
     "cliproxy.policy:install",
     "cliproxy.credentials.service:install",
     "cliproxy.management.oauth:install",
@@ -71,6 +73,8 @@ def add_client_routes(app: web.Application) -> None:
     r.add_post("/v1/completions", chat.completions)
     r.add_post("/v1/responses", responses.create_response)
     r.add_post("/backend-api/codex/responses", responses.create_response)
+    r.add_get("/v1/responses", responses_ws.responses_socket, allow_head=False)  # WebSocket mode (spec §3.2)
+    r.add_get("/backend-api/codex/responses", responses_ws.responses_socket, allow_head=False)
     r.add_post("/v1/messages", claude.messages)
     r.add_post("/v1/messages/count_tokens", claude.count_tokens)
     r.add_post("/v1beta/models/{target:.+}", gemini.model_method)
