@@ -131,6 +131,9 @@ def queue_record(record: UsageRecord) -> dict[str, Any]:
         "ttft_ms": round(record.ttft_ms) if record.ttft_ms is not None else None,
         "source": record.credential_id,
         "auth_index": record.auth_index,
+        "client_ip": record.client_ip,
+        "x_forwarded_for": record.x_forwarded_for,
+        "user_agent": record.user_agent,
         "tokens": tokens,
         "failed": record.failed,
         "generate": True,
@@ -145,6 +148,8 @@ def queue_record(record: UsageRecord) -> dict[str, Any]:
         "auth_type": "oauth" if record.credential_id.endswith(".json") else "api_key",
         "api_key": record.client_key,
         "request_id": record.request_id,
+        "reasoning_effort": record.reasoning_effort,
+        "service_tier": record.service_tier,
         "stream": record.stream,
         "cost_usd": record.cost_usd,
     }
