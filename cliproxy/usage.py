@@ -72,6 +72,11 @@ class UsageRecord:
     cost_usd: float | None = None
     stream: bool = False
     attempts: int = 1
+    client_ip: str = ""
+    x_forwarded_for: str = ""
+    user_agent: str = ""
+    reasoning_effort: str = ""
+    service_tier: str = ""
 
 
 Subscriber = Callable[[UsageRecord], None]

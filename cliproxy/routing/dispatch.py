@@ -71,6 +71,8 @@ class Call:
     headers: Mapping[str, str]  # client request headers (forwarding and `$Header` copies)
     endpoint: str  # e.g. "/v1/chat/completions", for usage records
     action: str = "generate"  # or "count_tokens"
+    request_id: str = ""  # the front door's X-Request-Id, so usage records match the logs
+    client_ip: str = ""  # the socket peer, for usage records
 
 
 class DispatchError(Exception):
@@ -214,7 +216,7 @@ class _Recorder:
         self.store.add(
             UsageRecord(
                 timestamp=time.time(),
-                request_id=f"req_{self.store.total:x}",
+                request_id=call.request_id or f"req_{self.store.total:x}",
                 client_key=call.client.key_id,
                 credential_id=self.cred_id,
                 auth_index=self.auth_index,
@@ -236,8 +238,22 @@ class _Recorder:
                 total_tokens=t.total,
                 stream=call.stream,
                 attempts=self.attempts,
+                client_ip=call.client_ip,
+                x_forwarded_for=call.headers.get("X-Forwarded-For", ""),
+                user_agent=call.headers.get("User-Agent", ""),
+                reasoning_effort=reasoning_effort(call.body),
+                service_tier=str(call.body.get("service_tier") or ""),
             )
         )
+
+
+def reasoning_effort(body: dict[str, Any]) -> str:
+    """The effort a client asked for (chat `reasoning_effort`, Responses `reasoning.effort`), or ''."""
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        reasoning = body.get("reasoning")
+        effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    return effort if isinstance(effort, str) else ""
 
 
 def _scan_usage(dialect: Dialect, data: bytes, rec: _Recorder) -> None:

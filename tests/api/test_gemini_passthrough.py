@@ -138,6 +138,7 @@ async def test_sync_client_stream(upstream: tuple[FakeUpstream, str], start_prox
 
 async def test_tool_calls_stream_and_not(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
     fake, base = upstream
+    fake.tool_loop = True  # streams answer tool requests with the recorded function call
     proxy = await start_proxy(gemini_keys(base))
     sdk = client(proxy)
     config = types.GenerateContentConfig(tools=[TOOL])
