@@ -25,6 +25,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.providers",
     "cliproxy.management.oauth_maps",
     "cliproxy.management.auth_files",
+    "cliproxy.management.models_api",
     "cliproxy.management.usage_api",
     "cliproxy.management.logs_api",
     "cliproxy.management.client_keys",

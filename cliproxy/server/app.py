@@ -37,6 +37,7 @@ FEATURES: tuple[str, ...] = (
     "cliproxy.routing.dispatch:install",
     "cliproxy.logs:install",
     "cliproxy.log_files:install",
+    "cliproxy.request_log:install",
     "cliproxy.watch:install",
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",
