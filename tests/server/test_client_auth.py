@@ -101,6 +101,9 @@ async def test_safe_mode_blocks_api_but_not_health(proxy: ProxyFactory) -> None:
             assert "api-keys" in (await r.json())["message"]
         async with session.get(server.make_url("/healthz")) as r:
             assert r.status == 200
+        async with session.get(server.make_url("/")) as r:  # a warning page that says how to fix it
+            assert r.status == 200 and r.content_type == "text/html"
+            assert "your-api-key-1" in await r.text() and "/v0/management/api-keys" in await r.text()
 
 
 async def test_options_is_204_with_cors_before_auth(proxy: ProxyFactory) -> None:
