@@ -48,7 +48,10 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None, repl
     """Replace `path` with `data` atomically; keep the old file's mode unless `mode` is given.
 
     `replace` is the final rename (tests inject a failing one to show the old file survives).
+    A symlink is followed: its target is replaced and the link stays (dotfile setups).
     """
+    if path.is_symlink():
+        path = path.resolve()
     if mode is None:
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
