@@ -56,7 +56,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None, repl
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
-            mode = 0o644
+            mode = 0o600  # a new file: configs and credentials hold keys
     directory = path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
