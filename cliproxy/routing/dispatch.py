@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import istr
 
 from cliproxy import jsonio
 from cliproxy.appkeys import POLICY, ROUTING, SESSIONS, USAGE
@@ -55,6 +56,10 @@ JSON_CT = "application/json"
 SSE_CT = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
 _EMPTY_HEADERS: dict[str, str] = {}
+# Header names as `istr`: multidict looks them up without case-folding them on every request.
+_CONTENT_TYPE = istr("Content-Type")
+_USER_AGENT = istr("User-Agent")
+_X_FORWARDED_FOR = istr("X-Forwarded-For")
 COUNTING_DIALECTS = frozenset({Dialect.CLAUDE, Dialect.GEMINI})  # upstreams with a count endpoint
 
 
@@ -239,8 +244,8 @@ class _Recorder:
                 stream=call.stream,
                 attempts=self.attempts,
                 client_ip=call.client_ip,
-                x_forwarded_for=call.headers.get("X-Forwarded-For", ""),
-                user_agent=call.headers.get("User-Agent", ""),
+                x_forwarded_for=call.headers.get(_X_FORWARDED_FOR, ""),
+                user_agent=call.headers.get(_USER_AGENT, ""),
                 reasoning_effort=reasoning_effort(call.body),
                 service_tier=str(call.body.get("service_tier") or ""),
             )
@@ -482,7 +487,7 @@ class _Attempt:
     ) -> Outcome:
         rec = self.rec
         rec.first_byte()
-        content_type = resp.headers.get("Content-Type", JSON_CT)
+        content_type = resp.headers.get(_CONTENT_TYPE, JSON_CT)
         call = self.call
         try:
             parsed = jsonio.loads(data)
