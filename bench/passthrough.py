@@ -99,6 +99,7 @@ class Target:
     name: str
     port: int
     cmd: list[str] | None  # None: the upstream itself
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -133,10 +134,14 @@ def post(url: str, body: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
         return resp.status, resp.read()
 
 
-def spawn(cmd: list[str], cpu: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn(cmd: list[str], cpu: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
-            ["taskset", "-c", cpu, *cmd], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            ["taskset", "-c", cpu, *cmd],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
 
 
@@ -296,6 +301,7 @@ def main() -> int:
     parser.add_argument("--sut-cpu", default="0", help="CPU list for the proxies under test")
     parser.add_argument("--load-cpu", default="1", help="CPU list for the upstream and the load generators")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
+    parser.add_argument("--baseline", metavar="DIR", help="also run cliproxy from this source checkout (A/B)")
     parser.add_argument("--extra-config", default="", help="YAML appended to cliproxy's config, e.g. 'usage-db: off'")
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -327,12 +333,20 @@ def main() -> int:
         Target("relay", relay_port, relay_cmd),
         Target("cliproxy", our_port, [py, "-m", "cliproxy", "--config", str(config)]),
     ]
+    if args.baseline:  # the same config served by another checkout, on its own port
+        base_port = free_port()
+        base_config = tmp / "baseline.yaml"
+        (tmp / "baseline-auths").mkdir()
+        text = config.read_text().replace(f"port: {our_port}\n", f"port: {base_port}\n", 1)
+        base_config.write_text(text.replace(str(tmp / "auths"), str(tmp / "baseline-auths"), 1))
+        cmd = [py, "-m", "cliproxy", "--config", str(base_config)]
+        targets.append(Target("baseline", base_port, cmd, {"PYTHONPATH": str(Path(args.baseline).resolve())}))
     up_proc = None
     try:
         up_proc = spawn([py, upstream, "--port", str(up_port)], args.load_cpu, tmp / "upstream.log")
         for target in targets[1:]:
             assert target.cmd is not None
-            target.proc = spawn(target.cmd, args.sut_cpu, tmp / f"{target.name}.log")
+            target.proc = spawn(target.cmd, args.sut_cpu, tmp / f"{target.name}.log", target.env)
         for target in targets:
             wait_ready(target, bodies)
         print(

@@ -57,7 +57,23 @@ ROOT_BODY = jsonio.dumps(
 HEALTH_BODY = b'{"status":"ok"}'
 
 
+SAFE_MODE_PAGE = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>cliproxy: example API keys</title></head>
+<body>
+<h1>The proxy API is switched off</h1>
+<p><code>api-keys</code> in the config still holds the example values
+<code>your-api-key-1</code>, <code>your-api-key-2</code> or <code>your-api-key-3</code>, which anyone can guess.
+Every <code>/v1</code>, <code>/v1beta</code> and <code>/backend-api/codex</code> request answers 403 until they are
+replaced.</p>
+<p>To fix it, put your own keys in the config file (it reloads by itself), or call
+<code>PUT /v0/management/api-keys</code> with your management key.</p>
+</body></html>
+"""
+
+
 async def root(request: web.Request) -> web.Response:
+    if request.app[RUNTIME].current.safe_mode:  # spec §1: a warning page instead of the banner
+        return web.Response(body=SAFE_MODE_PAGE, content_type="text/html", charset="utf-8")
     return web.Response(body=ROOT_BODY, content_type="application/json")
 
 
