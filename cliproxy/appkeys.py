@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from cliproxy.api.responses_ws import ResponsesSockets
     from cliproxy.api.ws_relay import RelaySessions
     from cliproxy.credentials.service import CredentialService
+    from cliproxy.log_files import FileLogging
     from cliproxy.logs import Redactor
     from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
@@ -29,6 +30,7 @@ RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
 RESPONSES_SOCKETS: web.AppKey[ResponsesSockets] = web.AppKey("responses_sockets")  # open Responses WebSockets
 REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
+FILE_LOGGING: web.AppKey[FileLogging] = web.AppKey("file_logging")  # the `logging-to-file` writer
 CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
 USAGE_STATS: web.AppKey[UsageStats] = web.AppKey("usage_stats")  # management usage totals and queue
 POLICY: web.AppKey[PolicyState] = web.AppKey("policy")  # per-key rate windows, in-flight counts, usage ledger

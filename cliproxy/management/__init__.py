@@ -26,6 +26,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.oauth_maps",
     "cliproxy.management.auth_files",
     "cliproxy.management.usage_api",
+    "cliproxy.management.logs_api",
     "cliproxy.management.client_keys",
     "cliproxy.management.oauth",
 )

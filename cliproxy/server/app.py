@@ -33,6 +33,7 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 FEATURES: tuple[str, ...] = (
     "cliproxy.routing.dispatch:install",
     "cliproxy.logs:install",
+    "cliproxy.log_files:install",
     "cliproxy.watch:install",
     "cliproxy.management:install",
     "cliproxy.api.ws_relay:install",

@@ -114,3 +114,34 @@ async def test_options_is_204_with_cors_before_auth(proxy: ProxyFactory) -> None
         async with session.post(server.make_url("/v1/chat/completions"), json={}) as r:
             assert r.status == 401
             assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_safe_mode_keeps_management_reachable_and_clears_when_keys_are_fixed(proxy: ProxyFactory) -> None:
+    """Template keys: every API prefix is 403 with a how-to-fix body (the SDK raises its permission
+    error), management still answers, and replacing the keys through it reopens the API at once."""
+    import aiohttp
+
+    from tests.management.client import MANAGEMENT_BLOCK, Mgmt
+
+    template_keys = "api-keys: [your-api-key-1, your-api-key-2, your-api-key-3]\n"
+    server = await proxy("host: 127.0.0.1\n" + template_keys + MANAGEMENT_BLOCK)
+    async with aiohttp.ClientSession() as session:
+        for path in ("/v1/chat/completions", "/v1beta/models", "/openai/v1/models", "/backend-api/codex/responses"):
+            headers = {"Authorization": "Bearer your-api-key-1"}
+            async with session.post(server.make_url(path), headers=headers, json={}) as r:
+                assert r.status == 403, path
+                assert r.headers["X-CPA-SAFE-MODE"] == "example-api-key"
+                body = await r.json()
+        assert body["error"] == "unsafe_example_api_key"
+        assert "your-api-key-1..3" in body["message"] and "/v0/management/api-keys" in body["message"]
+    client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="your-api-key-1", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        await client.models.list()
+
+    mgmt = Mgmt(server)
+    assert (await mgmt.get("/config")).status == 200
+    assert (await mgmt.put("/api-keys", json=["sk-real-client-key-7777"])).status == 200
+    fixed = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="sk-real-client-key-7777", max_retries=0)
+    assert (await fixed.models.list()).data is not None
+    with pytest.raises(openai.AuthenticationError):
+        await client.models.list()
