@@ -104,12 +104,13 @@ async def test_failover_before_the_first_event_is_invisible(
     upstream: tuple[FakeUpstream, str], start_proxy: Starter
 ) -> None:
     fake, base = upstream
-    fake.fail(500, key="sk-a", times=0)
-    proxy = await start_proxy("routing:\n  strategy: fill-first\n" + codex_config(base, "sk-a", "sk-b"))
+    fake.fail(500)  # whichever credential is picked first fails
+    proxy = await start_proxy(codex_config(base, "sk-a", "sk-b"))
     async with raw_connect(proxy) as ws:
         events = await turn(ws, {"type": "response.create", "model": "gpt-fake", "input": "hi"})
     assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
-    assert [s.header("Authorization") for s in fake.seen] == ["Bearer sk-a", "Bearer sk-b"]
+    keys = [s.header("Authorization") for s in fake.seen]
+    assert len(keys) == 2 and set(keys) == {"Bearer sk-a", "Bearer sk-b"}
 
 
 async def test_a_stream_that_stops_early_ends_with_an_error_event(
