@@ -42,6 +42,11 @@ def check_config(path: Path) -> int:
 
     try:
         loaded = load_config(path)
+        tls = loaded.config.tls
+        if tls.enable:  # the files are what `serve` would fail on; check them now
+            from cliproxy.server.app import ssl_context
+
+            ssl_context(tls.cert, tls.key)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)

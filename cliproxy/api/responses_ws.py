@@ -27,7 +27,7 @@ from cliproxy import jsonio
 from cliproxy.api.responses_chain import ChainMemory, FrameError, Plan
 from cliproxy.appkeys import RESPONSES_SOCKETS, RUNTIME
 from cliproxy.routing.dispatch import Call, DispatchError, Outcome, execute
-from cliproxy.server.access import CLIENT, dialect_error
+from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
 from cliproxy.translate import Dialect
 from cliproxy.translate.errors import error_object
 from cliproxy.translate.sse import SSEEvent, SSEParser
@@ -256,7 +256,18 @@ class ResponsesSocket:
         body = plan.body
         model: str = body["model"]
         request = self.request
-        call = Call(DIALECT, model, body, jsonio.dumps(body), True, request[CLIENT], self.headers, request.path)
+        call = Call(
+            DIALECT,
+            model,
+            body,
+            jsonio.dumps(body),
+            True,
+            request[CLIENT],
+            self.headers,
+            request.path,
+            request_id=request.get(REQUEST_ID, ""),
+            client_ip=request.remote or "",
+        )
         app = request.app
         try:
             outcome = await execute(app, app[RUNTIME].current, call)

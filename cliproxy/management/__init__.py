@@ -25,8 +25,10 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.providers",
     "cliproxy.management.oauth_maps",
     "cliproxy.management.auth_files",
+    "cliproxy.management.models_api",
     "cliproxy.management.usage_api",
     "cliproxy.management.logs_api",
+    "cliproxy.management.api_call",
     "cliproxy.management.client_keys",
     "cliproxy.management.oauth",
 )

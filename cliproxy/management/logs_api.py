@@ -1,4 +1,5 @@
-"""`GET`/`DELETE /logs`: read and clear the `logging-to-file` app log (spec §8.4).
+"""`GET`/`DELETE /logs`: read and clear the `logging-to-file` app log (spec §8.4); and the request
+logs: `GET /request-error-logs` (list), `/request-error-logs/{name}`, `/request-log-by-id/{id}`.
 
 `GET /logs?after=<unix seconds>&limit=N` answers `{"lines", "line-count", "latest-timestamp"}`
 with the newest `limit` lines written after `after` (a traceback's lines count with the line that
@@ -22,6 +23,7 @@ from cliproxy.appkeys import RUNTIME
 from cliproxy.log_files import LOG_FILE, logs_dir, rotated_files
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import api_error, json_response
+from cliproxy.request_log import ERROR_PREFIX, error_files
 
 routes = web.RouteTableDef()
 
@@ -125,3 +127,71 @@ async def delete_logs(request: web.Request) -> web.Response:
     directory = _directory(request)
     removed = await asyncio.to_thread(clear_logs, directory)
     return json_response({"success": True, "message": "Logs cleared successfully", "removed": removed})
+
+
+# --------------------------------------------------------------------------- request logs
+
+
+_SAFE_LOG_NAME = re.compile(r"^[A-Za-z0-9._-]+\.log$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _file_response(path: Path) -> web.Response:
+    return web.Response(
+        body=path.read_bytes(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{path.name}"'},
+    )
+
+
+def _list_error_logs(directory: Path) -> list[dict[str, Any]]:
+    files = []
+    for path in error_files(directory):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        files.append({"name": path.name, "size": info.st_size, "modified": int(info.st_mtime)})
+    return sorted(files, key=lambda f: (-f["modified"], f["name"]))
+
+
+@routes.get("/request-error-logs")
+async def list_request_error_logs(request: web.Request) -> web.Response:
+    """The `error-*.log` files, newest first; empty while `request-log` is on (every request is logged)."""
+    runtime = request.config_dict[RUNTIME].current
+    if runtime.config.request_log:
+        return json_response({"files": []})
+    return json_response({"files": await asyncio.to_thread(_list_error_logs, logs_dir(runtime))})
+
+
+@routes.get("/request-error-logs/{name}")
+async def get_request_error_log(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if not _SAFE_LOG_NAME.match(name) or not name.startswith(ERROR_PREFIX) or ".." in name:
+        raise api_error(400, "invalid name")
+    path = logs_dir(request.config_dict[RUNTIME].current) / name
+    try:
+        return await asyncio.to_thread(_file_response, path)
+    except FileNotFoundError:
+        raise api_error(404, "file not found") from None
+
+
+@routes.get("/request-log-by-id/{id}")
+async def get_request_log_by_id(request: web.Request) -> web.Response:
+    """The request log (or error log) of one request, found by the id in its X-Request-Id header."""
+    request_id = request.match_info["id"]
+    if not _SAFE_ID.match(request_id):
+        raise api_error(400, "invalid id")
+    directory = logs_dir(request.config_dict[RUNTIME].current)
+
+    def find() -> Path | None:
+        try:
+            return next(iter(sorted(directory.glob(f"*-{request_id}.log"))), None)
+        except OSError:
+            return None
+
+    path = await asyncio.to_thread(find)
+    if path is None:
+        raise api_error(404, "log not found")
+    return await asyncio.to_thread(_file_response, path)
