@@ -337,7 +337,7 @@ class FakeUpstream:
         tools = self.wants_tool("claude", body)
         if body.get("stream"):
             name = "anthropic_stream_tool.txt" if tools else "anthropic_stream.txt"
-            if body.get("thinking"):
+            if body.get("thinking") and not tools:  # thinking blocks, signatures, unknown fields
                 name = "anthropic_stream_thinking.txt"
             return await self._stream(request, wire_body(name))
         if tools:
