@@ -27,6 +27,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.auth_files",
     "cliproxy.management.usage_api",
     "cliproxy.management.client_keys",
+    "cliproxy.management.credential_status",
     "cliproxy.management.oauth",
 )
 
