@@ -321,16 +321,30 @@ async def admit(
 
 def record_cost(prices: PriceTable, record: Any) -> float | None:
     """USD of one usage record: by the upstream model's price, else the client-visible id's."""
-    tokens = dict(
-        input_tokens=record.input_tokens,
-        output_tokens=record.output_tokens,
-        cached_tokens=record.cached_tokens,
-        cache_creation_tokens=record.cache_creation_tokens,
-        input_includes_cached=record.upstream_dialect != "claude",
+    inp, out, cached, created = (
+        record.input_tokens,
+        record.output_tokens,
+        record.cached_tokens,
+        record.cache_creation_tokens,
     )
-    cost = prices.cost(record.model, **tokens)
+    includes = record.upstream_dialect != "claude"
+    cost = prices.cost(
+        record.model,
+        input_tokens=inp,
+        output_tokens=out,
+        cached_tokens=cached,
+        cache_creation_tokens=created,
+        input_includes_cached=includes,
+    )
     if cost is None and record.alias and record.alias != record.model:
-        cost = prices.cost(record.alias, **tokens)
+        cost = prices.cost(
+            record.alias,
+            input_tokens=inp,
+            output_tokens=out,
+            cached_tokens=cached,
+            cache_creation_tokens=created,
+            input_includes_cached=includes,
+        )
     return cost
 
 

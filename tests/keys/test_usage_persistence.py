@@ -37,13 +37,13 @@ api-keys:
 
 
 async def ask(proxy: Proxy, key: str) -> None:
-    client = openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
-    await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0, timeout=30) as client:
+        await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
 
 
 async def whoami(proxy: Proxy, key: str) -> dict[str, Any]:
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
         session.get(proxy.url + "/v1/cliproxy/whoami", headers={"Authorization": f"Bearer {key}"}) as r,
     ):
         data: dict[str, Any] = await r.json()

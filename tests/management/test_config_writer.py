@@ -198,3 +198,21 @@ async def test_viewer_cannot_write(proxy: ProxyFactory, tmp_path: Path) -> None:
         assert reply.status == 403, (method, path)
         assert reply.headers["Cache-Control"] == "no-store"
     assert (tmp_path / "config.yaml").read_bytes() == before
+
+
+async def test_an_edit_of_a_deleted_file_is_refused_not_a_fresh_open_config(
+    proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    server = await proxy("host: 127.0.0.1\napi-keys: [sk-keep-me-key-1]\n" + MANAGEMENT_BLOCK)
+    mgmt = Mgmt(server)
+    path = tmp_path / "config.yaml"
+    path.unlink()
+    reply = await mgmt.put("/debug", json={"value": True})
+    assert reply.status == 500 and reply.json()["error"].startswith("failed to save config: config.yaml not found")
+    assert not path.exists()
+    assert server.app[RUNTIME].current.config.api_keys == ("sk-keep-me-key-1",)  # still guarded
+    # The whole file can still be put back through the API.
+    text = "host: 127.0.0.1\napi-keys: [sk-keep-me-key-1]\n" + MANAGEMENT_BLOCK
+    assert (await mgmt.put("/config.yaml", data=text.encode())).status == 200
+    assert (path.stat().st_mode & 0o777) == 0o600  # a re-created config holds keys: owner only
+    assert (await mgmt.put("/debug", json={"value": True})).status == 200

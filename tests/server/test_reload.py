@@ -216,3 +216,34 @@ async def test_auth_dir_created_after_start_is_watched(
         return holder.current.generation > generation
 
     await until(rebuilt, deadline=10.0)  # the missing-dir poll runs every second
+
+
+async def test_symlinked_config_keeps_its_link_and_reloads_on_target_edits(
+    tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """A config that is a symlink (dotfiles): management writes replace the target, never the
+    link, and hand edits of the target reload like edits of a plain file."""
+    from tests.conftest import app_from_config
+
+    (tmp_path / "dotfiles").mkdir()
+    (tmp_path / "run").mkdir()
+    target = tmp_path / "dotfiles" / "cliproxy.yaml"
+    target.write_text(config("sk-first-key-1111"))
+    link = tmp_path / "run" / "config.yaml"
+    link.symlink_to(target)
+    server = await aiohttp_server(app_from_config(link))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(
+            server.make_url("/v0/management/debug"), headers={"X-Management-Key": SECRET}, json={"value": True}
+        ) as r,
+    ):
+        assert r.status == 200
+    assert link.is_symlink() and link.resolve() == target
+    assert "debug: true" in target.read_text()
+    target.write_text(target.read_text().replace("sk-first-key-1111", "sk-edited-key-2222"))
+
+    async def swapped() -> bool:
+        return await status_for(server, "sk-edited-key-2222") != 401
+
+    await until(swapped)
