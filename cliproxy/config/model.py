@@ -445,13 +445,12 @@ class Config(Section):
     def _valid_proxy_url(cls, value: str) -> str:
         return check_proxy_url(value)
 
-<<<<<<< HEAD
     @field_validator("usage_db", mode="before")
     @classmethod
     def _usage_db_switch(cls, value: Any) -> Any:
         """YAML reads an unquoted `usage-db: off` as false: that means off, not a type error."""
         return "off" if value is False else value
-=======
+
     @field_validator("logs_max_total_size_mb")
     @classmethod
     def _no_negative_size(cls, value: int) -> int:
@@ -461,7 +460,6 @@ class Config(Section):
     @classmethod
     def _default_file_count(cls, value: int) -> int:
         return 10 if value < 0 else value
->>>>>>> main
 
     @field_validator("api_keys", mode="before")
     @classmethod
