@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -9,8 +10,10 @@ from aiohttp import web
 from cliproxy.runtime import RuntimeHolder
 
 if TYPE_CHECKING:
+    from cliproxy.api.responses_ws import ResponsesSockets
     from cliproxy.api.ws_relay import RelaySessions
     from cliproxy.credentials.service import CredentialService
+    from cliproxy.log_files import FileLogging
     from cliproxy.logs import Redactor
     from cliproxy.management.config_writer import ConfigWriter
     from cliproxy.management.guard import GuardState
@@ -26,7 +29,10 @@ RUNTIME = web.AppKey("runtime", RuntimeHolder)
 MGMT_GUARD: web.AppKey[GuardState] = web.AppKey("mgmt_guard")
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 WS_SESSIONS: web.AppKey[RelaySessions] = web.AppKey("ws_sessions")
+RESPONSES_SOCKETS: web.AppKey[ResponsesSockets] = web.AppKey("responses_sockets")  # open Responses WebSockets
 REDACTOR: web.AppKey[Redactor] = web.AppKey("redactor")
+FILE_LOGGING: web.AppKey[FileLogging] = web.AppKey("file_logging")  # the `logging-to-file` writer
+REQUEST_LOG_TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("request_log_tasks")  # files being written
 CONFIG_WRITER: web.AppKey[ConfigWriter] = web.AppKey("config_writer")
 USAGE_STATS: web.AppKey[UsageStats] = web.AppKey("usage_stats")  # management usage totals and queue
 POLICY: web.AppKey[PolicyState] = web.AppKey("policy")  # per-key rate windows, in-flight counts, usage ledger

@@ -42,6 +42,11 @@ def check_config(path: Path) -> int:
 
     try:
         loaded = load_config(path)
+        tls = loaded.config.tls
+        if tls.enable:  # the files are what `serve` would fail on; check them now
+            from cliproxy.server.app import ssl_context
+
+            ssl_context(tls.cert, tls.key)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
@@ -54,7 +59,7 @@ def check_config(path: Path) -> int:
 
 def run_server(path: Path) -> int:
     from cliproxy.config.load import ConfigError, generate_default_config, load_config
-    from cliproxy.logs import setup_logging
+    from cliproxy.logs import hold_early_logs, setup_logging
     from cliproxy.runtime import RuntimeHolder
     from cliproxy.server.app import serve
     from cliproxy.watch import runtime_from_loaded
@@ -69,14 +74,16 @@ def run_server(path: Path) -> int:
             "Keep them now: they are not shown again.",
             flush=True,
         )
+    early = hold_early_logs()  # the loader logs (the secret hashed and written back) before the format is known
     try:
         loaded = load_config(path)
     except ConfigError as exc:
+        setup_logging(early=early)
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
         return 1
     # Before the auth-dir scan, so its messages come out in the configured format.
-    setup_logging(debug=loaded.config.debug, log_format=loaded.config.log_format)
+    setup_logging(debug=loaded.config.debug, log_format=loaded.config.log_format, early=early)
     for line in loaded.warnings:
         log.warning("config: %s", line)
     runtime = runtime_from_loaded(loaded)

@@ -14,6 +14,7 @@ import logging
 import re
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from logging.handlers import BufferingHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -147,8 +148,23 @@ class CliproxyHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler `setup_logging` installs; marks the process's logging as ours to retune."""
 
 
-def setup_logging(*, debug: bool = False, log_format: str = "text") -> None:
-    """Configure the root logger for the process: one stderr handler (the app adds the redactor)."""
+def hold_early_logs() -> BufferingHandler:
+    """Keep INFO+ records logged before the config (and so the log format) is known."""
+    early = BufferingHandler(capacity=1000)
+    root = logging.getLogger()
+    root.addHandler(early)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return early
+
+
+def setup_logging(*, debug: bool = False, log_format: str = "text", early: BufferingHandler | None = None) -> None:
+    """Configure the root logger for the process: one stderr handler (the app adds the redactor).
+
+    Records kept by `hold_early_logs` are written through the new handler, in order.
+    """
+    if early is not None:
+        logging.getLogger().removeHandler(early)
     handler = CliproxyHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
@@ -158,6 +174,10 @@ def setup_logging(*, debug: bool = False, log_format: str = "text") -> None:
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for noisy in ("asyncio", "watchfiles"):
         logging.getLogger(noisy).setLevel(logging.INFO if debug else logging.WARNING)
+    if early is not None:
+        for record in early.buffer:
+            handler.handle(record)
+        early.close()
 
 
 def _owns_logging() -> bool:

@@ -72,6 +72,11 @@ class UsageRecord:
     cost_usd: float | None = None
     stream: bool = False
     attempts: int = 1
+    client_ip: str = ""
+    x_forwarded_for: str = ""
+    user_agent: str = ""
+    reasoning_effort: str = ""
+    service_tier: str = ""
 
 
 Subscriber = Callable[[UsageRecord], None]
@@ -149,18 +154,20 @@ def tokens_from(dialect: Dialect, obj: Any) -> Tokens | None:
         created = _int(usage.get("cache_creation_input_tokens"))
         return Tokens(inp, out, cached, 0, created, inp + out + cached + created if (inp or out) else 0)
     chat_prompt = usage.get("prompt_tokens")
-    if chat_prompt is not None or "completion_tokens" in usage:  # chat
+    if chat_prompt is not None or "completion_tokens" in usage:  # chat: every request of the main route
+        inp = chat_prompt if type(chat_prompt) is int else 0  # `_int`, inlined on this hot path
+        completion = usage.get("completion_tokens")
+        out = completion if type(completion) is int else 0
+        total = usage.get("total_tokens")
         details = usage.get("prompt_tokens_details")
         out_details = usage.get("completion_tokens_details")
-        inp = _int(chat_prompt)
-        out = _int(usage.get("completion_tokens"))
         return Tokens(
             inp,
             out,
             _int(details.get("cached_tokens")) if type(details) is dict else 0,
             _int(out_details.get("reasoning_tokens")) if type(out_details) is dict else 0,
             0,
-            _int(usage.get("total_tokens")) or inp + out,
+            (total if type(total) is int else 0) or inp + out,
         )
     details = usage.get("input_tokens_details") or {}
     out_details = usage.get("output_tokens_details") or {}

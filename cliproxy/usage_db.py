@@ -19,6 +19,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,12 +84,15 @@ def resolve_path(setting: str, auth_dir: Path, config_dir: Path) -> Path | None:
     return path if path.is_absolute() else config_dir / path
 
 
+_ROW = attrgetter(*_NAMES)  # one C call per record (sqlite stores bools as the integers 0 and 1)
+
+
 def row_of(record: Any) -> Row:
-    out: list[Any] = []
-    for name in _NAMES:
-        value = getattr(record, name, None)
-        out.append(int(value) if isinstance(value, bool) else value)
-    return tuple(out)
+    try:
+        row: Row = _ROW(record)
+        return row
+    except AttributeError:  # a record-like object without every field (tests, older records)
+        return tuple(getattr(record, name, None) for name in _NAMES)
 
 
 class UsageDB:
@@ -140,7 +144,8 @@ class UsageDB:
         pending.append(row_of(record))
         if len(pending) > MAX_PENDING:
             del pending[: len(pending) - MAX_PENDING]
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
     async def daily_totals(self, since: float) -> list[DailyTotal]:
         """Per key and UTC day since `since`: requests, tokens, known cost, requests of unknown cost."""

@@ -169,15 +169,21 @@ async def _watch(app: web.Application) -> None:
         first = False
         runtime = holder.current
         config_path = runtime.config_path.absolute()
+        config_target = config_path.resolve()  # a symlinked config: its target's edits count too
         auth_dir = runtime.auth_dir.absolute()
         auth_exists = auth_dir.is_dir()
         paths = [config_path.parent]
-        if auth_exists and auth_dir != config_path.parent:
+        if config_target.parent != config_path.parent:
+            paths.append(config_target.parent)
+        if auth_exists and auth_dir not in paths:
             paths.append(auth_dir)
+        config_paths = frozenset({config_path, config_target})
 
-        def wanted(_change: object, raw: str, config_path: Path = config_path, auth_dir: Path = auth_dir) -> bool:
+        def wanted(
+            _change: object, raw: str, config_paths: frozenset[Path] = config_paths, auth_dir: Path = auth_dir
+        ) -> bool:
             path = Path(raw)
-            return path == config_path or (path.parent == auth_dir and path.suffix == ".json")
+            return path in config_paths or (path.parent == auth_dir and path.suffix == ".json")
 
         async for _changes in awatch(
             *paths,

@@ -30,9 +30,11 @@ def app_from_config(path: Path) -> web.Application:
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """`~` is a temp dir: the default auth-dir (and its usage.sqlite3) never touch the real home."""
+    """`~` is a temp dir: the default auth-dir (and its usage.sqlite3) never touch the real home;
+    log files (error request logs are on by default) go there too, not into the checkout."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("WRITABLE_PATH", str(home))
     return home
 
 

@@ -37,6 +37,8 @@ host: 127.0.0.1
 port: {{port}}
 debug: true
 log-format: {{log_format}}
+logging-to-file: true
+logs-dir: ./logs
 auth-dir: ./auths
 proxy-url: socks5://user:{PROXY_PASSWORD}@127.0.0.1:1080
 api-keys:
@@ -141,12 +143,18 @@ async def test_full_run_logs_contain_no_secret(tmp_path: Path, log_format: str) 
     assert "GET /v1/models " in logs, logs  # the debug access log ran
     assert "reloaded (generation 1)" in logs
     assert "invalid YAML" in logs  # the bad edit was logged
+    assert "management keys hashed with bcrypt" in logs  # logged before the config was known, not lost
     for secret in ALL_SECRETS:
         assert secret not in logs, f"{secret} leaked into the logs"
     if log_format == "json":
         for line in err.splitlines():
             if line.strip():
                 json.loads(line)
+    # `logging-to-file` wrote the same run to disk, masked the same way.
+    written = (tmp_path / "logs" / "main.log").read_text()
+    assert "GET /v1/models " in written and "reloaded (generation 1)" in written and "invalid YAML" in written
+    for secret in ALL_SECRETS:
+        assert secret not in written, f"{secret} leaked into main.log"
 
 
 def test_auth_file_tokens_are_collected(tmp_path: Path) -> None:

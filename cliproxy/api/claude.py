@@ -8,7 +8,7 @@ from cliproxy.api.chat import model_of
 from cliproxy.api.respond import read_json, run_call
 from cliproxy.routing.catalog import CLOAK_PREFIX, uncloak
 from cliproxy.routing.dispatch import Call, replace_model
-from cliproxy.server.access import CLIENT, dialect_error
+from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
 from cliproxy.translate import Dialect
 
 DIALECT = Dialect.CLAUDE
@@ -28,7 +28,19 @@ async def _handle(request: web.Request, action: str) -> web.StreamResponse:
         body = {**body, "model": real}
         model = real
     stream = action == "generate" and body.get("stream") is True
-    call = Call(DIALECT, model, body, raw, stream, request[CLIENT], request.headers, request.path, action)
+    call = Call(
+        DIALECT,
+        model,
+        body,
+        raw,
+        stream,
+        request[CLIENT],
+        request.headers,
+        request.path,
+        action,
+        request_id=request.get(REQUEST_ID, ""),
+        client_ip=request.remote or "",
+    )
     return await run_call(request, call)
 
 

@@ -22,9 +22,6 @@ CLIPROXYAPI_KEYS = frozenset(
         "pprof",
         "plugins",
         "commercial-mode",
-        "logging-to-file",
-        "logs-max-total-size-mb",
-        "error-logs-max-files",
         "redis-usage-queue-retention-seconds",
         "save-cooldown-status",
         "disable-claude-cloak-mode",
@@ -424,6 +421,10 @@ class Config(Section):
     transient_error_cooldown_seconds: int = 0
     request_log: bool = False
     log_format: Literal["text", "json"] = "text"
+    logging_to_file: bool = False
+    logs_dir: str = ""  # cliproxy's own: where `logging-to-file` writes ('' = spec §8.4's choice)
+    logs_max_total_size_mb: int = 0
+    error_logs_max_files: int = 10
     ws_auth: bool = True
     trusted_proxies: tuple[str, ...] = ()
     usage_db: str = ""
@@ -443,6 +444,22 @@ class Config(Section):
     @classmethod
     def _valid_proxy_url(cls, value: str) -> str:
         return check_proxy_url(value)
+
+    @field_validator("usage_db", mode="before")
+    @classmethod
+    def _usage_db_switch(cls, value: Any) -> Any:
+        """YAML reads an unquoted `usage-db: off` as false: that means off, not a type error."""
+        return "off" if value is False else value
+
+    @field_validator("logs_max_total_size_mb")
+    @classmethod
+    def _no_negative_size(cls, value: int) -> int:
+        return max(value, 0)  # as the management toggle stores it (spec §2.4)
+
+    @field_validator("error_logs_max_files")
+    @classmethod
+    def _default_file_count(cls, value: int) -> int:
+        return 10 if value < 0 else value
 
     @field_validator("api_keys", mode="before")
     @classmethod

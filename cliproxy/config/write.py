@@ -48,12 +48,15 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None, repl
     """Replace `path` with `data` atomically; keep the old file's mode unless `mode` is given.
 
     `replace` is the final rename (tests inject a failing one to show the old file survives).
+    A symlink is followed: its target is replaced and the link stays (dotfile setups).
     """
+    if path.is_symlink():
+        path = path.resolve()
     if mode is None:
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
-            mode = 0o644
+            mode = 0o600  # a new file: configs and credentials hold keys
     directory = path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)

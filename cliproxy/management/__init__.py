@@ -25,8 +25,12 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.providers",
     "cliproxy.management.oauth_maps",
     "cliproxy.management.auth_files",
+    "cliproxy.management.models_api",
     "cliproxy.management.usage_api",
+    "cliproxy.management.logs_api",
+    "cliproxy.management.api_call",
     "cliproxy.management.client_keys",
+    "cliproxy.management.credential_status",
     "cliproxy.management.oauth",
 )
 

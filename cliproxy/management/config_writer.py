@@ -146,10 +146,14 @@ def _validate(path: Path, text: str) -> None:
 
 
 def _read_text(path: Path) -> str:
+    """The file an edit starts from. A missing file is an error, not an empty config: an edit of
+    nothing would write a file without `api-keys` or the management secret, an open proxy."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return ""
+        raise api_error(
+            500, f"failed to save config: {path.name} not found (restore it, or PUT /config.yaml)"
+        ) from None
 
 
 def config_writer(request: web.Request) -> ConfigWriter:

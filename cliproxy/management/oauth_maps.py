@@ -1,5 +1,6 @@
-"""OAuth maps: `oauth-excluded-models` (provider → patterns) and `oauth-model-alias`
-(channel → aliases), with CLIProxyAPI's PUT/PATCH/DELETE rules (spec §2.6)."""
+"""OAuth maps: `oauth-excluded-models` (provider → patterns), `oauth-model-alias` (channel →
+aliases) and `oauth-request-scoped-errors` (channel → error rules), with CLIProxyAPI's
+PUT/PATCH/DELETE rules (spec §2.6)."""
 
 from __future__ import annotations
 
@@ -190,3 +191,88 @@ async def delete_aliases(request: web.Request) -> web.Response:
         return old
 
     return await _write(request, ALIASES, build)
+
+
+# --------------------------------------------------------------------------- scoped error rules
+
+SCOPED = "oauth-request-scoped-errors"
+RULE_LIST_KEYS = ("rules", "errors", "items")  # the PATCH body's list, under any of these names
+
+
+def clean_rules(value: Any) -> list[dict[str, Any]]:
+    """Rules as the YAML holds them; each needs an integer `status` (the schema checks the rest)."""
+    if not isinstance(value, list):
+        raise api_error(400, "invalid body")
+    out: list[dict[str, Any]] = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("status"), int) or isinstance(item["status"], bool):
+            raise api_error(400, "invalid body")
+        rule: dict[str, Any] = {"status": item["status"]}
+        for key in ("match", "match-regexr"):
+            patterns = [p.strip() for p in item.get(key) or [] if isinstance(p, str) and p.strip()]
+            if patterns:
+                rule[key] = patterns
+        if isinstance(item.get("action"), str) and item["action"].strip():
+            rule["action"] = item["action"].strip()
+        out.append(rule)
+    return out
+
+
+@routes.get(f"/{SCOPED}")
+async def get_scoped(request: web.Request) -> web.Response:
+    value = request.config_dict[RUNTIME].current.config.oauth_request_scoped_errors
+    data = {
+        channel: [
+            {**r.model_dump(mode="json", by_alias=True, exclude_defaults=True), "action": r.action} for r in rules
+        ]
+        for channel, rules in value.items()
+    }
+    return json_response({SCOPED: data})
+
+
+@routes.put(f"/{SCOPED}")
+async def put_scoped(request: web.Request) -> web.Response:
+    require_admin(request)
+    body = _map_body(await read_json(request))
+    new = {str(k).strip().lower(): clean_rules(v) for k, v in body.items() if str(k).strip()}
+    new = {k: v for k, v in new.items() if v}
+    return await _write(request, SCOPED, lambda _old: new)
+
+
+@routes.patch(f"/{SCOPED}")
+async def patch_scoped(request: web.Request) -> web.Response:
+    require_admin(request)
+    body = await read_json(request)
+    channel = body.get("channel") or body.get("provider") if isinstance(body, dict) else None
+    if not isinstance(channel, str) or not channel.strip():
+        raise api_error(400, "invalid body")
+    channel = channel.strip().lower()
+    listed = next((body[k] for k in RULE_LIST_KEYS if k in body), None)
+    rules = clean_rules(listed)
+
+    def build(old: dict[str, Any]) -> dict[str, Any]:
+        if not rules:
+            if channel not in old:
+                raise api_error(404, "channel not found")
+            del old[channel]
+        else:
+            old[channel] = rules
+        return old
+
+    return await _write(request, SCOPED, build)
+
+
+@routes.delete(f"/{SCOPED}")
+async def delete_scoped(request: web.Request) -> web.Response:
+    require_admin(request)
+    channel = (request.query.get("channel") or request.query.get("provider") or "").strip().lower()
+    if not channel:
+        raise api_error(400, "missing channel")
+
+    def build(old: dict[str, Any]) -> dict[str, Any]:
+        if channel not in old:
+            raise api_error(404, "channel not found")
+        del old[channel]
+        return old
+
+    return await _write(request, SCOPED, build)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -29,6 +30,7 @@ from cliproxy.runtime import RuntimeHolder
 from cliproxy.usage import UsageRecord
 
 routes = web.RouteTableDef()
+V = TypeVar("V")
 
 BUCKET_SECONDS = 600
 BUCKETS = 20
@@ -129,6 +131,9 @@ def queue_record(record: UsageRecord) -> dict[str, Any]:
         "ttft_ms": round(record.ttft_ms) if record.ttft_ms is not None else None,
         "source": record.credential_id,
         "auth_index": record.auth_index,
+        "client_ip": record.client_ip,
+        "x_forwarded_for": record.x_forwarded_for,
+        "user_agent": record.user_agent,
         "tokens": tokens,
         "failed": record.failed,
         "generate": True,
@@ -143,9 +148,18 @@ def queue_record(record: UsageRecord) -> dict[str, Any]:
         "auth_type": "oauth" if record.credential_id.endswith(".json") else "api_key",
         "api_key": record.client_key,
         "request_id": record.request_id,
+        "reasoning_effort": record.reasoning_effort,
+        "service_tier": record.service_tier,
         "stream": record.stream,
         "cost_usd": record.cost_usd,
     }
+
+
+def _entry(table: dict[str, V], key: str, make: Callable[[], V]) -> V:
+    value = table.get(key)
+    if value is None:
+        value = table[key] = make()
+    return value
 
 
 class UsageStats:
@@ -169,13 +183,18 @@ class UsageStats:
         return min(value, MAX_RETENTION)
 
     def observe(self, record: UsageRecord) -> None:
+        # Runs for every request: look up before creating (`setdefault(k, Totals())` allocates each time).
         self.total.add(record)
-        self.by_key.setdefault(record.client_key, Totals()).add(record)
+        key = record.client_key
         model = record.alias or record.model
-        self.by_key_model.setdefault(record.client_key, {}).setdefault(model, Totals()).add(record)
-        self.by_model.setdefault(model, Totals()).add(record)
+        _entry(self.by_key, key, Totals).add(record)
+        per_model = self.by_key_model.get(key)
+        if per_model is None:
+            per_model = self.by_key_model[key] = {}
+        _entry(per_model, model, Totals).add(record)
+        _entry(self.by_model, model, Totals).add(record)
         if record.auth_index:
-            self.by_credential.setdefault(record.auth_index, CredentialCounters()).add(record)
+            _entry(self.by_credential, record.auth_index, CredentialCounters).add(record)
         if self._holder.current.config.usage_statistics_enabled:
             self._expire(time.monotonic())
             self.queue.append((time.monotonic(), queue_record(record)))

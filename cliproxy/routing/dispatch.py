@@ -25,11 +25,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import istr
 
 from cliproxy import jsonio
 from cliproxy.appkeys import POLICY, ROUTING, SESSIONS, USAGE
 from cliproxy.clientkeys import ClientIdentity
-from cliproxy.policy import PolicyRefusal, admit
+from cliproxy.policy import PolicyRefusal, admit, check_scope
 from cliproxy.routing.catalog import Candidate, Route
 from cliproxy.routing.failures import (
     RETRY_ROUND_STATUSES,
@@ -55,6 +56,10 @@ JSON_CT = "application/json"
 SSE_CT = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
 _EMPTY_HEADERS: dict[str, str] = {}
+# Header names as `istr`: multidict looks them up without case-folding them on every request.
+_CONTENT_TYPE = istr("Content-Type")
+_USER_AGENT = istr("User-Agent")
+_X_FORWARDED_FOR = istr("X-Forwarded-For")
 COUNTING_DIALECTS = frozenset({Dialect.CLAUDE, Dialect.GEMINI})  # upstreams with a count endpoint
 
 
@@ -71,6 +76,8 @@ class Call:
     headers: Mapping[str, str]  # client request headers (forwarding and `$Header` copies)
     endpoint: str  # e.g. "/v1/chat/completions", for usage records
     action: str = "generate"  # or "count_tokens"
+    request_id: str = ""  # the front door's X-Request-Id, so usage records match the logs
+    client_ip: str = ""  # the socket peer, for usage records
 
 
 class DispatchError(Exception):
@@ -214,7 +221,7 @@ class _Recorder:
         self.store.add(
             UsageRecord(
                 timestamp=time.time(),
-                request_id=f"req_{self.store.total:x}",
+                request_id=call.request_id or f"req_{self.store.total:x}",
                 client_key=call.client.key_id,
                 credential_id=self.cred_id,
                 auth_index=self.auth_index,
@@ -236,8 +243,22 @@ class _Recorder:
                 total_tokens=t.total,
                 stream=call.stream,
                 attempts=self.attempts,
+                client_ip=call.client_ip,
+                x_forwarded_for=call.headers.get(_X_FORWARDED_FOR, ""),
+                user_agent=call.headers.get(_USER_AGENT, ""),
+                reasoning_effort=reasoning_effort(call.body),
+                service_tier=str(call.body.get("service_tier") or ""),
             )
         )
+
+
+def reasoning_effort(body: dict[str, Any]) -> str:
+    """The effort a client asked for (chat `reasoning_effort`, Responses `reasoning.effort`), or ''."""
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        reasoning = body.get("reasoning")
+        effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    return effort if isinstance(effort, str) else ""
 
 
 def _scan_usage(dialect: Dialect, data: bytes, rec: _Recorder) -> None:
@@ -470,7 +491,7 @@ class _Attempt:
     ) -> Outcome:
         rec = self.rec
         rec.first_byte()
-        content_type = resp.headers.get("Content-Type", JSON_CT)
+        content_type = resp.headers.get(_CONTENT_TYPE, JSON_CT)
         call = self.call
         try:
             parsed = jsonio.loads(data)
@@ -517,17 +538,15 @@ class _Attempt:
         rec = self.rec
         rec.first_byte()
         client = self.call.dialect
+        events: AsyncIterator[bytes]
         if not translated:
-            events = _relay(resp, first, client, rec)
+            events = passthrough = PassthroughStream(resp, first, client, rec)
+            close = passthrough.aclose
         else:
             translator = convert.StreamTranslator(upstream, client, model=self.call.model)
-            events = _translate_stream(resp, first, upstream, client, translator, rec)
-        headers = SSE_HEADERS
-
-        async def close() -> None:
-            await events.aclose()
-
-        return Outcome(200, dict(headers), SSE_CT, None, events, cand.credential.id, model, close)
+            events = translated_events = _translate_stream(resp, first, upstream, client, translator, rec)
+            close = translated_events.aclose
+        return Outcome(200, dict(SSE_HEADERS), SSE_CT, None, events, cand.credential.id, model, close)
 
     async def _aggregate(
         self, resp: aiohttp.ClientResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
@@ -579,37 +598,108 @@ def _early_error(buf: bytes) -> tuple[int, bytes, str] | None:
     return None
 
 
-async def _relay(
-    resp: aiohttp.ClientResponse, first: bytes, client: Dialect, rec: _Recorder
-) -> AsyncGenerator[bytes, None]:
-    """Passthrough: upstream bytes as they arrive; usage scanned on the side."""
-    scanner = _UsageScanner(client, rec)
-    status = 200
-    last = first
-    complete = False
-    try:
-        scanner.feed(first)
-        yield first
-        async for chunk in resp.content.iter_any():
-            scanner.feed(chunk)
-            last = chunk
-            yield chunk
-        complete = True
-        if client is Dialect.CHAT and not last.rstrip().endswith(b"[DONE]") and b'"error"' not in last:
-            yield DONE_FRAME
-    except NETWORK_ERRORS as exc:
-        status = 502
-        yield stream_error_frame(client, 502, f"upstream stream broke: {type(exc).__name__}")
-    except (asyncio.CancelledError, GeneratorExit):
-        status = 499
-        raise
-    finally:
-        if complete:
-            resp.release()
+class PassthroughStream:
+    """Passthrough: upstream bytes as they arrive, usage scanned on the side.
+
+    `pump(write)` hands every chunk straight to the client's writer, with no generator between the
+    two sockets (the hot path of `respond.stream_outcome`). Iterating the object yields the same
+    bytes for wrappers that reshape them. Either way the upstream is released and the usage record
+    written exactly once: at the end of the stream, or by `aclose()` when the client went away.
+    """
+
+    __slots__ = ("_chunks", "client", "complete", "finished", "first", "rec", "resp", "scanner")
+
+    def __init__(self, resp: aiohttp.ClientResponse, first: bytes, client: Dialect, rec: _Recorder) -> None:
+        self.resp = resp
+        self.first = first
+        self.client = client
+        self.rec = rec
+        self.scanner = _UsageScanner(client, rec)
+        self.complete = False  # the upstream body was read to its end (the connection can be reused)
+        self.finished = False
+        self._chunks: AsyncGenerator[bytes, None] | None = None
+
+    def _needs_done(self, last: bytes) -> bool:
+        """Chat streams end with `data: [DONE]`; add it when the upstream left it out."""
+        return self.client is Dialect.CHAT and not last.rstrip().endswith(b"[DONE]") and b'"error"' not in last
+
+    def _broken(self, exc: BaseException) -> bytes:
+        return stream_error_frame(self.client, 502, f"upstream stream broke: {type(exc).__name__}")
+
+    def _finish(self, status: int) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.complete:
+            self.resp.release()
         else:
-            resp.close()
-        scanner.finish()
-        rec.done(status)
+            self.resp.close()
+        self.scanner.finish()
+        self.rec.done(status)
+
+    async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+        """Write the whole stream with `write`; a failed write (client gone) or a cancel counts as 499."""
+        scanner = self.scanner
+        reader = self.resp.content
+        status = 499
+        try:
+            last = self.first
+            scanner.feed(last)
+            await write(last)
+            while True:
+                try:
+                    chunk = await reader.readany()
+                except NETWORK_ERRORS as exc:  # only upstream reads here: client write errors are not caught
+                    await write(self._broken(exc))
+                    status = 502
+                    return
+                if not chunk:
+                    break
+                scanner.feed(chunk)
+                last = chunk
+                await write(chunk)
+            self.complete = True
+            if self._needs_done(last):
+                await write(DONE_FRAME)
+            status = 200
+        finally:
+            self._finish(status)
+
+    def __aiter__(self) -> PassthroughStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._chunks is None:
+            self._chunks = self._iterate()
+        return await self._chunks.__anext__()
+
+    async def _iterate(self) -> AsyncGenerator[bytes, None]:
+        status = 200
+        last = self.first
+        try:
+            self.scanner.feed(last)
+            yield last
+            async for chunk in self.resp.content.iter_any():
+                self.scanner.feed(chunk)
+                last = chunk
+                yield chunk
+            self.complete = True
+            if self._needs_done(last):
+                yield DONE_FRAME
+        except NETWORK_ERRORS as exc:
+            status = 502
+            yield self._broken(exc)
+        except (asyncio.CancelledError, GeneratorExit):
+            status = 499
+            raise
+        finally:
+            self._finish(status)
+
+    async def aclose(self) -> None:
+        """Release the upstream and record usage if the stream was not read to its end (client gone)."""
+        if self._chunks is not None:
+            await self._chunks.aclose()
+        self._finish(499)
 
 
 async def _translate_stream(
@@ -710,6 +800,11 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
     """
     route, suffix = runtime.catalog.resolve(call.model)
     if route is None:
+        if call.client.limited:  # out of scope is 403 whether the model exists or not
+            try:
+                check_scope(call.client, call.model)
+            except PolicyRefusal as refusal:
+                raise DispatchError.of(call.dialect, refusal.status, refusal.message, code=refusal.code) from None
         raise unknown_model(call.dialect, call.model)
     release = None
     if call.client.limited:  # per-key scopes, rates, allowances (keys engineer's `policy.admit`)
@@ -719,7 +814,7 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
                 release = await admit(
                     policy_state,
                     call.client,
-                    call.model,
+                    route.model,  # the canonical id: a thinking suffix does not leave the key's scope
                     lambda: [name for c in route.candidates for name in c.offer.upstream],
                     action=call.action,
                 )

@@ -130,6 +130,9 @@ class Sessions:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_SECONDS, sock_read=None)
         return aiohttp.ClientSession(
             connector=connector or aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            # No cookie jar: a proxy must not carry one upstream's Set-Cookie (CDN/session cookies)
+            # into the next client's request, and an empty jar is also no work per request.
+            cookie_jar=aiohttp.DummyCookieJar(),
             timeout=timeout,
             trust_env=trust_env,
             skip_auto_headers=("User-Agent",),

@@ -114,3 +114,19 @@ def test_check_of_a_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["--check", "--config", str(tmp_path / "nope.yaml")]) == 1
     assert "file not found" in capsys.readouterr().err
     assert not (tmp_path / "nope.yaml").exists()  # --check never generates a config
+
+
+def test_check_opens_the_tls_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--check` fails on what would stop the server: a TLS file that is missing or not a certificate."""
+    from tests.server.test_process import self_signed
+
+    cert, key = self_signed(tmp_path)
+    path = tmp_path / "config.yaml"
+    path.write_text(f"tls:\n  enable: true\n  cert: {cert}\n  key: {key}\n")
+    assert main(["--check", "--config", str(path)]) == 0
+    path.write_text(f"tls:\n  enable: true\n  cert: {cert}\n  key: {tmp_path / 'gone.pem'}\n")
+    assert main(["--check", "--config", str(path)]) == 1
+    assert "error: tls.key: file not found: " in capsys.readouterr().err
+    path.write_text(f"tls:\n  enable: true\n  cert: {key}\n  key: {key}\n")  # a key is not a certificate
+    assert main(["--check", "--config", str(path)]) == 1
+    assert "error: tls: cannot load the certificate and key" in capsys.readouterr().err

@@ -6,12 +6,16 @@ Vertex (`/v1/publishers/google/models/{m}:{method}`). Streams replay `fixtures/w
 byte, one SSE event per network write. Every request is recorded (`seen`); `fail()` queues error
 answers (optionally only for one credential's key); `hold` keeps a stream open after the first event
 so a test can disconnect the client and watch the upstream connection close (`closed`).
+`tool_loop` answers like a model in a tool loop (a tool call first, text once the conversation ends
+with a tool result); `fresh_response_ids` gives every Responses stream its own response id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +31,10 @@ if not WIRE.is_dir():  # the fixtures also live beside the clone in CI
 def wire_body(name: str) -> bytes:
     """The body of a recorded HTTP answer (everything after the header block)."""
     raw = (WIRE / name).read_bytes()
-    return raw.split(b"\n\n", 1)[1]
+    crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):  # Google's recordings use CRLF throughout
+        return raw[crlf + 4 :]
+    return raw[lf + 2 :]
 
 
 def events_of(body: bytes) -> list[bytes]:
@@ -127,6 +134,29 @@ GEMINI_RESPONSE = {
 }
 
 
+# Gemini streams a function call as one chunk: the recorded tool answer, framed like `gemini_stream.txt`.
+GEMINI_TOOL_STREAM = b"data: " + json.dumps(json.loads(wire_body("gemini_generate_tool.txt"))).encode() + b"\r\n\r\n"
+_RESPONSE_ID = re.compile(rb'"id": "resp_[0-9a-f]+"')
+
+
+def ends_with_tool_result(dialect: str, body: dict[str, Any]) -> bool:
+    """Whether the last turn of a request body is a tool result (the second leg of a tool loop)."""
+    if dialect == "responses":
+        items = body.get("input")
+        last = items[-1] if isinstance(items, list) and items else None
+        return isinstance(last, dict) and last.get("type") in ("function_call_output", "custom_tool_call_output")
+    if dialect == "chat":
+        messages = body.get("messages") or []
+        return bool(messages) and messages[-1].get("role") == "tool"
+    if dialect == "claude":
+        messages = body.get("messages") or []
+        content = messages[-1].get("content") if messages else None
+        return isinstance(content, list) and any(b.get("type") == "tool_result" for b in content)
+    contents = body.get("contents") or []
+    parts = contents[-1].get("parts") if contents else None
+    return isinstance(parts, list) and any("functionResponse" in p for p in parts)
+
+
 @dataclass
 class Seen:
     """One request as the upstream received it."""
@@ -182,6 +212,15 @@ class FakeUpstream:
     hold: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     first_sent: asyncio.Event = field(default_factory=asyncio.Event)
+    tool_loop: bool = False
+    fresh_response_ids: bool = False
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def wants_tool(self, dialect: str, body: dict[str, Any]) -> bool:
+        """Answer with the tool-call recording? (Tools offered, and in a tool loop not already answered.)"""
+        if not body.get("tools"):
+            return False
+        return not (self.tool_loop and ends_with_tool_result(dialect, body))
 
     def fail(
         self,
@@ -253,7 +292,7 @@ class FakeUpstream:
         if planned is not None:
             return planned
         body = seen.json
-        tools = bool(body.get("tools"))
+        tools = self.wants_tool("chat", body)
         if body.get("stream"):
             return await self._stream(
                 request, wire_body("openai_chat_stream_tool.txt" if tools else "openai_chat_stream.txt")
@@ -267,10 +306,13 @@ class FakeUpstream:
         if planned is not None:
             return planned
         body = seen.json
-        tools = bool(body.get("tools"))
+        tools = self.wants_tool("responses", body)
         if body.get("stream"):
             name = "openai_responses_stream_tool.txt" if tools else "openai_responses_stream.txt"
-            return await self._stream(request, wire_body(name))
+            stream = wire_body(name)
+            if self.fresh_response_ids:
+                stream = _RESPONSE_ID.sub(f'"id": "resp_{next(self._ids):012x}"'.encode(), stream)
+            return await self._stream(request, stream)
         return web.json_response(dict(RESPONSE, model=body.get("model")))
 
     async def chatgpt_codex(self, request: web.Request) -> web.StreamResponse:
@@ -288,7 +330,7 @@ class FakeUpstream:
         if planned is not None:
             return planned
         body = seen.json
-        tools = bool(body.get("tools"))
+        tools = self.wants_tool("claude", body)
         if body.get("stream"):
             return await self._stream(
                 request, wire_body("anthropic_stream_tool.txt" if tools else "anthropic_stream.txt")
@@ -309,9 +351,10 @@ class FakeUpstream:
             return planned
         _, _, method = request.match_info["target"].rpartition(":")
         body = seen.json or {}
-        tools = bool(body.get("tools"))
+        tools = self.wants_tool("gemini", body)
         if method == "streamGenerateContent":
-            return await self._stream(request, wire_body("gemini_stream.txt"))
+            tool_stream = tools and self.tool_loop  # without `tool_loop` the recorded text stream, as before
+            return await self._stream(request, GEMINI_TOOL_STREAM if tool_stream else wire_body("gemini_stream.txt"))
         if method == "countTokens":
             return web.json_response({"totalTokens": 7})
         if tools:

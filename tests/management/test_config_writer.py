@@ -53,6 +53,13 @@ async def test_three_endpoints_keep_every_comment_and_untouched_line(proxy: Prox
         "debug: true",
         "    weight: 9 # optional: weighted-round-robin share; omitted defaults to 1",
     ]
+    # Byte for byte: the original with exactly those three edits (line endings and all).
+    expected = (
+        STYLED.replace("\ndebug: false\n", "\ndebug: true\n", 1)
+        .replace('  - "sk-client-server-0002"\n', '  - "sk-client-server-0002"\n  - "sk-client-new-0004"\n', 1)
+        .replace("    weight: 5 # optional", "    weight: 9 # optional", 1)
+    )
+    assert path.read_bytes() == expected.encode()
     # Every comment line of the original is still there, in the same order.
     comments = [line for line in STYLED.splitlines() if line.lstrip().startswith("#")]
     assert [line for line in after.splitlines() if line.lstrip().startswith("#")] == comments
@@ -198,3 +205,21 @@ async def test_viewer_cannot_write(proxy: ProxyFactory, tmp_path: Path) -> None:
         assert reply.status == 403, (method, path)
         assert reply.headers["Cache-Control"] == "no-store"
     assert (tmp_path / "config.yaml").read_bytes() == before
+
+
+async def test_an_edit_of_a_deleted_file_is_refused_not_a_fresh_open_config(
+    proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    server = await proxy("host: 127.0.0.1\napi-keys: [sk-keep-me-key-1]\n" + MANAGEMENT_BLOCK)
+    mgmt = Mgmt(server)
+    path = tmp_path / "config.yaml"
+    path.unlink()
+    reply = await mgmt.put("/debug", json={"value": True})
+    assert reply.status == 500 and reply.json()["error"].startswith("failed to save config: config.yaml not found")
+    assert not path.exists()
+    assert server.app[RUNTIME].current.config.api_keys == ("sk-keep-me-key-1",)  # still guarded
+    # The whole file can still be put back through the API.
+    text = "host: 127.0.0.1\napi-keys: [sk-keep-me-key-1]\n" + MANAGEMENT_BLOCK
+    assert (await mgmt.put("/config.yaml", data=text.encode())).status == 200
+    assert (path.stat().st_mode & 0o777) == 0o600  # a re-created config holds keys: owner only
+    assert (await mgmt.put("/debug", json={"value": True})).status == 200

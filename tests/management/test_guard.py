@@ -191,7 +191,7 @@ async def test_allow_remote_and_bans_are_per_client_ip(proxy: ProxyFactory) -> N
 
 
 async def test_management_password_env_works_remotely_in_plaintext(
-    proxy: ProxyFactory, monkeypatch: pytest.MonkeyPatch
+    proxy: ProxyFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("MANAGEMENT_PASSWORD", "  env-password  ")
     server = await proxy("host: 127.0.0.1\ntrusted-proxies: [127.0.0.1/32]\n")
@@ -200,6 +200,8 @@ async def test_management_password_env_works_remotely_in_plaintext(
     assert status == 200  # enabled without secret-key, and remote allowed
     status, _, _ = await get(server, "/config", {**bearer("env-passwor"), **remote})
     assert status == 401
+    # Never hashed, never written: the file is as the user left it.
+    assert (tmp_path / "config.yaml").read_text() == "host: 127.0.0.1\ntrusted-proxies: [127.0.0.1/32]\n"
 
 
 async def test_secret_added_and_removed_at_runtime(proxy: ProxyFactory, tmp_path: Path) -> None:

@@ -62,3 +62,30 @@ async def test_model_alias(proxy: ProxyFactory, tmp_path: Path) -> None:
     assert (reply.status, reply.json()) == (400, {"error": "missing channel"})
     reply = await mgmt.patch("/oauth-model-alias", json={"aliases": []})
     assert (reply.status, reply.json()) == (400, {"error": "invalid body"})
+
+
+async def test_request_scoped_errors(proxy: ProxyFactory, tmp_path: Path) -> None:
+    mgmt = Mgmt(await proxy(CONFIG))
+    assert (await mgmt.get("/oauth-request-scoped-errors")).json() == {"oauth-request-scoped-errors": {}}
+    rules = [{"status": 400, "match": [" prompt is too long ", ""], "action": "stop"}]
+    assert (await mgmt.put("/oauth-request-scoped-errors", json={"items": {"Claude": rules}})).status == 200
+    expected = {"claude": [{"status": 400, "match": ["prompt is too long"], "action": "stop"}]}
+    assert on_disk(tmp_path, "oauth-request-scoped-errors") == expected
+    assert (await mgmt.get("/oauth-request-scoped-errors")).json() == {"oauth-request-scoped-errors": expected}
+    patch = {"provider": "codex", "rules": [{"status": 413, "action": "stop-and-cooldown"}]}
+    assert (await mgmt.patch("/oauth-request-scoped-errors", json=patch)).status == 200
+    assert on_disk(tmp_path, "oauth-request-scoped-errors")["codex"] == [{"status": 413, "action": "stop-and-cooldown"}]
+    reply = await mgmt.patch(
+        "/oauth-request-scoped-errors", json={"channel": "codex", "rules": [{"status": 400, "action": "explode"}]}
+    )
+    assert reply.status == 422 and reply.json()["error"] == "invalid_config"  # the schema refuses the action
+    for body in ({"channel": "codex", "rules": [{"match": ["x"]}]}, {"rules": []}):
+        reply = await mgmt.patch("/oauth-request-scoped-errors", json=body)
+        assert (reply.status, reply.json()) == (400, {"error": "invalid body"})
+    reply = await mgmt.patch("/oauth-request-scoped-errors", json={"channel": "nope", "rules": []})
+    assert (reply.status, reply.json()) == (404, {"error": "channel not found"})
+    assert (await mgmt.delete("/oauth-request-scoped-errors?channel=claude")).status == 200
+    assert (await mgmt.delete("/oauth-request-scoped-errors?provider=codex")).status == 200
+    assert on_disk(tmp_path, "oauth-request-scoped-errors") is None
+    reply = await mgmt.delete("/oauth-request-scoped-errors")
+    assert (reply.status, reply.json()) == (400, {"error": "missing channel"})

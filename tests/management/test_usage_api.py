@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import openai
+import pytest
+
 from cliproxy.appkeys import ROUTING, RUNTIME, USAGE
+from cliproxy.clientkeys import redact
 from cliproxy.routing.scheduler import RoutingState
 from cliproxy.usage import UsageRecord
 from tests.conftest import ProxyFactory
+from tests.fakes.fixtures import CLIENT_KEY, Starter, start_proxy, upstream
+from tests.fakes.upstreams import FakeUpstream
 from tests.management.client import MANAGEMENT_BLOCK, VIEWER, Mgmt
+
+__all__ = ["start_proxy", "upstream"]  # fixtures
 
 CONFIG = (
     "host: 127.0.0.1\n"
@@ -141,3 +150,63 @@ async def test_api_key_usage_per_config_key(proxy: ProxyFactory) -> None:
     assert data["openrouter"]["https://or.example/v1|sk-or-1"]["success"] == 0
     viewer = (await Mgmt(server, key=VIEWER).get("/api-key-usage")).json()
     assert "sk-ant-usage-key" not in str(viewer) and "|sk-…-key" in str(viewer)
+
+
+async def test_a_real_request_shows_in_usage_and_the_queue(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """Through `/v1` with the OpenAI SDK against a fake upstream: the totals count it and the queue
+    holds one record in spec §8.5's shape, tied to the response's X-Request-Id."""
+    fake, base = upstream
+    proxy = await start_proxy(
+        f"""
+usage-statistics-enabled: true
+openai-compatibility:
+  - name: fake
+    base-url: {base}/v1
+    api-key-entries:
+      - api-key: sk-up-usage-1
+    models:
+      - name: gpt-fake
+{MANAGEMENT_BLOCK}"""
+    )
+    client = openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=CLIENT_KEY, max_retries=0)
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-fake",
+        messages=[{"role": "user", "content": "hi"}],
+        reasoning_effort="high",
+        service_tier="flex",
+        extra_headers={"X-Forwarded-For": "203.0.113.9"},
+    )
+    completion = raw.parse()
+    assert completion.usage is not None
+    fake.fail(500, times=1)
+    with pytest.raises(openai.InternalServerError):
+        await client.chat.completions.create(model="gpt-fake", messages=[{"role": "user", "content": "again"}])
+
+    mgmt = Mgmt(proxy.server)
+    usage = (await mgmt.get("/usage")).json()["usage"]
+    assert (usage["total_requests"], usage["success_count"], usage["failure_count"]) == (2, 1, 1)
+    assert usage["models"]["gpt-fake"]["total_requests"] == 2
+    assert usage["total_tokens"] >= completion.usage.total_tokens > 0
+
+    ok, failed = (await mgmt.get("/usage-queue?count=5")).json()
+    expected_keys = {
+        "timestamp", "latency_ms", "ttft_ms", "source", "auth_index", "client_ip", "x_forwarded_for", "user_agent",
+        "tokens", "failed", "generate", "fail", "accounting_version", "token_breakdown", "provider", "executor_type",
+        "model", "alias", "endpoint", "auth_type", "api_key", "request_id", "reasoning_effort", "service_tier",
+    }  # fmt: skip
+    assert expected_keys <= set(ok)
+    assert ok["request_id"] == raw.headers["X-Request-Id"]
+    assert ok["tokens"]["total_tokens"] == completion.usage.total_tokens
+    assert ok["tokens"]["input_tokens"] == completion.usage.prompt_tokens
+    assert (ok["client_ip"], ok["x_forwarded_for"]) == ("127.0.0.1", "203.0.113.9")
+    assert ok["user_agent"].startswith("AsyncOpenAI/Python")
+    assert (ok["reasoning_effort"], ok["service_tier"]) == ("high", "flex")
+    assert (ok["model"], ok["alias"], ok["endpoint"]) == ("gpt-fake", "gpt-fake", "/v1/chat/completions")
+    assert ok["api_key"] == redact(CLIENT_KEY) and CLIENT_KEY not in json.dumps(ok)
+    assert ok["fail"] == {"status_code": 200, "body": ""} and ok["failed"] is False
+    assert failed["failed"] is True and failed["fail"]["status_code"] == 500
+    runtime = proxy.server.app[RUNTIME].current
+    (cred,) = [c for c in runtime.catalog.credentials if c.api_key == "sk-up-usage-1"]
+    assert ok["auth_index"] == cred.auth_index

@@ -1,0 +1,155 @@
+"""Request logs (spec §8.4): one file per API request, for debugging a client or a provider.
+
+With `request-log: true` every non-GET request outside `/v0/management`, and every Responses
+WebSocket upgrade, is written to `<logs dir>/<path>-<YYYY-MM-DDTHHMMSS>-<request id>.log`: the
+request (method, path without the query, headers, body) and the response the client got (status,
+headers, body). With
+`request-log: false` only failed requests (status ≥ 400) are written, as `error-….log`, and only
+the newest `error-logs-max-files` of those are kept.
+
+Nothing here runs on the hot path unless a file is due: the check is one attribute read in the
+`on_response_prepare` hook. The file is written by a worker thread after the response is on its
+way, with mode 0600 (bodies hold prompts). Credential headers are always masked, and the text goes
+through the log redactor, so no configured secret is ever written. A streamed response body is not
+kept in memory; its file says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from cliproxy.appkeys import REDACTOR, REQUEST_LOG_TASKS, RUNTIME
+from cliproxy.clientkeys import redact
+from cliproxy.log_files import logs_dir
+from cliproxy.logs import SENSITIVE_NAME
+from cliproxy.server.access import REQUEST_ID
+
+log = logging.getLogger(__name__)
+
+MANAGEMENT_PREFIXES = ("/v0/management", "/management")
+WEBSOCKET_PATHS = frozenset({"/v1/responses", "/backend-api/codex/responses"})
+MAX_BODY_BYTES = 10 * 1024 * 1024  # larger bodies are cut in the file
+ERROR_PREFIX = "error-"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def file_name(path: str, request_id: str, when: dt.datetime, *, error: bool) -> str:
+    """`v1-chat-completions-2026-12-03T061500-1a2b3c4d.log` (with `error-` in front for failures)."""
+    stem = _UNSAFE.sub("_", path.strip("/").replace("/", "-")) or "root"
+    return f"{ERROR_PREFIX if error else ''}{stem}-{when.strftime('%Y-%m-%dT%H%M%S')}-{request_id}.log"
+
+
+def _headers_text(headers: object) -> str:
+    lines = []
+    for name, value in getattr(headers, "items", dict)():
+        if SENSITIVE_NAME.search(name):
+            scheme, _, token = value.partition(" ")
+            value = f"{scheme} {redact(token)}" if token else redact(value)
+        lines.append(f"  {name}: {value}")
+    return "\n".join(lines)
+
+
+def _body_text(body: bytes | None, note: str = "") -> str:
+    if body is None:
+        return note or "(none)"
+    cut = len(body) > MAX_BODY_BYTES
+    text = body[:MAX_BODY_BYTES].decode("utf-8", errors="replace")
+    return text + (f"\n… ({len(body)} bytes, cut at {MAX_BODY_BYTES})" if cut else "")
+
+
+def render(request: web.Request, response: web.StreamResponse, when: dt.datetime) -> str:
+    # The handler has read the body already (it is cached); a request refused before its handler
+    # ran (401, 403) is logged without it rather than reading a body nobody asked for.
+    request_body: bytes | None = getattr(request, "_read_bytes", None)
+    response_body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else None
+    note = "(WebSocket: frames are not kept)" if response.status == 101 else "(streamed to the client; not kept)"
+    return (
+        "=== REQUEST ===\n"
+        f"Time: {when.isoformat()}\n"
+        f"Request-Id: {request.get(REQUEST_ID, '-')}\n"
+        f"{request.method} {request.path} HTTP/{request.version.major}.{request.version.minor}\n"
+        f"Headers:\n{_headers_text(request.headers)}\n"
+        f"Body:\n{_body_text(request_body, '(not read: refused before its handler ran)')}\n\n"
+        "=== RESPONSE ===\n"
+        f"Status: {response.status}\n"
+        f"Headers:\n{_headers_text(response.headers)}\n"
+        f"Body:\n{_body_text(response_body, note)}\n"
+    )
+
+
+def write_log(directory: Path, name: str, text: str, keep_errors: int) -> None:
+    """Write one file (0600); for error files, drop the oldest beyond `keep_errors`. Worker thread."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    if name.startswith(ERROR_PREFIX) and keep_errors > 0:
+        errors = sorted(error_files(directory), key=lambda p: (p.stat().st_mtime, p.name))
+        for old in errors[: max(0, len(errors) - keep_errors)]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def error_files(directory: Path) -> list[Path]:
+    try:
+        return [p for p in directory.iterdir() if p.name.startswith(ERROR_PREFIX) and p.suffix == ".log"]
+    except OSError:
+        return []
+
+
+async def log_request(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook: decide whether this response gets a file, and schedule it."""
+    method = request.method
+    if method == "GET":
+        if request.path not in WEBSOCKET_PATHS or response.status != 101:
+            return  # GETs are not logged, except the Responses WebSocket upgrade (spec §8.4)
+    elif method == "OPTIONS" or request.path.startswith(MANAGEMENT_PREFIXES):
+        return
+    runtime = request.config_dict[RUNTIME].current
+    config = runtime.config
+    failed = response.status >= 400
+    if not (config.request_log or failed):
+        return
+    when = dt.datetime.now(dt.UTC)
+    mask: Callable[[str], str] = request.config_dict[REDACTOR].mask if REDACTOR in request.config_dict else str
+    text = mask(render(request, response, when))
+    name = file_name(request.path, request.get(REQUEST_ID, "none"), when, error=not config.request_log)
+    directory = logs_dir(runtime)
+    tasks = request.config_dict[REQUEST_LOG_TASKS]
+    task = asyncio.create_task(asyncio.to_thread(write_log, directory, name, text, config.error_logs_max_files))
+    tasks.add(task)
+    task.add_done_callback(_finished(tasks))
+
+
+def _finished(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("request log not written: %s", task.exception())
+
+    return done
+
+
+async def _flush_ctx(app: web.Application) -> AsyncIterator[None]:
+    """On shutdown, let the files still being written finish."""
+    yield
+    tasks = app[REQUEST_LOG_TASKS]
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def install(app: web.Application) -> None:
+    """`FEATURES` hook: the response hook and the set of pending writes."""
+    pending: set[asyncio.Task[None]] = set()
+    app[REQUEST_LOG_TASKS] = pending
+    app.on_response_prepare.append(log_request)
+    app.cleanup_ctx.append(_flush_ctx)
