@@ -213,3 +213,18 @@ async def test_a_client_that_leaves_mid_response_releases_the_upstream(
         await asyncio.sleep(0.05)
     (record,) = proxy.usage
     assert record.status == 499
+
+
+async def test_pings_are_answered_while_a_response_streams(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """The socket is read while a response streams (a reader task), so client keepalives never
+    wait for the turn to end (the websockets client would drop the connection after 20 s + 20 s)."""
+    fake, base = upstream
+    fake.hold = True  # the upstream stalls for 30 s after its first event
+    proxy = await start_proxy(codex_config(base))
+    async with raw_connect(proxy) as ws:
+        await ws.send(json.dumps({"type": "response.create", "model": "gpt-fake", "input": "hi"}))
+        assert json.loads(await ws.recv())["type"] == "response.created"
+        pong = await ws.ping()
+        await asyncio.wait_for(pong, 10)
