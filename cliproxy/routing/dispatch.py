@@ -891,6 +891,9 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
     except asyncio.CancelledError:
         rec.done(499)
         raise
+    except Exception:  # a bug must not keep the key's concurrency slot or lose the usage record
+        rec.done(500)
+        raise
 
 
 def _retries(config: Any, cand: Candidate) -> int:
