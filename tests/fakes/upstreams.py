@@ -107,6 +107,20 @@ RESPONSE = {
         "total_tokens": 8,
     },
 }
+RESPONSE_TOOL = {
+    **RESPONSE,
+    "id": "resp_fake2",
+    "output": [
+        {
+            "type": "function_call",
+            "id": "fc_fake1",
+            "status": "completed",
+            "call_id": "call_fake1",
+            "name": "get_weather",
+            "arguments": '{"city":"Paris"}',
+        }
+    ],
+}
 # Non-stream Anthropic answer with a thinking block (signature) and an unknown field: byte-exact checks.
 CLAUDE_MESSAGE = (
     b'{"id":"msg_fake1","type":"message","role":"assistant","model":"claude-fake-1","content":['
@@ -312,7 +326,7 @@ class FakeUpstream:
             if self.fresh_response_ids:
                 stream = _RESPONSE_ID.sub(f'"id": "resp_{next(self._ids):012x}"'.encode(), stream)
             return await self._stream(request, stream)
-        return web.json_response(dict(RESPONSE, model=body.get("model")))
+        return web.json_response(dict(RESPONSE_TOOL if tools else RESPONSE, model=body.get("model")))
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         seen = await self._record(request)
