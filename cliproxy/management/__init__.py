@@ -28,6 +28,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.models_api",
     "cliproxy.management.usage_api",
     "cliproxy.management.logs_api",
+    "cliproxy.management.api_call",
     "cliproxy.management.client_keys",
     "cliproxy.management.oauth",
 )

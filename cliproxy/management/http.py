@@ -19,6 +19,7 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
     413: web.HTTPRequestEntityTooLarge,
     422: web.HTTPUnprocessableEntity,
     500: web.HTTPInternalServerError,
+    502: web.HTTPBadGateway,
     503: web.HTTPServiceUnavailable,
 }
 
