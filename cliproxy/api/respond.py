@@ -16,7 +16,7 @@ from aiohttp import web
 
 from cliproxy import jsonio
 from cliproxy.appkeys import RUNTIME
-from cliproxy.routing.dispatch import Call, DispatchError, Outcome, execute
+from cliproxy.routing.dispatch import Call, DispatchError, Outcome, PassthroughStream, execute
 from cliproxy.server.access import dialect_error
 from cliproxy.translate import Dialect
 
@@ -89,8 +89,12 @@ async def stream_outcome(request: web.Request, outcome: Outcome) -> web.StreamRe
     response = web.StreamResponse(status=outcome.status, headers=SSE_RESPONSE_HEADERS)
     try:
         await response.prepare(request)
-        async for chunk in outcome.events:
-            await response.write(chunk)
+        events = outcome.events
+        if type(events) is PassthroughStream:  # same dialect: chunks go straight to the socket
+            await events.pump(response.write)
+        else:
+            async for chunk in events:
+                await response.write(chunk)
         await response.write_eof()
     except (ConnectionResetError, ConnectionError):
         log.debug("client went away mid-stream")

@@ -539,17 +539,15 @@ class _Attempt:
         rec = self.rec
         rec.first_byte()
         client = self.call.dialect
+        events: AsyncIterator[bytes]
         if not translated:
-            events = _relay(resp, first, client, rec)
+            events = passthrough = PassthroughStream(resp, first, client, rec)
+            close = passthrough.aclose
         else:
             translator = convert.StreamTranslator(upstream, client, model=self.call.model)
-            events = _translate_stream(resp, first, upstream, client, translator, rec)
-        headers = SSE_HEADERS
-
-        async def close() -> None:
-            await events.aclose()
-
-        return Outcome(200, dict(headers), SSE_CT, None, events, cand.credential.id, model, close)
+            events = translated_events = _translate_stream(resp, first, upstream, client, translator, rec)
+            close = translated_events.aclose
+        return Outcome(200, dict(SSE_HEADERS), SSE_CT, None, events, cand.credential.id, model, close)
 
     async def _aggregate(
         self, resp: aiohttp.ClientResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
@@ -601,37 +599,108 @@ def _early_error(buf: bytes) -> tuple[int, bytes, str] | None:
     return None
 
 
-async def _relay(
-    resp: aiohttp.ClientResponse, first: bytes, client: Dialect, rec: _Recorder
-) -> AsyncGenerator[bytes, None]:
-    """Passthrough: upstream bytes as they arrive; usage scanned on the side."""
-    scanner = _UsageScanner(client, rec)
-    status = 200
-    last = first
-    complete = False
-    try:
-        scanner.feed(first)
-        yield first
-        async for chunk in resp.content.iter_any():
-            scanner.feed(chunk)
-            last = chunk
-            yield chunk
-        complete = True
-        if client is Dialect.CHAT and not last.rstrip().endswith(b"[DONE]") and b'"error"' not in last:
-            yield DONE_FRAME
-    except NETWORK_ERRORS as exc:
-        status = 502
-        yield stream_error_frame(client, 502, f"upstream stream broke: {type(exc).__name__}")
-    except (asyncio.CancelledError, GeneratorExit):
-        status = 499
-        raise
-    finally:
-        if complete:
-            resp.release()
+class PassthroughStream:
+    """Passthrough: upstream bytes as they arrive, usage scanned on the side.
+
+    `pump(write)` hands every chunk straight to the client's writer, with no generator between the
+    two sockets (the hot path of `respond.stream_outcome`). Iterating the object yields the same
+    bytes for wrappers that reshape them. Either way the upstream is released and the usage record
+    written exactly once: at the end of the stream, or by `aclose()` when the client went away.
+    """
+
+    __slots__ = ("_chunks", "client", "complete", "finished", "first", "rec", "resp", "scanner")
+
+    def __init__(self, resp: aiohttp.ClientResponse, first: bytes, client: Dialect, rec: _Recorder) -> None:
+        self.resp = resp
+        self.first = first
+        self.client = client
+        self.rec = rec
+        self.scanner = _UsageScanner(client, rec)
+        self.complete = False  # the upstream body was read to its end (the connection can be reused)
+        self.finished = False
+        self._chunks: AsyncGenerator[bytes, None] | None = None
+
+    def _needs_done(self, last: bytes) -> bool:
+        """Chat streams end with `data: [DONE]`; add it when the upstream left it out."""
+        return self.client is Dialect.CHAT and not last.rstrip().endswith(b"[DONE]") and b'"error"' not in last
+
+    def _broken(self, exc: BaseException) -> bytes:
+        return stream_error_frame(self.client, 502, f"upstream stream broke: {type(exc).__name__}")
+
+    def _finish(self, status: int) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.complete:
+            self.resp.release()
         else:
-            resp.close()
-        scanner.finish()
-        rec.done(status)
+            self.resp.close()
+        self.scanner.finish()
+        self.rec.done(status)
+
+    async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+        """Write the whole stream with `write`; a failed write (client gone) or a cancel counts as 499."""
+        scanner = self.scanner
+        reader = self.resp.content
+        status = 499
+        try:
+            last = self.first
+            scanner.feed(last)
+            await write(last)
+            while True:
+                try:
+                    chunk = await reader.readany()
+                except NETWORK_ERRORS as exc:  # only upstream reads here: client write errors are not caught
+                    await write(self._broken(exc))
+                    status = 502
+                    return
+                if not chunk:
+                    break
+                scanner.feed(chunk)
+                last = chunk
+                await write(chunk)
+            self.complete = True
+            if self._needs_done(last):
+                await write(DONE_FRAME)
+            status = 200
+        finally:
+            self._finish(status)
+
+    def __aiter__(self) -> PassthroughStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._chunks is None:
+            self._chunks = self._iterate()
+        return await self._chunks.__anext__()
+
+    async def _iterate(self) -> AsyncGenerator[bytes, None]:
+        status = 200
+        last = self.first
+        try:
+            self.scanner.feed(last)
+            yield last
+            async for chunk in self.resp.content.iter_any():
+                self.scanner.feed(chunk)
+                last = chunk
+                yield chunk
+            self.complete = True
+            if self._needs_done(last):
+                yield DONE_FRAME
+        except NETWORK_ERRORS as exc:
+            status = 502
+            yield self._broken(exc)
+        except (asyncio.CancelledError, GeneratorExit):
+            status = 499
+            raise
+        finally:
+            self._finish(status)
+
+    async def aclose(self) -> None:
+        """Release the upstream and record usage if the stream was not read to its end (client gone)."""
+        if self._chunks is not None:
+            await self._chunks.aclose()
+        self._finish(499)
 
 
 async def _translate_stream(
