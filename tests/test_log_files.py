@@ -100,3 +100,28 @@ def test_line_time_reads_both_formats() -> None:
     assert line_time("2026-12-03 05:52:04,823 INFO x: y") is not None
     assert line_time('{"time":"2026-12-03T05:52:04.823+00:00","level":"INFO"}') == 1796277124.823
     assert line_time("Traceback (most recent call last):") is None
+
+
+def test_reading_stops_at_the_files_it_needs(tmp_path: Path) -> None:
+    from cliproxy.management.logs_api import read_lines
+
+    def line(ts: float, text: str) -> str:
+        import datetime as dt
+
+        stamp = dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{stamp},000 INFO t: {text}\n"
+
+    base = 1_800_000_000.0
+    (tmp_path / "main.log.2").write_text(line(base, "oldest") + line(base + 1, "old"))
+    (tmp_path / "main.log.1").write_text(line(base + 2, "middle") + "Traceback (most recent call last):\n")
+    (tmp_path / "main.log").write_text(line(base + 3, "new") + line(base + 4, "newest"))
+    lines, latest = read_lines(tmp_path, base + 1, 100)
+    assert [x.rsplit(" t: ", 1)[-1] for x in lines] == ["middle", "Traceback (most recent call last):", "new", "newest"]
+    assert latest == base + 4
+    lines, _ = read_lines(tmp_path, 0, 2)
+    assert [x.rsplit(" t: ", 1)[-1] for x in lines] == ["new", "newest"]
+    # main.log.1 already reaches back past `after`: main.log.2 is not opened (a line it could not
+    # hold in reality proves it).
+    (tmp_path / "main.log.2").write_text(line(base + 10, "never read"))
+    lines, _ = read_lines(tmp_path, base + 2.5, 100)
+    assert [x.rsplit(" t: ", 1)[-1] for x in lines] == ["new", "newest"]

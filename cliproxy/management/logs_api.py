@@ -62,19 +62,32 @@ def _tail_lines(path: Path) -> list[str]:
 
 
 def read_lines(directory: Path, after: float, limit: int) -> tuple[list[str], float]:
-    """The newest `limit` lines written after `after`, oldest first, and the newest line time."""
-    selected: list[str] = []
+    """The newest `limit` lines written after `after`, oldest first, and the newest line time.
+
+    Files are visited newest first (`main.log`, `main.log.1`, …) and the walk stops once it has
+    `limit` lines or reaches lines older than `after`: a long history is never read in full.
+    """
+    newest_first: list[list[str]] = []
+    count = 0
     latest = after
-    for path in [*rotated_files(directory), directory / LOG_FILE]:
+    for path in [directory / LOG_FILE, *reversed(rotated_files(directory))]:
+        selected: list[str] = []
         when: float | None = None
+        reached_old = False
         for line in _tail_lines(path):
             stamp = line_time(line)
             if stamp is not None:
                 when = stamp
+                reached_old = reached_old or stamp <= after
             if when is not None and when > after:
                 selected.append(line)
                 latest = max(latest, when)
-    return selected[-limit:], latest
+        newest_first.append(selected)
+        count += len(selected)
+        if count >= limit or reached_old:
+            break
+    lines = [line for chunk in reversed(newest_first) for line in chunk]
+    return lines[-limit:], latest
 
 
 def clear_logs(directory: Path) -> int:
