@@ -7,7 +7,8 @@ byte, one SSE event per network write. Every request is recorded (`seen`); `fail
 answers (optionally only for one credential's key); `hold` keeps a stream open after the first event
 so a test can disconnect the client and watch the upstream connection close (`closed`).
 `tool_loop` answers like a model in a tool loop (a tool call first, text once the conversation ends
-with a tool result); `fresh_response_ids` gives every Responses stream its own response id.
+with a tool result); `fresh_response_ids` gives every Responses stream its own response id;
+`stream_body` replaces whatever stream would be replayed (e.g. one that breaks off with an error event).
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ class FakeUpstream:
     first_sent: asyncio.Event = field(default_factory=asyncio.Event)
     tool_loop: bool = False
     fresh_response_ids: bool = False
+    stream_body: bytes | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def wants_tool(self, dialect: str, body: dict[str, Any]) -> bool:
@@ -284,6 +286,8 @@ class FakeUpstream:
         return None
 
     async def _stream(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        if self.stream_body is not None:
+            body = self.stream_body
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         try:
