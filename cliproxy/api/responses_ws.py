@@ -142,6 +142,12 @@ class _Collector:
 
     def see(self, ev: SSEEvent, data: bytes) -> bytes:
         """Note what matters in one event; returns the bytes to send (patched if needed)."""
+        try:
+            return self._see(ev, data)
+        except ValueError:  # not JSON: nothing to learn from it, pass it on as it came
+            return data
+
+    def _see(self, ev: SSEEvent, data: bytes) -> bytes:
         if ev.event == "error" or data.startswith(b'{"type":"error"') or data.startswith(b'{"type": "error"'):
             self.errored = True
             return data
@@ -209,6 +215,10 @@ class ResponsesSocket:
                 await self.serve(data)
             except (ConnectionError, RuntimeError) as exc:  # the socket went away mid-send
                 log.debug("responses websocket: client gone (%s)", type(exc).__name__)
+                return
+            except Exception:  # a bug must not leave the client waiting: 1011 makes it reconnect
+                log.exception("responses websocket: frame handling failed")
+                await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
                 return
             finally:
                 self.busy = False

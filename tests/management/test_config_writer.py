@@ -53,6 +53,13 @@ async def test_three_endpoints_keep_every_comment_and_untouched_line(proxy: Prox
         "debug: true",
         "    weight: 9 # optional: weighted-round-robin share; omitted defaults to 1",
     ]
+    # Byte for byte: the original with exactly those three edits (line endings and all).
+    expected = (
+        STYLED.replace("\ndebug: false\n", "\ndebug: true\n", 1)
+        .replace('  - "sk-client-server-0002"\n', '  - "sk-client-server-0002"\n  - "sk-client-new-0004"\n', 1)
+        .replace("    weight: 5 # optional", "    weight: 9 # optional", 1)
+    )
+    assert path.read_bytes() == expected.encode()
     # Every comment line of the original is still there, in the same order.
     comments = [line for line in STYLED.splitlines() if line.lstrip().startswith("#")]
     assert [line for line in after.splitlines() if line.lstrip().startswith("#")] == comments

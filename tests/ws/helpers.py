@@ -34,6 +34,14 @@ def gemini_config(base: str) -> str:
     return f"gemini-api-key:\n  - api-key: AIza-up\n    base-url: {base}\n    models: [{{name: gpt-fake}}]\n"
 
 
+def compat_config(base: str) -> str:
+    """An `openai-compatibility` provider (Chat Completions upstream)."""
+    return (
+        f"openai-compatibility:\n  - name: fake\n    base-url: {base}/v1\n"
+        "    api-key-entries:\n      - api-key: sk-compat-up\n    models:\n      - name: gpt-fake\n"
+    )
+
+
 def ws_url(proxy: Proxy, path: str = "/v1/responses") -> str:
     return proxy.url.replace("http://", "ws://") + path
 

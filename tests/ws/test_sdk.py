@@ -10,7 +10,9 @@ import websockets
 
 from tests.fakes.fixtures import CLIENT_KEY, Proxy, Starter
 from tests.fakes.upstreams import FakeUpstream
-from tests.ws.helpers import TERMINAL, TOOL, claude_config, codex_config, gemini_config, user
+from tests.ws.helpers import TERMINAL, TOOL, claude_config, codex_config, compat_config, gemini_config, user
+
+CONFIGS = {"claude": claude_config, "gemini": gemini_config, "openai-compatibility": compat_config}
 
 DEVELOPER = {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "be brief"}]}
 
@@ -95,13 +97,13 @@ async def test_warm_up_then_three_chained_turns_with_a_tool_call(
     assert len(proxy.usage) == 3 and {r.endpoint for r in proxy.usage} == {"/v1/responses"}
 
 
-@pytest.mark.parametrize("kind", ["claude", "gemini"])
-async def test_chained_tool_turns_are_translated_for_claude_and_gemini(
+@pytest.mark.parametrize("kind", list(CONFIGS))
+async def test_chained_tool_turns_are_translated_for_other_upstreams(
     upstream: tuple[FakeUpstream, str], start_proxy: Starter, kind: str
 ) -> None:
     fake, base = upstream
     fake.tool_loop = True
-    proxy = await start_proxy(claude_config(base) if kind == "claude" else gemini_config(base))
+    proxy = await start_proxy(CONFIGS[kind](base))
     async with sdk(proxy).responses.connect() as conn:
         await conn.response.create(model="gpt-fake", input="weather in Paris?", tools=[TOOL])  # type: ignore[list-item]
         first = await until_terminal(conn)
@@ -131,6 +133,13 @@ async def test_chained_tool_turns_are_translated_for_claude_and_gemini(
         ]
         assert bodies[1]["messages"][1]["content"][0]["id"] == bodies[1]["messages"][2]["content"][0]["tool_use_id"]
         assert all(body["stream"] is True and body["tools"][0]["name"] == "get_weather" for body in bodies)
+    elif kind == "openai-compatibility":
+        assert all(seen.path == "/v1/chat/completions" for seen in fake.seen)
+        roles = [m["role"] for m in bodies[2]["messages"]]
+        assert roles == ["user", "assistant", "tool", "assistant", "user"]
+        call_id = bodies[2]["messages"][1]["tool_calls"][0]["id"]
+        assert bodies[2]["messages"][2]["tool_call_id"] == call_id == call.call_id
+        assert bodies[2]["messages"][3]["content"] == "Hello from fake"
     else:
         assert all(seen.path.endswith(":streamGenerateContent") for seen in fake.seen)
         parts = [[m["role"], [next(iter(p)) for p in m["parts"]]] for m in bodies[2]["contents"]]
