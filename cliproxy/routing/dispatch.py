@@ -500,8 +500,10 @@ class _Attempt:
             parsed = None
         if call.action == "generate":
             rec.add_tokens(tokens_from(upstream, parsed))
-        if translated and isinstance(parsed, dict):
+        if translated:
             try:
+                if not isinstance(parsed, dict):  # never hand another dialect's (or no) JSON to the client
+                    raise convert.TranslationError(f"not a JSON object ({content_type})")
                 data = jsonio.dumps(convert.translate_response(parsed, upstream, call.dialect, model=call.model))
             except convert.TranslationError as exc:
                 data = error_body(call.dialect, 502, f"upstream answer could not be translated: {exc}")

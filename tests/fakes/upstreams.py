@@ -27,11 +27,13 @@ from aiohttp import web
 WIRE = Path("/work/shared/fixtures/wire")
 if not WIRE.is_dir():  # the fixtures also live beside the clone in CI
     WIRE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "wire"
+LOCAL_WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"  # copies, plus our own recordings
 
 
 def wire_body(name: str) -> bytes:
     """The body of a recorded HTTP answer (everything after the header block)."""
-    raw = (WIRE / name).read_bytes()
+    path = LOCAL_WIRE / name  # our own recordings first, then the shared ones
+    raw = (path if path.is_file() else WIRE / name).read_bytes()
     crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
     if crlf >= 0 and (lf < 0 or crlf < lf):  # Google's recordings use CRLF throughout
         return raw[crlf + 4 :]
@@ -186,6 +188,14 @@ class Seen:
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
+    @property
+    def model(self) -> str | None:
+        """The upstream model asked for: the body's `model`, or the Gemini/Vertex URL's."""
+        if "/models/" in self.path:
+            return self.path.rsplit("/models/", 1)[1].rpartition(":")[0]
+        body = self.json if self.body[:1] == b"{" else None
+        return body.get("model") if isinstance(body, dict) else None
+
     def header(self, name: str) -> str | None:
         for key, value in self.headers.items():
             if key.lower() == name.lower():
@@ -200,6 +210,7 @@ class Planned:
     headers: dict[str, str]
     key: str | None  # only for requests carrying this credential key
     times: int
+    model: str | None = None  # only for requests for this upstream model (body or Gemini URL)
 
 
 def error_payload(dialect: str, status: int, message: str) -> bytes:
@@ -247,10 +258,11 @@ class FakeUpstream:
         key: str | None = None,
         times: int = 1,
         dialect: str = "chat",
+        model: str | None = None,
     ) -> None:
         """Answer the next `times` matching requests with `status` (times=0: forever)."""
         payload = body if body is not None else error_payload(dialect, status, f"fake upstream error {status}")
-        self.plan.append(Planned(status, payload, dict(headers or {}), key, times))
+        self.plan.append(Planned(status, payload, dict(headers or {}), key, times, model))
 
     def calls(self, key: str | None = None) -> list[Seen]:
         return [s for s in self.seen if key is None or _carries(s.headers, key)]
@@ -275,6 +287,8 @@ class FakeUpstream:
 
     def _planned(self, seen: Seen) -> web.Response | None:
         for item in self.plan:
+            if item.model is not None and item.model != seen.model:
+                continue
             if item.key is None or _carries(seen.headers, item.key):
                 if item.times == 1:
                     self.plan.remove(item)
@@ -340,9 +354,10 @@ class FakeUpstream:
         body = seen.json
         tools = self.wants_tool("claude", body)
         if body.get("stream"):
-            return await self._stream(
-                request, wire_body("anthropic_stream_tool.txt" if tools else "anthropic_stream.txt")
-            )
+            name = "anthropic_stream_tool.txt" if tools else "anthropic_stream.txt"
+            if body.get("thinking") and not tools:  # thinking blocks, signatures, unknown fields
+                name = "anthropic_stream_thinking.txt"
+            return await self._stream(request, wire_body(name))
         if tools:
             return web.json_response(CLAUDE_TOOL_MESSAGE)
         return web.Response(body=CLAUDE_MESSAGE, content_type="application/json")
