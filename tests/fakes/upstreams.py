@@ -344,7 +344,8 @@ class FakeUpstream:
             if self.fresh_response_ids:
                 stream = _RESPONSE_ID.sub(f'"id": "resp_{next(self._ids):012x}"'.encode(), stream)
             return await self._stream(request, stream)
-        return web.json_response(dict(RESPONSE_TOOL if tools else RESPONSE, model=body.get("model")))
+        tool_answer = tools and self.tool_loop  # without `tool_loop` the text answer, as before
+        return web.json_response(dict(RESPONSE_TOOL if tool_answer else RESPONSE, model=body.get("model")))
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         seen = await self._record(request)
