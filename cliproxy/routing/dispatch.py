@@ -408,6 +408,10 @@ class _Attempt:
                     original=call.body,
                     headers=call.headers,
                 )
+        if executor.rewrites_body and call.action == "generate":  # e.g. the ChatGPT Codex backend
+            parsed = body if body is not None else jsonio.loads(payload or call.raw)
+            if executor.prepare_body(parsed):
+                body = parsed
         if body is not None:
             payload = jsonio.dumps(body)
         assert payload is not None
@@ -891,6 +895,9 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
         raise
     except asyncio.CancelledError:
         rec.done(499)
+        raise
+    except Exception:  # a bug must not keep the key's concurrency slot or lose the usage record
+        rec.done(500)
         raise
 
 

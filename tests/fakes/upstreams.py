@@ -273,6 +273,7 @@ class FakeUpstream:
         app.router.add_post("/chat/completions", self.chat)
         app.router.add_post("/v1/responses", self.responses)
         app.router.add_post("/responses", self.responses)
+        app.router.add_post("/backend-api/codex/responses", self.chatgpt_codex)
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_post("/v1beta/models/{target:.+}", self.gemini)
@@ -347,6 +348,15 @@ class FakeUpstream:
         tool_answer = tools and self.tool_loop  # without `tool_loop` the text answer, as before
         return web.json_response(dict(RESPONSE_TOOL if tool_answer else RESPONSE, model=body.get("model")))
 
+    async def chatgpt_codex(self, request: web.Request) -> web.StreamResponse:
+        """The ChatGPT Codex backend: Responses over SSE only, with its known refusals (400 `detail`)."""
+        body = json.loads(await request.read())
+        problem = chatgpt_backend_problem(body, request.headers)
+        if problem is not None:
+            self.seen.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), b""))
+            return web.json_response({"detail": problem}, status=400)
+        return await self.responses(request)
+
     async def messages(self, request: web.Request) -> web.StreamResponse:
         seen = await self._record(request)
         planned = self._planned(seen)
@@ -384,6 +394,31 @@ class FakeUpstream:
         if tools:
             return web.Response(body=wire_body("gemini_generate_tool.txt"), content_type="application/json")
         return web.json_response(GEMINI_RESPONSE)
+
+
+CHATGPT_UNSUPPORTED = ("max_output_tokens", "max_completion_tokens", "temperature", "top_p", "truncation", "user")
+
+
+def chatgpt_backend_problem(body: Any, headers: Mapping[str, str]) -> str | None:
+    """Why the ChatGPT Codex backend would refuse this request, or None when it would serve it."""
+    if not isinstance(body, dict):
+        return "Invalid JSON body"
+    if not any(k.lower() == "chatgpt-account-id" and v for k, v in headers.items()):
+        return "Missing ChatGPT-Account-Id"
+    if body.get("stream") is not True:
+        return "Stream must be set to true"
+    if body.get("store") is not False:
+        return "Store must be set to false"
+    if not isinstance(body.get("instructions"), str):
+        return "Instructions are required"
+    if not isinstance(body.get("input"), list):
+        return "Input must be a list"
+    if any(isinstance(i, dict) and i.get("role") == "system" for i in body["input"]):
+        return "System messages are not allowed"
+    for key in CHATGPT_UNSUPPORTED:
+        if key in body:
+            return f"Unsupported parameter: {key}"
+    return None
 
 
 def _carries(headers: Mapping[str, str], key: str) -> bool:
