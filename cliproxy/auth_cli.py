@@ -245,6 +245,145 @@ def cmd_renew(args: argparse.Namespace) -> int:
     return 0 if all(r["result"] == "renewed" for r in results) else 1
 
 
+# -- test --------------------------------------------------------------------------------------------
+
+PROBE_TEXT = "Reply with one word: ok"
+PROBE_TIMEOUT_SECONDS = 60.0
+
+
+def probe_body(dialect: str, model: str, *, stream: bool) -> dict[str, Any]:
+    """The smallest generation request of `dialect` (one short prompt, a few output tokens)."""
+    user = [{"role": "user", "content": PROBE_TEXT}]
+    body: dict[str, Any]
+    if dialect == "gemini":
+        return {
+            "contents": [{"role": "user", "parts": [{"text": PROBE_TEXT}]}],
+            "generationConfig": {"maxOutputTokens": 8},
+        }
+    if dialect == "claude":
+        body = {"model": model, "max_tokens": 8, "messages": user}
+    elif dialect == "responses":
+        body = {"model": model, "input": user, "max_output_tokens": 16, "store": False}
+    else:
+        body = {"model": model, "messages": user, "max_tokens": 8}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def routing_credentials(config: Config, auth_dir: Path) -> dict[str, Any]:
+    """CLI name → routing `Credential` (with its executor) for every credential of config and auth-dir."""
+    from cliproxy.credentials.store import load_auth_dir
+    from cliproxy.management.credential_status import credential_name
+    from cliproxy.routing.credentials import from_auth_files, synthesize
+
+    creds = synthesize(config) + from_auth_files(config, load_auth_dir(auth_dir).credentials)
+    return {credential_name(c): c for c in creds}
+
+
+async def probe(cred: Any, sessions: Any, service: Any) -> dict[str, Any]:
+    """One live request with `cred`; the row says ok (status, latency, model) or why it failed."""
+    import time
+
+    import aiohttp
+
+    from cliproxy import jsonio
+    from cliproxy.credentials.executors import AuthFileExecutor
+    from cliproxy.operator_cli import error_message
+
+    row: dict[str, Any] = {"name": "", "provider": cred.provider, "model": None}
+    if not cred.models:
+        return {**row, "result": "skipped", "detail": "no models to ask"}
+    model = cred.models[0].upstream[0]
+    row["model"] = model
+    executor = cred.executor
+    stream = bool(executor.always_stream)
+    url = executor.url(cred, model, stream=stream, action="generate")
+    headers = dict(cred.headers)
+    present = {k.lower() for k in headers}
+    headers.update({k: v for k, v in executor.default_headers.items() if k.lower() not in present})
+    start = time.monotonic()
+    try:
+        if executor.dynamic_auth:
+            if isinstance(executor, AuthFileExecutor):
+                executor.bind(service)
+            headers = executor.combine_headers(headers, await executor.fresh_auth(cred))
+        session, proxy = sessions.session_for(cred.proxy_url, url)
+        payload = jsonio.dumps(probe_body(executor.dialect.value, model, stream=stream))
+        timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS)
+        async with session.post(url, data=payload, headers=headers, proxy=proxy, timeout=timeout) as resp:
+            status, raw = resp.status, await resp.read()
+    except Exception as exc:  # unreachable host, token refresh failure…: report it, test the next one
+        return {**row, "result": "failed", "detail": f"{type(exc).__name__}: {exc}"[:300]}
+    elapsed = round((time.monotonic() - start) * 1000)
+    if status < 300:
+        return {**row, "result": "ok", "detail": f"HTTP {status} in {elapsed} ms"}
+    try:
+        message = error_message(jsonio.loads(raw))
+    except ValueError:
+        message = raw.decode(errors="replace")
+    return {**row, "result": "failed", "detail": f"HTTP {status}: {message}"[:300]}
+
+
+async def run_probes(targets: Sequence[tuple[Entry, Any]]) -> list[dict[str, Any]]:
+    import aiohttp
+
+    from cliproxy.credentials.providers.vertex import VertexTokenSource
+    from cliproxy.credentials.refresh import CredentialRefresher
+    from cliproxy.credentials.service import TOKEN_SESSION_TIMEOUT, CredentialService
+    from cliproxy.upstream.base import Sessions
+
+    sessions = Sessions()
+    async with aiohttp.ClientSession(timeout=TOKEN_SESSION_TIMEOUT, trust_env=True) as token_session:
+        # The server's token plumbing without its app: refresh on expiry, vertex minting.
+        service = CredentialService()
+        service._session = token_session
+        service._refresher = CredentialRefresher(token_session, service.settings)
+        service._vertex = VertexTokenSource(token_session, service.settings.vertex)
+        try:
+            rows = []
+            for entry, cred in targets:
+                row = await probe(cred, sessions, service)
+                row["name"] = entry.name
+                rows.append(row)
+            return rows
+        finally:
+            service._session = None
+            await sessions.close()
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    config, auth_dir = load_local(Path(args.config))
+    entries = collect(args)
+    creds = routing_credentials(config, auth_dir)
+    rows: list[dict[str, Any]] = []
+    targets: list[tuple[Entry, Any]] = []
+    for entry in entries:
+        skipped = {"name": entry.name, "provider": entry.provider, "model": None, "result": "skipped"}
+        cred = creds.get(entry.name)
+        if entry.state != "ok" and not entry.state.startswith("expired"):
+            rows.append({**skipped, "detail": entry.state})
+        elif cred is None:
+            rows.append({**skipped, "detail": "not routable (no base-url or key)"})
+        elif entry.subscription and not args.include_subscriptions:
+            rows.append({**skipped, "detail": "subscription: spends its plan's quota; pass --include-subscriptions"})
+        else:
+            targets.append((entry, cred))
+    if targets:
+        tested = asyncio.run(run_probes(targets))
+        order = {e.name: i for i, e in enumerate(entries)}
+        rows = sorted(rows + tested, key=lambda r: order.get(r["name"], 0))
+    columns = [
+        ("name", "name"),
+        ("provider", "provider"),
+        ("model", "model"),
+        ("result", "result"),
+        ("detail", "detail"),
+    ]
+    emit(args, rows, lambda r: table(r, columns) if r else "no upstream credentials configured")
+    return 1 if any(r["result"] == "failed" for r in rows) else 0
+
+
 # -- registration ------------------------------------------------------------------------------------
 
 
@@ -266,6 +405,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--url", help="a running proxy to ask for cooldowns (env CLIPROXY_URL is not used here)")
     p.add_argument("--key", help="its management key (env CLIPROXY_MANAGEMENT_KEY)")
     p.set_defaults(func=guarded(cmd_status))
+
+    p = actions.add_parser("test", help="one minimal live request per credential")
+    add_local(p)
+    p.add_argument(
+        "--include-subscriptions",
+        action="store_true",
+        help="also test Claude/Codex subscription logins (each test spends a little of the plan's quota)",
+    )
+    p.set_defaults(func=guarded(cmd_test))
 
     p = actions.add_parser("renew", help="refresh OAuth credentials now")
     add_local(p)

@@ -207,6 +207,21 @@ def model_allowed(policy: ClientKey | None, model: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in policy.models)
 
 
+def check_scope(identity: ClientIdentity, model: str) -> None:
+    """Raise the 403 that names `model` when it is outside the key's `models` patterns.
+
+    Dispatch also calls this for a model the catalog does not know, so a scoped key cannot tell
+    models that exist from models that do not outside its scope.
+    """
+    policy = identity.policy
+    if policy is not None and not model_allowed(policy, model):
+        raise PolicyRefusal(
+            403,
+            f"model {model!r} is not allowed for API key {identity.name!r} (allowed: {', '.join(policy.models)})",
+            code="model_not_allowed",
+        )
+
+
 def priced(prices: PriceTable, model: str, upstream_names: Iterable[str]) -> bool:
     """A route has a known price when its visible id has one, or every upstream name it may use has one."""
     if prices.price(model) is not None:
@@ -234,13 +249,7 @@ async def admit(
     if policy is None or not identity.limited:
         return None
     name = identity.name
-    if not model_allowed(policy, model):
-        allowed = ", ".join(policy.models)
-        raise PolicyRefusal(
-            403,
-            f"model {model!r} is not allowed for API key {name!r} (allowed: {allowed})",
-            code="model_not_allowed",
-        )
+    check_scope(identity, model)
     when = time.time() if now is None else now
     ledger = state.ledger
     if action == "generate":

@@ -3,6 +3,7 @@
 `GET /v1/models` is shared by three dialects: Anthropic shape when `anthropic-version` is sent or
 the User-Agent is Claude Code (non-claude ids cloaked as `claude-fable-5-dd-<reversed>`), Gemini
 shape when `x-goog-api-key` carries the key, OpenAI shape otherwise. `/v1beta/models` is Gemini.
+A key object with `models` patterns sees only the models it may use, in every shape.
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ from aiohttp import web
 
 from cliproxy import jsonio
 from cliproxy.appkeys import ROUTING, RUNTIME
+from cliproxy.policy import model_allowed
 from cliproxy.routing.catalog import DEFAULT_CONTEXT_TOKENS, DEFAULT_OUTPUT_TOKENS, Route, cloak, uncloak
-from cliproxy.server.access import dialect_error, route_dialect
+from cliproxy.server.access import CLIENT, dialect_error, route_dialect
 from cliproxy.translate import Dialect
 
 GEMINI_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 
 
 def visible_routes(request: web.Request) -> list[Route]:
+    """The routes this caller may see: listable, and inside its key's model scope (issue 8)."""
     runtime = request.app[RUNTIME].current
     state = request.app[ROUTING]
-    return [route for route in runtime.catalog.routes.values() if state.listable(route)]
+    identity = request.get(CLIENT)
+    scope = identity.policy if identity is not None and identity.limited else None
+    routes = runtime.catalog.routes.values()
+    return [route for route in routes if state.listable(route) and model_allowed(scope, route.model)]
 
 
 def openai_model(route: Route) -> dict[str, Any]:

@@ -6,23 +6,20 @@ needs no management secret. `cliproxy whoami` prints it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from cliproxy import jsonio
-from cliproxy.appkeys import POLICY, RUNTIME
-from cliproxy.policy import key_status, model_allowed
+from cliproxy.api.models import visible_routes
+from cliproxy.appkeys import POLICY
+from cliproxy.policy import key_status
 from cliproxy.server.access import CLIENT
 
 PATH = "/v1/cliproxy/whoami"
 
 
 def allowed_models(request: web.Request) -> list[str]:
-    """The model ids of the current catalog this key may use."""
-    identity = request[CLIENT]
-    routes: dict[str, Any] = getattr(request.app[RUNTIME].current.catalog, "routes", {})
-    return sorted(m for m in routes if model_allowed(identity.policy, m))
+    """The model ids this key may use: exactly what `/v1/models` lists for it."""
+    return sorted(route.model for route in visible_routes(request))
 
 
 async def get_whoami(request: web.Request) -> web.Response:

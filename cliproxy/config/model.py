@@ -445,6 +445,12 @@ class Config(Section):
     def _valid_proxy_url(cls, value: str) -> str:
         return check_proxy_url(value)
 
+    @field_validator("usage_db", mode="before")
+    @classmethod
+    def _usage_db_switch(cls, value: Any) -> Any:
+        """YAML reads an unquoted `usage-db: off` as false: that means off, not a type error."""
+        return "off" if value is False else value
+
     @field_validator("logs_max_total_size_mb")
     @classmethod
     def _no_negative_size(cls, value: int) -> int:

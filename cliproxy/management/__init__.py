@@ -30,6 +30,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "cliproxy.management.logs_api",
     "cliproxy.management.api_call",
     "cliproxy.management.client_keys",
+    "cliproxy.management.credential_status",
     "cliproxy.management.oauth",
 )
 

@@ -30,7 +30,7 @@ from multidict import istr
 from cliproxy import jsonio
 from cliproxy.appkeys import POLICY, ROUTING, SESSIONS, USAGE
 from cliproxy.clientkeys import ClientIdentity
-from cliproxy.policy import PolicyRefusal, admit
+from cliproxy.policy import PolicyRefusal, admit, check_scope
 from cliproxy.routing.catalog import Candidate, Route
 from cliproxy.routing.failures import (
     RETRY_ROUND_STATUSES,
@@ -796,6 +796,11 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
     """
     route, suffix = runtime.catalog.resolve(call.model)
     if route is None:
+        if call.client.limited:  # out of scope is 403 whether the model exists or not
+            try:
+                check_scope(call.client, call.model)
+            except PolicyRefusal as refusal:
+                raise DispatchError.of(call.dialect, refusal.status, refusal.message, code=refusal.code) from None
         raise unknown_model(call.dialect, call.model)
     release = None
     if call.client.limited:  # per-key scopes, rates, allowances (keys engineer's `policy.admit`)
@@ -805,7 +810,7 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
                 release = await admit(
                     policy_state,
                     call.client,
-                    call.model,
+                    route.model,  # the canonical id: a thinking suffix does not leave the key's scope
                     lambda: [name for c in route.candidates for name in c.offer.upstream],
                     action=call.action,
                 )

@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestServer
 
 from cliproxy.cli import main
 from tests.conftest import ProxyFactory
+from tests.fakes.fixtures import Starter
+from tests.fakes.upstreams import FakeUpstream
 
 ADMIN = "admin-secret-value"
 CONFIG = f"""
@@ -115,3 +117,31 @@ async def test_keys_commands(proxy: ProxyFactory, capsys: pytest.CaptureFixture[
     assert code == 1 and "404" in err
     code, _, err = await run(capsys, "keys", "list", "--url", url(server), "--key", "wrong-admin")
     assert code == 1 and "invalid management key" in err
+
+
+async def test_models_lists_what_the_key_may_use(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, base = upstream
+    proxy = await start_proxy(
+        f"""
+host: 127.0.0.1
+api-keys:
+  - sk-plain-cli-0001
+  - {{name: scoped, key: sk-scoped-cli-0001, models: ["gpt-*"]}}
+openai-compatibility:
+  - name: fake
+    base-url: {base}/v1
+    api-key-entries: [{{api-key: sk-up-0001}}]
+    models: [{{name: gpt-fake}}, {{name: gpt-other}}, {{name: house-model}}]
+"""
+    )
+    code, out, err = await run(capsys, "models", "--url", proxy.url, "--key", "sk-scoped-cli-0001")
+    assert code == 0, err
+    header, *lines = out.splitlines()
+    assert header.split() == ["MODEL", "OWNED", "BY"]
+    assert sorted(line.split()[0] for line in lines) == ["gpt-fake", "gpt-other"]
+    code, out, _ = await run(capsys, "models", "--url", proxy.url, "--key", "sk-plain-cli-0001", "--json")
+    assert code == 0 and {m["id"] for m in json.loads(out)} == {"gpt-fake", "gpt-other", "house-model"}
+    code, _, err = await run(capsys, "models", "--url", proxy.url, "--key", "sk-nope")
+    assert code == 1 and "401: Invalid API key" in err

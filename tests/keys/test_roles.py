@@ -3,7 +3,9 @@ other method on every registered route is 403 for them and allowed for the admin
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import aiohttp
 import bcrypt
@@ -29,8 +31,15 @@ SECRETS = (
     ADMIN_HASH,
     VIEWER_HASH,
 )
+SAMPLES = Path(__file__).resolve().parents[2] / "auth-dir-sample"
+FILE_SECRETS = ("claude-access-secret-7777", "claude-refresh-secret-8888", "vertex-private-key-secret-9999")
+# GET routes that change state (they start an OAuth login or pop the usage queue): admin only.
+ADMIN_ONLY_GETS = frozenset(
+    {"/v0/management/anthropic-auth-url", "/v0/management/codex-auth-url", "/v0/management/usage-queue"}
+)
 CONFIG = f"""
 host: 127.0.0.1
+auth-dir: ./auths
 api-keys:
   - {SECRETS[0]}
   - name: team-a
@@ -67,6 +76,22 @@ def management_routes(server: TestServer) -> list[tuple[str, str]]:
     return sorted(set(out))
 
 
+def seed_auth_dir(directory: Path) -> None:
+    """The sample auth files with secrets of this test, in the auth-dir the config names."""
+    auths = directory / "auths"
+    auths.mkdir()
+    claude = json.loads((SAMPLES / "claude-user@example.com.json").read_text())
+    claude.update(access_token=FILE_SECRETS[0], refresh_token=FILE_SECRETS[1])
+    (auths / "claude-user.json").write_text(json.dumps(claude))
+    vertex = json.loads((SAMPLES / "vertex-fake-project-123.json").read_text())
+    vertex["service_account"]["private_key"] = vertex["service_account"]["private_key"].replace(
+        "-----END", FILE_SECRETS[2] + "\n-----END", 1
+    )
+    (auths / "vertex-project.json").write_text(json.dumps(vertex))
+    for path in auths.iterdir():
+        path.chmod(0o600)
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -79,7 +104,8 @@ async def call(server: TestServer, method: str, path: str, key: str) -> tuple[in
         return r.status, await r.text()
 
 
-async def test_viewer_and_admin_on_every_management_route(proxy: ProxyFactory) -> None:
+async def test_viewer_and_admin_on_every_management_route(proxy: ProxyFactory, tmp_path: Path) -> None:
+    seed_auth_dir(tmp_path)
     server = await proxy(CONFIG)
     routes = management_routes(server)
     assert ("GET", "/v0/management/config") in routes
@@ -90,9 +116,10 @@ async def test_viewer_and_admin_on_every_management_route(proxy: ProxyFactory) -
         status, text = await call(server, method, path, VIEWER)
         if path in KEYLESS_PATHS:  # no key needed at all (the OAuth paste-back), so no role either
             continue
-        if method == "GET":
-            assert status not in (401, 405), (path, status)
-            for secret in SECRETS:
+        if method == "GET" and path not in ADMIN_ONLY_GETS:
+            admin_status, _ = await call(server, method, path, ADMIN)
+            assert status == admin_status, (path, status, text)  # a viewer reads what the admin reads
+            for secret in SECRETS + FILE_SECRETS:
                 assert secret not in text, (path, secret)
         else:
             assert status == 403, (method, path, status)
@@ -131,3 +158,21 @@ def test_redact_tree_rules() -> None:
     assert out["headers"] == {"Authorization": "Bea…ijkl", "Accept": "application/json"}
     assert out["proxy-url"] == "socks5://u:…@h:1080"
     assert out["models"] == ["gpt-*"]
+
+
+async def test_viewer_reads_auth_files_with_tokens_redacted(proxy: ProxyFactory, tmp_path: Path) -> None:
+    seed_auth_dir(tmp_path)
+    server = await proxy(CONFIG)
+    status, listing = await call(server, "GET", "/v0/management/auth-files", VIEWER)
+    assert status == 200 and "claude-user.json" in listing and "vertex-project.json" in listing
+    for name in ("claude-user.json", "vertex-project.json"):
+        path = f"/v0/management/auth-files/download?name={name}"
+        status, text = await call(server, "GET", path, VIEWER)
+        assert status == 200, text
+        assert not any(secret in text for secret in FILE_SECRETS), text
+        admin_status, admin_text = await call(server, "GET", path, ADMIN)
+        assert admin_status == 200 and any(secret in admin_text for secret in FILE_SECRETS)
+    data = json.loads(
+        (await call(server, "GET", "/v0/management/auth-files/download?name=claude-user.json", VIEWER))[1]
+    )
+    assert data["email"] == "user@example.com" and data["access_token"] == "cla…7777"
