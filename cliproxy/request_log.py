@@ -1,8 +1,9 @@
 """Request logs (spec §8.4): one file per API request, for debugging a client or a provider.
 
-With `request-log: true` every non-GET request outside `/v0/management` is written to
-`<logs dir>/<path>-<YYYY-MM-DDTHHMMSS>-<request id>.log`: the request (method, path without the
-query, headers, body) and the response the client got (status, headers, body). With
+With `request-log: true` every non-GET request outside `/v0/management`, and every Responses
+WebSocket upgrade, is written to `<logs dir>/<path>-<YYYY-MM-DDTHHMMSS>-<request id>.log`: the
+request (method, path without the query, headers, body) and the response the client got (status,
+headers, body). With
 `request-log: false` only failed requests (status ≥ 400) are written, as `error-….log`, and only
 the newest `error-logs-max-files` of those are kept.
 
@@ -35,6 +36,7 @@ from cliproxy.server.access import REQUEST_ID
 log = logging.getLogger(__name__)
 
 MANAGEMENT_PREFIXES = ("/v0/management", "/management")
+WEBSOCKET_PATHS = frozenset({"/v1/responses", "/backend-api/codex/responses"})
 MAX_BODY_BYTES = 10 * 1024 * 1024  # larger bodies are cut in the file
 ERROR_PREFIX = "error-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -69,6 +71,7 @@ def render(request: web.Request, response: web.StreamResponse, when: dt.datetime
     # ran (401, 403) is logged without it rather than reading a body nobody asked for.
     request_body: bytes | None = getattr(request, "_read_bytes", None)
     response_body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else None
+    note = "(WebSocket: frames are not kept)" if response.status == 101 else "(streamed to the client; not kept)"
     return (
         "=== REQUEST ===\n"
         f"Time: {when.isoformat()}\n"
@@ -79,21 +82,27 @@ def render(request: web.Request, response: web.StreamResponse, when: dt.datetime
         "=== RESPONSE ===\n"
         f"Status: {response.status}\n"
         f"Headers:\n{_headers_text(response.headers)}\n"
-        f"Body:\n{_body_text(response_body, '(streamed to the client; not kept)')}\n"
+        f"Body:\n{_body_text(response_body, note)}\n"
     )
 
 
 def write_log(directory: Path, name: str, text: str, keep_errors: int) -> None:
-    """Write one file (0600); for error files, drop the oldest beyond `keep_errors`. Worker thread."""
+    """Write one file (0600) atomically; for error files, keep only the newest `keep_errors`. Worker thread.
+
+    The text goes to a hidden temp file first and is renamed into place after the pruning, so a
+    reader never sees a half-written file nor more than `keep_errors` error files.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temp = directory / f".{name}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     if name.startswith(ERROR_PREFIX) and keep_errors > 0:
         errors = sorted(error_files(directory), key=lambda p: (p.stat().st_mtime, p.name))
-        for old in errors[: max(0, len(errors) - keep_errors)]:
+        for old in errors[: max(0, len(errors) - keep_errors + 1)]:
             with contextlib.suppress(OSError):
                 old.unlink()
+    os.replace(temp, directory / name)
 
 
 def error_files(directory: Path) -> list[Path]:
@@ -105,7 +114,11 @@ def error_files(directory: Path) -> list[Path]:
 
 async def log_request(request: web.Request, response: web.StreamResponse) -> None:
     """`on_response_prepare` hook: decide whether this response gets a file, and schedule it."""
-    if request.method == "GET" or request.method == "OPTIONS" or request.path.startswith(MANAGEMENT_PREFIXES):
+    method = request.method
+    if method == "GET":
+        if request.path not in WEBSOCKET_PATHS or response.status != 101:
+            return  # GETs are not logged, except the Responses WebSocket upgrade (spec §8.4)
+    elif method == "OPTIONS" or request.path.startswith(MANAGEMENT_PREFIXES):
         return
     runtime = request.config_dict[RUNTIME].current
     config = runtime.config

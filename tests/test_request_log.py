@@ -109,3 +109,20 @@ async def test_request_log_off_keeps_only_the_newest_failures(
     assert reply.status == 200 and reply.body == files[0].read_bytes()
     for name, status in (("..%2Fconfig.yaml", 400), ("v1-x.log", 400), ("error-missing.log", 404)):
         assert (await mgmt.get(f"/request-error-logs/{name}")).status == status, name
+
+
+async def test_responses_websocket_upgrade_is_logged(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter, tmp_path: Path
+) -> None:
+    _, base = upstream
+    proxy = await start_proxy(config(base, request_log=True))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(proxy.url + "/v1/responses", headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as ws,
+    ):
+        (path,) = await files_until(tmp_path / "logs", 1)
+        await ws.close()
+    assert path.name.startswith("v1-responses-")
+    text = path.read_text()
+    assert "GET /v1/responses" in text and "Status: 101" in text and "(WebSocket: frames are not kept)" in text
+    assert CLIENT_KEY not in text

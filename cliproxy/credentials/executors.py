@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cliproxy.config.model import Config
 from cliproxy.credentials.oauth import OAuthError
-from cliproxy.credentials.providers import ProviderSettings, vertex
+from cliproxy.credentials.providers import ProviderSettings, codex, vertex
 from cliproxy.credentials.store import AuthFileCredential, ModelAlias
 from cliproxy.routing.credentials import (
     Credential,
@@ -103,10 +103,14 @@ class CodexOAuthExecutor(AuthFileExecutor):
     kind: ClassVar[str] = "codex"
     dialect: ClassVar[Dialect] = Dialect.RESPONSES
     always_stream: ClassVar[bool] = True
+    rewrites_body: ClassVar[bool] = True
     forward_headers: ClassVar[tuple[str, ...]] = ("OpenAI-Beta", "User-Agent", "Originator", "Session_id", "Version")
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         return self.settings.codex.api_url
+
+    def prepare_body(self, body: dict[str, Any]) -> bool:
+        return codex.fit_backend_body(body)
 
     def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
         headers = {"Originator": CODEX_ORIGINATOR, "Accept": "text/event-stream"}

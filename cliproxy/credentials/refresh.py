@@ -300,9 +300,14 @@ class CredentialRefresher:
 
 
 def _read_metadata(cred: AuthFileCredential) -> dict[str, Any]:
-    """The file as it is now (another process may have refreshed it); the snapshot's copy if unreadable."""
+    """The file as it is now (another process may have refreshed it); the snapshot's copy if unreadable.
+
+    A file that is gone was deleted by the user: refreshing it would bring it back, so that raises.
+    """
     try:
         data = json.loads(Path(cred.path).read_bytes())
+    except FileNotFoundError:
+        raise CredentialFileError("the credential file was removed; not refreshing it") from None
     except (OSError, ValueError):
         return cred.metadata_dict()
     if not isinstance(data, dict) or str(data.get("type", "")).strip().lower() != cred.type:

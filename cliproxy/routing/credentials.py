@@ -170,8 +170,10 @@ def auth_index(seed: str) -> str:
 
 
 def finish(cred: Credential, static_headers: Mapping[str, str]) -> Credential:
-    """Precompute the full upstream header dict: content type, auth, then the configured extras."""
+    """Precompute the full upstream header dict: content type, the kind's defaults (Anthropic needs
+    `anthropic-version` even from clients of other dialects), auth, then the configured extras."""
     headers = {"Content-Type": "application/json"}
+    headers.update(cred.executor.default_headers)
     headers.update(cred.executor.auth_headers(cred))
     headers.update(static_headers)
     return dataclasses.replace(cred, headers=headers)

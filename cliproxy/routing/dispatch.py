@@ -408,6 +408,10 @@ class _Attempt:
                     original=call.body,
                     headers=call.headers,
                 )
+        if executor.rewrites_body and call.action == "generate":  # e.g. the ChatGPT Codex backend
+            parsed = body if body is not None else jsonio.loads(payload or call.raw)
+            if executor.prepare_body(parsed):
+                body = parsed
         if body is not None:
             payload = jsonio.dumps(body)
         assert payload is not None
@@ -495,8 +499,10 @@ class _Attempt:
             parsed = None
         if call.action == "generate":
             rec.add_tokens(tokens_from(upstream, parsed))
-        if translated and isinstance(parsed, dict):
+        if translated:
             try:
+                if not isinstance(parsed, dict):  # never hand another dialect's (or no) JSON to the client
+                    raise convert.TranslationError(f"not a JSON object ({content_type})")
                 data = jsonio.dumps(convert.translate_response(parsed, upstream, call.dialect, model=call.model))
             except convert.TranslationError as exc:
                 data = error_body(call.dialect, 502, f"upstream answer could not be translated: {exc}")
@@ -884,6 +890,9 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
         raise
     except asyncio.CancelledError:
         rec.done(499)
+        raise
+    except Exception:  # a bug must not keep the key's concurrency slot or lose the usage record
+        rec.done(500)
         raise
 
 

@@ -50,6 +50,7 @@ class Executor:
     dynamic_auth: ClassVar[bool] = False  # True when `fresh_auth` must be awaited per attempt
     forward_headers: ClassVar[tuple[str, ...]] = ()  # client headers worth passing on, in this spelling
     default_headers: ClassVar[Mapping[str, str]] = {}  # sent when the client did not send the header
+    rewrites_body: ClassVar[bool] = False  # True when `prepare_body` must see every generate request
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         raise NotImplementedError
@@ -69,6 +70,13 @@ class Executor:
     def combine_headers(self, headers: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, str]:
         """Merge `fresh_auth` headers into the request's (a kind may append to a header instead)."""
         return {**headers, **auth}
+
+    def prepare_body(self, body: dict[str, Any]) -> bool:
+        """Fit a request body to this upstream's quirks, in place (`rewrites_body` kinds only).
+
+        Returns True when anything changed, so an untouched passthrough body keeps its bytes.
+        """
+        return False
 
 
 def join_url(base: str, path: str) -> str:

@@ -59,7 +59,7 @@ async def world(
     for name, value in fake_oauth.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CLIPROXY_CLAUDE_API_URL", up_base)
-    monkeypatch.setenv("CLIPROXY_CODEX_API_URL", f"{up_base}/responses")
+    monkeypatch.setenv("CLIPROXY_CODEX_API_URL", f"{up_base}/backend-api/codex/responses")
     monkeypatch.setenv("CLIPROXY_VERTEX_API_URL", up_base)
 
     auths = tmp_path / "auths"
@@ -118,7 +118,7 @@ async def test_codex_non_stream_client_is_served_from_an_upstream_stream(world: 
     response = await client.responses.create(model="gpt-5-codex", input="hi")
     assert response.output_text  # aggregated from the upstream's SSE events
     (seen,) = world.upstream.seen
-    assert seen.path == "/responses" and seen.json["stream"] is True
+    assert seen.path == "/backend-api/codex/responses" and seen.json["stream"] is True
     assert header(seen, "Authorization") == "Bearer at-codex-original"
     assert header(seen, "Chatgpt-Account-Id") == "acct-77" and header(seen, "Originator") == "codex_cli_rs"
 
@@ -177,3 +177,58 @@ async def test_models_of_auth_files_are_listed(world: World) -> None:
     ):
         ids = {m["id"] for m in (await resp.json())["data"]}
     assert {"claude-sonnet-4-5-20250929", "gpt-5-codex", "sa/gemini-2.5-pro"} <= ids
+
+
+async def test_codex_sdk_requests_are_fitted_to_the_chatgpt_backend(world: World) -> None:
+    """SDK clients send what the ChatGPT backend refuses (string input, limits, sampling, store)."""
+    client = openai.AsyncOpenAI(base_url=f"{world.base}/v1", api_key=CLIENT_KEY, max_retries=0)
+    response = await client.responses.create(
+        model="gpt-5-codex", input="hi", max_output_tokens=64, temperature=0.2, top_p=0.9, store=True, user="u1"
+    )
+    assert response.output_text
+    (seen,) = world.upstream.seen
+    body = seen.json
+    assert body["stream"] is True and body["store"] is False and body["instructions"] == ""
+    assert body["input"] == [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]
+    assert not {"max_output_tokens", "temperature", "top_p", "user"} & set(body)
+    assert "reasoning.encrypted_content" in body["include"]
+
+
+async def test_codex_serves_a_non_stream_chat_completions_client(world: World) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{world.base}/v1", api_key=CLIENT_KEY, max_retries=0)
+    completion = await client.chat.completions.create(
+        model="gpt-5-codex",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+        max_tokens=64,
+        temperature=0.5,
+    )
+    assert completion.choices[0].message.content  # aggregated from SSE, then translated to chat
+    (seen,) = world.upstream.seen
+    assert seen.json["stream"] is True and header(seen, "Chatgpt-Account-Id") == "acct-77"
+    assert "be brief" in json.dumps(seen.json)
+
+
+async def test_codex_cli_body_that_already_fits_is_forwarded_byte_for_byte(world: World) -> None:
+    sent = (
+        b'{"model":"gpt-5-codex","instructions":"You are Codex.","input":[{"type":"message","role":"developer",'
+        b'"content":[{"type":"input_text","text":"rules"}]},{"type":"message","role":"user","content":'
+        b'[{"type":"input_text","text":"hi"}]}],"tools":[],"tool_choice":"auto","parallel_tool_calls":false,'
+        b'"reasoning":{"effort":"medium","summary":"auto"},"store":false,"stream":true,'
+        b'"include":["reasoning.encrypted_content"],"prompt_cache_key":"01a2016d-8cc6"}'
+    )
+    headers = {
+        "Authorization": f"Bearer {CLIENT_KEY}",
+        "Content-Type": "application/json",
+        "originator": "codex_exec",
+        "User-Agent": "codex_exec/0.169.0 (Debian 12.0.0; x86_64) unknown (codex_exec; 0.169.0)",
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{world.base}/v1/responses", data=sent, headers=headers) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        assert b"response.completed" in await resp.read()
+    (seen,) = world.upstream.seen
+    assert seen.body == sent
+    assert header(seen, "Originator") == "codex_exec" and header(seen, "User-Agent").startswith("codex_exec/")
+    assert header(seen, "Authorization") == "Bearer at-codex-original"

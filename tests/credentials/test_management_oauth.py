@@ -212,3 +212,27 @@ async def test_server_refreshes_due_credentials_and_shows_failures_in_auth_files
     assert saved["access_token"] != "at-a" and saved["prefix"] == "keep"
     assert fake_oauth.requests["claude:refresh"] == 1 and fake_oauth.requests["codex:refresh"] == 1
     assert server.app is not None and server.app[CREDENTIALS].started
+
+
+async def test_web_relogin_keeps_user_fields_of_the_existing_file(server: TestServer, tmp_path: Path) -> None:
+    saved = tmp_path / "auths" / "claude-user@example.com.json"
+    saved.write_text(
+        json.dumps(
+            {
+                "type": "claude", "email": "user@example.com", "access_token": "old-at", "refresh_token": "old-rt",
+                "prefix": "team", "priority": 9, "proxy_url": "http://proxy.local:3128", "headers": {"X-Team": "a"},
+            }
+        )
+    )  # fmt: skip
+    saved.chmod(0o600)
+    _, body = await call(server, "GET", "/anthropic-auth-url", headers=ADMIN)
+    async with aiohttp.ClientSession() as browser, browser.get(body["url"], allow_redirects=False) as resp:
+        location = resp.headers["Location"]
+    status, _ = await call(server, "POST", "/oauth-callback", json={"provider": "claude", "redirect_url": location})
+    assert status == 200
+    assert (await wait_status(server, body["state"]))["status"] == "ok"
+    data = json.loads(saved.read_text())
+    assert data["prefix"] == "team" and data["priority"] == 9 and data["proxy_url"] == "http://proxy.local:3128"
+    assert data["headers"] == {"X-Team": "a"}
+    assert data["access_token"] not in ("old-at", "") and data["refresh_token"] != "old-rt"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600

@@ -198,3 +198,44 @@ def test_vertex_global_location_uses_the_global_host(tmp_path: Path) -> None:
     cred = write_cred(tmp_path, "vertex-proj.json", data)
     url = vertex.model_url(vertex.VertexSettings(), cred, "m", "streamGenerateContent?alt=sse")
     assert url.startswith("https://aiplatform.googleapis.com/v1/projects/proj/locations/global/")
+
+
+async def test_a_transient_failure_is_retried_by_the_scheduler_after_the_backoff(
+    tmp_path: Path, fake_oauth: FakeOAuth, session: aiohttp.ClientSession
+) -> None:
+    cred = write_cred(tmp_path, "claude-a.json", claude_file(fake_oauth, timedelta(hours=1)))
+    now = [datetime.now(UTC)]
+    refresher = CredentialRefresher(session, fake_oauth.settings(), clock=lambda: now[0])
+    fake_oauth.refresh_failure = (500, "temporarily_unavailable")
+    with pytest.raises(RefreshError, match="HTTP 500"):
+        await refresher.refresh_now(cred)
+    status = refresher.status(cred.id)
+    assert not status.dead and status.failures == 1
+    assert refresher.due_at(cred) == now[0] + timedelta(minutes=5)  # spec §7.3: retry after 5 min
+
+    fake_oauth.refresh_failure = None
+    runner = asyncio.create_task(refresher.run(lambda: [cred]))
+    try:
+        now[0] += timedelta(minutes=4)
+        refresher.wake()
+        await asyncio.sleep(0.1)
+        assert fake_oauth.requests["claude:refresh"] == 1  # still backing off
+        now[0] += timedelta(minutes=2)
+        refresher.wake()
+        await wait_until(lambda: fake_oauth.requests["claude:refresh"] == 2 and status.refreshes == 1)
+    finally:
+        runner.cancel()
+    assert status.failures == 0 and status.last_error == "" and status.next_retry is None
+    assert json.loads(cred.path.read_text())["access_token"] != "at-old"
+
+
+async def test_a_refresh_never_brings_back_a_deleted_file(
+    tmp_path: Path, fake_oauth: FakeOAuth, session: aiohttp.ClientSession
+) -> None:
+    cred = write_cred(tmp_path, "claude-a.json", claude_file(fake_oauth, timedelta(hours=1)))
+    cred.path.unlink()
+    refresher = CredentialRefresher(session, fake_oauth.settings())
+    with pytest.raises(RefreshError, match="removed"):
+        await refresher.refresh_now(cred)
+    assert not cred.path.exists()
+    assert fake_oauth.requests["claude:refresh"] == 0  # the single-use refresh token was not spent

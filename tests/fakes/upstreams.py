@@ -27,11 +27,13 @@ from aiohttp import web
 WIRE = Path("/work/shared/fixtures/wire")
 if not WIRE.is_dir():  # the fixtures also live beside the clone in CI
     WIRE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "wire"
+LOCAL_WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"  # copies, plus our own recordings
 
 
 def wire_body(name: str) -> bytes:
     """The body of a recorded HTTP answer (everything after the header block)."""
-    raw = (WIRE / name).read_bytes()
+    path = LOCAL_WIRE / name  # our own recordings first, then the shared ones
+    raw = (path if path.is_file() else WIRE / name).read_bytes()
     crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
     if crlf >= 0 and (lf < 0 or crlf < lf):  # Google's recordings use CRLF throughout
         return raw[crlf + 4 :]
@@ -172,6 +174,14 @@ class Seen:
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
+    @property
+    def model(self) -> str | None:
+        """The upstream model asked for: the body's `model`, or the Gemini/Vertex URL's."""
+        if "/models/" in self.path:
+            return self.path.rsplit("/models/", 1)[1].rpartition(":")[0]
+        body = self.json if self.body[:1] == b"{" else None
+        return body.get("model") if isinstance(body, dict) else None
+
     def header(self, name: str) -> str | None:
         for key, value in self.headers.items():
             if key.lower() == name.lower():
@@ -186,6 +196,7 @@ class Planned:
     headers: dict[str, str]
     key: str | None  # only for requests carrying this credential key
     times: int
+    model: str | None = None  # only for requests for this upstream model (body or Gemini URL)
 
 
 def error_payload(dialect: str, status: int, message: str) -> bytes:
@@ -233,10 +244,11 @@ class FakeUpstream:
         key: str | None = None,
         times: int = 1,
         dialect: str = "chat",
+        model: str | None = None,
     ) -> None:
         """Answer the next `times` matching requests with `status` (times=0: forever)."""
         payload = body if body is not None else error_payload(dialect, status, f"fake upstream error {status}")
-        self.plan.append(Planned(status, payload, dict(headers or {}), key, times))
+        self.plan.append(Planned(status, payload, dict(headers or {}), key, times, model))
 
     def calls(self, key: str | None = None) -> list[Seen]:
         return [s for s in self.seen if key is None or _carries(s.headers, key)]
@@ -247,6 +259,7 @@ class FakeUpstream:
         app.router.add_post("/chat/completions", self.chat)
         app.router.add_post("/v1/responses", self.responses)
         app.router.add_post("/responses", self.responses)
+        app.router.add_post("/backend-api/codex/responses", self.chatgpt_codex)
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_post("/v1beta/models/{target:.+}", self.gemini)
@@ -261,6 +274,8 @@ class FakeUpstream:
 
     def _planned(self, seen: Seen) -> web.Response | None:
         for item in self.plan:
+            if item.model is not None and item.model != seen.model:
+                continue
             if item.key is None or _carries(seen.headers, item.key):
                 if item.times == 1:
                     self.plan.remove(item)
@@ -317,6 +332,15 @@ class FakeUpstream:
             return await self._stream(request, stream)
         return web.json_response(dict(RESPONSE, model=body.get("model")))
 
+    async def chatgpt_codex(self, request: web.Request) -> web.StreamResponse:
+        """The ChatGPT Codex backend: Responses over SSE only, with its known refusals (400 `detail`)."""
+        body = json.loads(await request.read())
+        problem = chatgpt_backend_problem(body, request.headers)
+        if problem is not None:
+            self.seen.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), b""))
+            return web.json_response({"detail": problem}, status=400)
+        return await self.responses(request)
+
     async def messages(self, request: web.Request) -> web.StreamResponse:
         seen = await self._record(request)
         planned = self._planned(seen)
@@ -325,9 +349,10 @@ class FakeUpstream:
         body = seen.json
         tools = self.wants_tool("claude", body)
         if body.get("stream"):
-            return await self._stream(
-                request, wire_body("anthropic_stream_tool.txt" if tools else "anthropic_stream.txt")
-            )
+            name = "anthropic_stream_tool.txt" if tools else "anthropic_stream.txt"
+            if body.get("thinking") and not tools:  # thinking blocks, signatures, unknown fields
+                name = "anthropic_stream_thinking.txt"
+            return await self._stream(request, wire_body(name))
         if tools:
             return web.json_response(CLAUDE_TOOL_MESSAGE)
         return web.Response(body=CLAUDE_MESSAGE, content_type="application/json")
@@ -353,6 +378,31 @@ class FakeUpstream:
         if tools:
             return web.Response(body=wire_body("gemini_generate_tool.txt"), content_type="application/json")
         return web.json_response(GEMINI_RESPONSE)
+
+
+CHATGPT_UNSUPPORTED = ("max_output_tokens", "max_completion_tokens", "temperature", "top_p", "truncation", "user")
+
+
+def chatgpt_backend_problem(body: Any, headers: Mapping[str, str]) -> str | None:
+    """Why the ChatGPT Codex backend would refuse this request, or None when it would serve it."""
+    if not isinstance(body, dict):
+        return "Invalid JSON body"
+    if not any(k.lower() == "chatgpt-account-id" and v for k, v in headers.items()):
+        return "Missing ChatGPT-Account-Id"
+    if body.get("stream") is not True:
+        return "Stream must be set to true"
+    if body.get("store") is not False:
+        return "Store must be set to false"
+    if not isinstance(body.get("instructions"), str):
+        return "Instructions are required"
+    if not isinstance(body.get("input"), list):
+        return "Input must be a list"
+    if any(isinstance(i, dict) and i.get("role") == "system" for i in body["input"]):
+        return "System messages are not allowed"
+    for key in CHATGPT_UNSUPPORTED:
+        if key in body:
+            return f"Unsupported parameter: {key}"
+    return None
 
 
 def _carries(headers: Mapping[str, str], key: str) -> bool:

@@ -273,3 +273,20 @@ async def test_plain_keys_and_unlimited_objects_are_not_limited(
     for key in ("sk-plain-0001", "sk-free-0001"):
         for model in ("gpt-4o", "house-model-without-price"):
             assert await ask(proxy, "openai", key, model) == "Hello from fake"
+
+
+async def test_untranslatable_upstream_answer_is_502_and_frees_the_slot(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """An upstream answer the proxy cannot translate is a 502 in the client's dialect (a JSON array
+    or a non-JSON body used to reach an Anthropic client untranslated, as a 200), and it frees the
+    key's concurrency slot."""
+    fake, base = upstream
+    proxy = await start_proxy(config(base, "  - {name: single, key: sk-single-0001, max-concurrent: 1}"))
+    for body in (b"[]", b'{"choices": 7}', b"not json"):
+        fake.fail(200, body=body)
+        with pytest.raises(anthropic.InternalServerError) as info:
+            await ask(proxy, "anthropic", "sk-single-0001", "gpt-4o")
+        assert info.value.status_code == 502 and "could not be translated" in info.value.message
+        assert (await whoami(proxy, "sk-single-0001"))["usage"]["in_flight"] == 0, body
+    assert await ask(proxy, "anthropic", "sk-single-0001", "gpt-4o") == "Hello from fake"

@@ -283,3 +283,63 @@ async def poll_device_code(
         if loop.time() + interval > deadline:
             raise OAuthError("codex device login timed out: the code was not approved within 15 minutes")
         await sleep(interval)
+
+
+# --------------------------------------------------------------------------- ChatGPT backend body
+
+# Responses fields the ChatGPT Codex backend refuses ("Unsupported parameter: …"): token limits,
+# sampling knobs and platform-only options. The Codex CLI never sends them; SDK clients often do.
+BACKEND_UNSUPPORTED = (
+    "max_output_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "truncation",
+    "user",
+    "context_management",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "stream_options",
+)
+BACKEND_SERVICE_TIERS = frozenset({"priority", "fast"})
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+def fit_backend_body(body: dict[str, Any]) -> bool:
+    """Make a Responses request acceptable to the ChatGPT Codex backend, in place.
+
+    The backend only streams, never stores (`store` must be false, so multi-turn reasoning needs
+    the encrypted reasoning content back), requires `instructions`, takes `input` as a list of
+    items, and knows no `system` role (it is `developer`). Returns True when anything changed.
+    """
+    changed = False
+
+    def put(key: str, value: Any) -> None:
+        nonlocal changed
+        if body.get(key) != value or key not in body:
+            body[key] = value
+            changed = True
+
+    put("stream", True)
+    put("store", False)
+    if not isinstance(body.get("instructions"), str):
+        put("instructions", "")
+    text = body.get("input")
+    if isinstance(text, str):
+        put("input", [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}])
+    for item in body.get("input") or ():
+        if isinstance(item, dict) and item.get("role") == "system":
+            item["role"] = "developer"
+            changed = True
+    for key in BACKEND_UNSUPPORTED:
+        if key in body:
+            del body[key]
+            changed = True
+    if "service_tier" in body and body["service_tier"] not in BACKEND_SERVICE_TIERS:
+        del body["service_tier"]
+        changed = True
+    include = body.get("include")
+    include = list(include) if isinstance(include, list) else []
+    if ENCRYPTED_REASONING not in include:
+        put("include", [*include, ENCRYPTED_REASONING])
+    return changed
