@@ -238,3 +238,27 @@ async def test_credential_ids_and_cooldowns_survive_reload(
     (rotated,) = app[RUNTIME].current.catalog.credentials
     assert rotated.id != before.id and rotated.id.startswith("openai-compatibility:fake:")
     assert await chat(proxy) == 200
+
+
+async def test_configured_headers_win_once_over_defaults_and_client(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """A configured `anthropic-version` replaces the default and the client's value; a `$Header` copy
+    target is never the client's own value; each header goes out once, whatever its spelling."""
+    fake, base = upstream
+    proxy = await start_proxy(
+        f"claude-api-key:\n  - api-key: k\n    base-url: {base}\n    models: [{{name: c1}}]\n"
+        "    headers:\n      anthropic-version: '2024-01-01'\n      ANTHROPIC-BETA: $X-Team-Beta\n"
+    )
+    async with aiohttp.ClientSession() as http:
+        for extra in ({"X-Team-Beta": "team"}, {}):
+            async with http.post(
+                proxy.url + "/v1/messages",
+                json={"model": "c1", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+                headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "anthropic-beta": "cli", **extra},
+            ) as resp:
+                assert resp.status == 200
+    for seen, beta in zip(fake.seen, (["team"], []), strict=True):
+        lines = [(k.lower(), v) for k, v in seen.header_list]
+        assert [v for k, v in lines if k == "anthropic-version"] == ["2024-01-01"]
+        assert [v for k, v in lines if k == "anthropic-beta"] == beta
