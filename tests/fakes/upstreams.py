@@ -14,6 +14,7 @@ with a tool result); `fresh_response_ids` gives every Responses stream its own r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -233,6 +234,7 @@ class FakeUpstream:
     seen: list[Seen] = field(default_factory=list)
     plan: list[Planned] = field(default_factory=list)
     hold: bool = False
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     first_sent: asyncio.Event = field(default_factory=asyncio.Event)
     tool_loop: bool = False
@@ -314,8 +316,9 @@ class FakeUpstream:
                 await response.write(event)
                 if index == 0:
                     self.first_sent.set()
-                    if self.hold:
-                        await asyncio.sleep(30)
+                    if self.hold:  # 30 s, or until a test sets `resume`
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self.resume.wait(), 30)
             await response.write_eof()
         except (asyncio.CancelledError, ConnectionResetError):
             self.closed.set()

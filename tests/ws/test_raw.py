@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 import websockets
 
+from cliproxy.appkeys import RESPONSES_SOCKETS
 from tests.fakes.fixtures import CLIENT_KEY, Starter
 from tests.fakes.upstreams import FakeUpstream, events_of, wire_body
 from tests.ws.helpers import TOOL, codex_config, raw_connect, turn, user
@@ -228,3 +229,30 @@ async def test_pings_are_answered_while_a_response_streams(
         assert json.loads(await ws.recv())["type"] == "response.created"
         pong = await ws.ping()
         await asyncio.wait_for(pong, 10)
+
+
+async def test_shutdown_lets_a_streaming_response_finish_then_closes(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    fake.hold = True
+    proxy = await start_proxy(codex_config(base))
+    async with raw_connect(proxy) as ws:
+        await ws.send(json.dumps({"type": "response.create", "model": "gpt-fake", "input": "hi"}))
+        assert json.loads(await ws.recv())["type"] == "response.created"
+        sockets = proxy.server.app[RESPONSES_SOCKETS].open
+        closing = asyncio.ensure_future(proxy.server.close())
+        for _ in range(200):  # shutdown has begun while the response is still streaming
+            if any(sock.draining and sock.busy for sock in sockets):
+                break
+            await asyncio.sleep(0.01)
+        assert any(sock.draining and sock.busy for sock in sockets)
+        fake.resume.set()
+        events = [json.loads(await ws.recv())]
+        while events[-1]["type"] != "response.completed":
+            events.append(json.loads(await ws.recv()))
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as info:
+            await ws.recv()
+        await closing
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Hello from fake"
