@@ -87,16 +87,22 @@ def render(request: web.Request, response: web.StreamResponse, when: dt.datetime
 
 
 def write_log(directory: Path, name: str, text: str, keep_errors: int) -> None:
-    """Write one file (0600); for error files, drop the oldest beyond `keep_errors`. Worker thread."""
+    """Write one file (0600) atomically; for error files, keep only the newest `keep_errors`. Worker thread.
+
+    The text goes to a hidden temp file first and is renamed into place after the pruning, so a
+    reader never sees a half-written file nor more than `keep_errors` error files.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temp = directory / f".{name}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     if name.startswith(ERROR_PREFIX) and keep_errors > 0:
         errors = sorted(error_files(directory), key=lambda p: (p.stat().st_mtime, p.name))
-        for old in errors[: max(0, len(errors) - keep_errors)]:
+        for old in errors[: max(0, len(errors) - keep_errors + 1)]:
             with contextlib.suppress(OSError):
                 old.unlink()
+    os.replace(temp, directory / name)
 
 
 def error_files(directory: Path) -> list[Path]:

@@ -59,6 +59,7 @@ class Credential:
     proxy_url: str = ""  # effective: own setting, else the global `proxy-url`
     headers: Mapping[str, str] = field(default_factory=dict)  # full static upstream headers
     header_copies: tuple[tuple[str, str], ...] = ()  # (upstream header, client header) from `$Name`
+    pinned_headers: frozenset[str] = frozenset()  # forwarded client headers the config sets instead
     models: tuple[ModelOffer, ...] = ()
     disabled: bool = False
     disable_cooling: bool | None = None
@@ -172,11 +173,19 @@ def auth_index(seed: str) -> str:
 def finish(cred: Credential, static_headers: Mapping[str, str]) -> Credential:
     """Precompute the full upstream header dict: content type, the kind's defaults (Anthropic needs
     `anthropic-version` even from clients of other dialects), auth, then the configured extras."""
+    executor = cred.executor
     headers = {"Content-Type": "application/json"}
-    headers.update(cred.executor.default_headers)
-    headers.update(cred.executor.auth_headers(cred))
-    headers.update(static_headers)
-    return dataclasses.replace(cred, headers=headers)
+    headers.update(executor.default_headers)
+    headers.update(executor.auth_headers(cred))
+    # One spelling per header name, so a configured `Anthropic-Version` replaces the default rather
+    # than going out twice; a configured header also wins over the client's forwarded one.
+    spelling = {name.lower(): name for name in (*headers, *executor.forward_headers)}
+    for name, value in static_headers.items():
+        headers[spelling.get(name.lower(), name)] = value
+    copies = tuple((spelling.get(up.lower(), up), client) for up, client in cred.header_copies)
+    configured = {spelling.get(name.lower(), name) for name in static_headers} | {up for up, _ in copies}
+    pinned = frozenset(name for name in executor.forward_headers if name in configured)
+    return dataclasses.replace(cred, headers=headers, header_copies=copies, pinned_headers=pinned)
 
 
 class _Ids:

@@ -355,7 +355,7 @@ class _Attempt:
         client_headers = self.call.headers
         for name in executor.forward_headers:
             value = client_headers.get(name)
-            if value:
+            if value and name not in cred.pinned_headers:  # configured headers win
                 headers[name] = value
         for upstream_name, client_name in cred.header_copies:
             value = client_headers.get(client_name)
@@ -890,6 +890,9 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
         raise
     except asyncio.CancelledError:
         rec.done(499)
+        raise
+    except Exception:  # a bug must not keep the key's concurrency slot or lose the usage record
+        rec.done(500)
         raise
 
 

@@ -168,6 +168,7 @@ class Seen:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    header_list: list[tuple[str, str]] = field(default_factory=list)  # every header line, duplicates too
 
     @property
     def json(self) -> Any:
@@ -266,7 +267,14 @@ class FakeUpstream:
 
     async def _record(self, request: web.Request) -> Seen:
         body = await request.read()
-        seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+        seen = Seen(
+            request.method,
+            request.path,
+            dict(request.query),
+            dict(request.headers),
+            body,
+            list(request.headers.items()),
+        )
         self.seen.append(seen)
         return seen
 
