@@ -1,10 +1,11 @@
 """CPU cost of cross-dialect translation: per translated request and per streamed chunk.
 
-Usage: `python bench/translate_bench.py [--scale N]`. Measures `time.process_time` (CPU, not wall)
+Usage: `python bench/translate_bench.py [--scale N] [--litellm]`. Measures `time.process_time` (CPU, not wall)
 over many iterations of `translate_request` on recorded client bodies (Claude Code, Codex CLI and
 small SDK requests), `translate_response`, and `StreamTranslator.feed` on recorded upstream streams
 (tests/fixtures). Budget (issue 4): ≤ 500 µs per request and ≤ 20 µs per chunk; litellm spends
-8–17 ms and 400–500 µs.
+8–17 ms and 400–500 µs. `--litellm` also times litellm's own translators on the same inputs (Claude Code
+request → OpenAI, chat answer → Anthropic, Anthropic stream events → chat chunks) and prints the ratios.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def events(dialect: Dialect) -> list[SSEEvent]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiply iteration counts")
+    ap.add_argument("--litellm", action="store_true", help="also time litellm's translators (slow import)")
     args = ap.parse_args()
     n_req = max(10, int(300 * args.scale))
     n_stream = max(10, int(2000 * args.scale))
@@ -140,7 +142,53 @@ def main() -> int:
     print(f"\nworst request {worst_req:.1f} µs (budget {REQUEST_BUDGET_US:.0f}), ", end="")
     print(f"worst chunk {worst_chunk:.2f} µs (budget {CHUNK_BUDGET_US:.0f})")
     print(f"ratios: request {worst_req / REQUEST_BUDGET_US:.2f} of budget, chunk {worst_chunk / CHUNK_BUDGET_US:.2f}")
+    if args.litellm:
+        compare_litellm(n_req)
     return 0
+
+
+def compare_litellm(n: int) -> None:
+    """litellm's translators on the same inputs as ours (CPU µs; ratio = litellm / cliproxy)."""
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "1")
+    import litellm
+    from litellm.llms.anthropic.chat.handler import ModelResponseIterator
+    from litellm.llms.anthropic.pass_through.adapters.transformation import LiteLLMAnthropicMessagesAdapter
+
+    adapter = LiteLLMAnthropicMessagesAdapter()
+    claude_code = jsonio.loads((FIXTURES / "requests" / "claude_code.json").read_bytes())
+    chat_answer = _nonstream(Dialect.CHAT)
+    claude_events = [jsonio.loads(e.data) for e in events(Dialect.CLAUDE)]
+    rows = [
+        (
+            "Claude Code request claude->chat",
+            lambda: adapter.translate_anthropic_to_openai(claude_code),
+            lambda: translate_request(claude_code, Dialect.CLAUDE, Dialect.CHAT, model="up-model", stream=True),
+            1,
+        ),
+        (
+            "non-stream answer chat->claude",
+            lambda: adapter.translate_openai_response_to_anthropic(litellm.ModelResponse(**chat_answer)),
+            lambda: translate_response(chat_answer, Dialect.CHAT, Dialect.CLAUDE, model="m"),
+            1,
+        ),
+    ]
+
+    def theirs_stream() -> object:
+        parser = ModelResponseIterator(None, sync_stream=True)
+        return [parser.chunk_parser(ev) for ev in claude_events]
+
+    def ours_stream(evs: list[SSEEvent] = events(Dialect.CLAUDE)) -> object:
+        tr = StreamTranslator(Dialect.CLAUDE, Dialect.CHAT, model="m")
+        return b"".join(tr.feed(ev) for ev in evs) + tr.finish()
+
+    rows.append(("per stream chunk claude->chat", theirs_stream, ours_stream, len(claude_events)))
+    print("\nlitellm on the same inputs (CPU µs)            litellm  cliproxy   ratio")
+    for label, theirs, ours, per in rows:
+        t_theirs, t_ours = cpu_us(theirs, max(5, n // 5)) / per, cpu_us(ours, n) / per
+        print(f"  {label:40s} {t_theirs:9.1f} {t_ours:9.1f} {t_theirs / t_ours:7.1f}x")
 
 
 def _delta_event(dialect: Dialect) -> SSEEvent:

@@ -292,8 +292,11 @@ class CredentialRefresher:
                         raise result
                 continue
             self._wake.clear()
+            # `asyncio.timeout`, not `wait_for`: on 3.11 `wait_for` swallows a cancel that arrives just
+            # after the event fired, and then shutdown waits for this loop forever.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max((wake_at - now).total_seconds(), 0.0))
+                async with asyncio.timeout(max((wake_at - now).total_seconds(), 0.0)):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             return

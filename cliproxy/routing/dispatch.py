@@ -372,7 +372,7 @@ class _Attempt:
         passthrough = upstream is call.dialect
         up_stream = call.stream or (executor.always_stream and call.action == "generate")
         if call.action == "count_tokens" and not (passthrough and upstream in COUNTING_DIALECTS):
-            return self.estimate(cand, upstream_model)
+            return await self.estimate(cand, upstream_model)
         url_model = upstream_model
         body: dict[str, Any] | None = None
         payload: bytes | None = None
@@ -469,12 +469,17 @@ class _Attempt:
             resp.close()
             raise
 
-    def estimate(self, cand: Candidate, model: str) -> Outcome:
-        """count_tokens where the upstream cannot count for this client's dialect: a local estimate."""
+    async def estimate(self, cand: Candidate, model: str) -> Outcome:
+        """count_tokens where the upstream cannot count for this client's dialect: a local estimate.
+
+        In a worker thread: the first estimate imports litellm (seconds), and tokenising a long prompt
+        is CPU work that must not stall the other requests on the loop.
+        """
         call = self.call
         try:
-            total = convert.count_tokens_estimate(call.body, call.dialect, model=model)
-        except ValueError:
+            total = await asyncio.to_thread(convert.count_tokens_estimate, call.body, call.dialect, model=model)
+        except Exception:  # an unreadable body or a tokenizer failure: a rough estimate beats a 500
+            log.warning("token estimate failed for %s; using the body length", model, exc_info=True)
             total = max(1, len(call.raw) // 4)
         body = {"totalTokens": total} if call.dialect is Dialect.GEMINI else {"input_tokens": total}
         self.rec.first_byte()

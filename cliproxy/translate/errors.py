@@ -126,7 +126,8 @@ def stream_error_frame(
 
     chat: `data: {"error":…}` (and the caller must NOT send `[DONE]` afterwards);
     claude: `event: error` with the Anthropic envelope; responses: `event: error` with a flat
-    `{"type":"error","code","message","sequence_number"}`; gemini: `event: error` + Google envelope.
+    `{"type":"error","code","message","sequence_number"}`; gemini: `data:` + Google envelope (the SDK
+    raises `ServerError`/`ClientError` from it; spec §6.3's `event: error` line breaks google-genai).
     """
     if dialect is Dialect.RESPONSES:
         dtype, dcode = openai_type(status)
@@ -139,6 +140,8 @@ def stream_error_frame(
         }
         return b"event: error\ndata: " + jsonio.dumps(obj) + b"\n\n"
     payload = error_body(dialect, status, message, err_type=err_type, code=code)
-    if dialect is Dialect.CHAT:
+    if dialect is Dialect.CHAT or dialect is Dialect.GEMINI:
+        # google-genai parses every SSE line as `data:` JSON: an `event:` line makes it fail with
+        # "Failed to parse response as JSON" instead of raising the error the envelope describes
         return b"data: " + payload + b"\n\n"
     return b"event: error\ndata: " + payload + b"\n\n"

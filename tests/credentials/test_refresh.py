@@ -239,3 +239,21 @@ async def test_a_refresh_never_brings_back_a_deleted_file(
         await refresher.refresh_now(cred)
     assert not cred.path.exists()
     assert fake_oauth.requests["claude:refresh"] == 0  # the single-use refresh token was not spent
+
+
+async def test_scheduler_stops_when_cancelled_just_as_it_is_woken(
+    fake_oauth: FakeOAuth, session: aiohttp.ClientSession
+) -> None:
+    """Shutdown cancels the scheduler; a `wake()` in the same loop turn must not swallow that cancel.
+
+    Python 3.11's `asyncio.wait_for` returns the inner result instead of raising when the cancel
+    arrives after the awaited event fired, so the loop went on and app cleanup waited forever.
+    """
+    refresher = CredentialRefresher(session, fake_oauth.settings())
+    task = asyncio.create_task(refresher.run(list))
+    await asyncio.sleep(0.05)  # idle: waiting for its next due time or a wake
+    refresher.wake()
+    await asyncio.sleep(0)  # the event's waiter completes first
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert task in done and task.cancelled()

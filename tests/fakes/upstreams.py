@@ -7,7 +7,8 @@ byte, one SSE event per network write. Every request is recorded (`seen`); `fail
 answers (optionally only for one credential's key); `hold` keeps a stream open after the first event
 so a test can disconnect the client and watch the upstream connection close (`closed`).
 `tool_loop` answers like a model in a tool loop (a tool call first, text once the conversation ends
-with a tool result); `fresh_response_ids` gives every Responses stream its own response id.
+with a tool result); `fresh_response_ids` gives every Responses stream its own response id;
+`stream_body` replaces whatever stream would be replayed (e.g. one that breaks off with an error event).
 """
 
 from __future__ import annotations
@@ -108,6 +109,20 @@ RESPONSE = {
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": 8,
     },
+}
+RESPONSE_TOOL = {
+    **RESPONSE,
+    "id": "resp_fake2",
+    "output": [
+        {
+            "type": "function_call",
+            "id": "fc_fake1",
+            "status": "completed",
+            "call_id": "call_fake1",
+            "name": "get_weather",
+            "arguments": '{"city":"Paris"}',
+        }
+    ],
 }
 # Non-stream Anthropic answer with a thinking block (signature) and an unknown field: byte-exact checks.
 CLAUDE_MESSAGE = (
@@ -226,6 +241,7 @@ class FakeUpstream:
     first_sent: asyncio.Event = field(default_factory=asyncio.Event)
     tool_loop: bool = False
     fresh_response_ids: bool = False
+    stream_body: bytes | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def wants_tool(self, dialect: str, body: dict[str, Any]) -> bool:
@@ -293,6 +309,8 @@ class FakeUpstream:
         return None
 
     async def _stream(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        if self.stream_body is not None:
+            body = self.stream_body
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         try:
@@ -335,7 +353,8 @@ class FakeUpstream:
             if self.fresh_response_ids:
                 stream = _RESPONSE_ID.sub(f'"id": "resp_{next(self._ids):012x}"'.encode(), stream)
             return await self._stream(request, stream)
-        return web.json_response(dict(RESPONSE, model=body.get("model")))
+        tool_answer = tools and self.tool_loop  # without `tool_loop` the text answer, as before
+        return web.json_response(dict(RESPONSE_TOOL if tool_answer else RESPONSE, model=body.get("model")))
 
     async def chatgpt_codex(self, request: web.Request) -> web.StreamResponse:
         """The ChatGPT Codex backend: Responses over SSE only, with its known refusals (400 `detail`)."""

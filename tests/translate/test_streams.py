@@ -173,8 +173,8 @@ def test_upstream_error_mid_stream_is_framed_for_the_client(client: Dialect) -> 
     elif client is Dialect.RESPONSES:
         seqs = [jsonio.loads(e.data)["sequence_number"] for e in parse_sse(data)]
         assert last.event == "error" and seqs == list(range(len(seqs)))
-    else:
-        assert last.event == "error" and payload["error"]["message"] == "Overloaded"
+    else:  # no `event:` line: google-genai cannot parse one (test_proxy_midstream_error)
+        assert last.event is None and payload["error"]["message"] == "Overloaded"
 
 
 @pytest.mark.parametrize("client", list(Dialect), ids=lambda d: d.value)
