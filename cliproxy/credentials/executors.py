@@ -104,7 +104,14 @@ class CodexOAuthExecutor(AuthFileExecutor):
     dialect: ClassVar[Dialect] = Dialect.RESPONSES
     always_stream: ClassVar[bool] = True
     rewrites_body: ClassVar[bool] = True
-    forward_headers: ClassVar[tuple[str, ...]] = ("OpenAI-Beta", "User-Agent", "Originator", "Session_id", "Version")
+    forward_headers: ClassVar[tuple[str, ...]] = (
+        "OpenAI-Beta",
+        "User-Agent",
+        "Originator",
+        "Session_id",
+        "Session-Id",
+        "Version",
+    )
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         return self.settings.codex.api_url

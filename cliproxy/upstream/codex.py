@@ -11,7 +11,7 @@ from cliproxy.upstream.base import Executor, UpstreamCredential, join_url
 class CodexExecutor(Executor):
     kind: ClassVar[str] = "codex"
     dialect: ClassVar[Dialect] = Dialect.RESPONSES
-    forward_headers: ClassVar[tuple[str, ...]] = ("OpenAI-Beta", "User-Agent", "Originator", "Session_id")
+    forward_headers: ClassVar[tuple[str, ...]] = ("OpenAI-Beta", "User-Agent", "Originator", "Session_id", "Session-Id")
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         return join_url(cred.base_url, "/responses")

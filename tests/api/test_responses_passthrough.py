@@ -21,7 +21,7 @@ from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter
 from tests.fakes.upstreams import RESPONSE, FakeUpstream, wire_body
 
 UP_KEY = "sk-codex-up-1"
-CAPTURES = Path("/work/shared/fixtures")
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"  # copies of ../shared/fixtures
 TOOLS: list[Any] = [
     {
         "type": "function",
@@ -154,6 +154,7 @@ async def test_codex_cli_request_on_backend_api_path(upstream: tuple[FakeUpstrea
     assert seen.header("originator") == "codex_exec"
     assert str(seen.header("User-Agent")).startswith("codex_exec/0.169.0")
     assert seen.header("OpenAI-Beta") == "responses=experimental"
+    assert seen.header("session-id") == headers["session-id"]  # Codex 0.169 spelling; upstream caches by it
     assert_upstream_auth(seen.headers)
 
 

@@ -24,16 +24,12 @@ from typing import Any
 
 from aiohttp import web
 
-WIRE = Path("/work/shared/fixtures/wire")
-if not WIRE.is_dir():  # the fixtures also live beside the clone in CI
-    WIRE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "wire"
-LOCAL_WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"  # copies, plus our own recordings
+WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"  # copies of ../shared's, plus our own
 
 
 def wire_body(name: str) -> bytes:
     """The body of a recorded HTTP answer (everything after the header block)."""
-    path = LOCAL_WIRE / name  # our own recordings first, then the shared ones
-    raw = (path if path.is_file() else WIRE / name).read_bytes()
+    raw = (WIRE / name).read_bytes()
     crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
     if crlf >= 0 and (lf < 0 or crlf < lf):  # Google's recordings use CRLF throughout
         return raw[crlf + 4 :]

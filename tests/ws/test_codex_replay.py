@@ -18,7 +18,7 @@ from tests.fakes.fixtures import CLIENT_KEY, Starter
 from tests.fakes.upstreams import WIRE, FakeUpstream
 from tests.ws.helpers import claude_config, codex_config, raw_connect, turn
 
-FIXTURES = WIRE.parent
+FIXTURES = WIRE.parent / "captures"  # copies of ../shared/fixtures
 HOP_BY_HOP = {"host", "connection", "upgrade", "authorization"}
 
 
