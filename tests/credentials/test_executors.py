@@ -232,3 +232,18 @@ async def test_codex_cli_body_that_already_fits_is_forwarded_byte_for_byte(world
     assert seen.body == sent
     assert header(seen, "Originator") == "codex_exec" and header(seen, "User-Agent").startswith("codex_exec/")
     assert header(seen, "Authorization") == "Bearer at-codex-original"
+
+
+async def test_a_vertex_401_mints_a_new_token_once_and_retries(world: World) -> None:
+    world.upstream.fail(401, key="ya29.fake-1", dialect="gemini")
+    url = f"{world.base}/v1beta/models/sa/gemini-2.5-pro:generateContent"
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers={"x-goog-api-key": CLIENT_KEY}) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+    old, new = world.upstream.seen
+    assert header(old, "Authorization") == "Bearer ya29.fake-1"
+    assert header(new, "Authorization").startswith("Bearer ya29.fake-") and new.headers != old.headers
+    assert world.oauth.requests["google:jwt"] == 2
