@@ -81,6 +81,38 @@ async def _write(request: web.Request, key: str, build: Any) -> web.Response:
 # --------------------------------------------------------------------------- excluded models
 
 
+def _body_channel(body: Any) -> str:
+    """The `channel` (or `provider`) a PATCH body names, normalised; 400 when missing."""
+    channel = body.get("channel") or body.get("provider") if isinstance(body, dict) else None
+    if not isinstance(channel, str) or not channel.strip():
+        raise api_error(400, "invalid body")
+    return channel.strip().lower()
+
+
+async def _set_entry(request: web.Request, key: str, name: str, value: list[Any], what: str) -> web.Response:
+    """Replace one entry's list; an empty list removes the entry (404 `<what> not found` when absent)."""
+
+    def build(old: dict[str, Any]) -> dict[str, Any]:
+        if value:
+            old[name] = value
+        elif name in old:
+            del old[name]
+        else:
+            raise api_error(404, f"{what} not found")
+        return old
+
+    return await _write(request, key, build)
+
+
+async def _delete_entry(request: web.Request, key: str, what: str, params: tuple[str, ...]) -> web.Response:
+    """`DELETE ?<param>=`: drop one entry of the map."""
+    require_admin(request)
+    name = next((request.query[p] for p in params if request.query.get(p)), "").strip().lower()
+    if not name:
+        raise api_error(400, f"missing {what}")
+    return await _set_entry(request, key, name, [], what)
+
+
 @routes.get(f"/{EXCLUDED}")
 async def get_excluded(request: web.Request) -> web.Response:
     value = request.config_dict[RUNTIME].current.config.oauth_excluded_models
@@ -103,34 +135,12 @@ async def patch_excluded(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or not isinstance(body.get("provider"), str) or not body["provider"].strip():
         raise api_error(400, "invalid body")
     provider = body["provider"].strip().lower()
-    models = clean_patterns(body.get("models"))
-
-    def build(old: dict[str, Any]) -> dict[str, Any]:
-        if not models:
-            if provider not in old:
-                raise api_error(404, "provider not found")
-            del old[provider]
-        else:
-            old[provider] = models
-        return old
-
-    return await _write(request, EXCLUDED, build)
+    return await _set_entry(request, EXCLUDED, provider, clean_patterns(body.get("models")), "provider")
 
 
 @routes.delete(f"/{EXCLUDED}")
 async def delete_excluded(request: web.Request) -> web.Response:
-    require_admin(request)
-    provider = request.query.get("provider", "").strip().lower()
-    if not provider:
-        raise api_error(400, "missing provider")
-
-    def build(old: dict[str, Any]) -> dict[str, Any]:
-        if provider not in old:
-            raise api_error(404, "provider not found")
-        del old[provider]
-        return old
-
-    return await _write(request, EXCLUDED, build)
+    return await _delete_entry(request, EXCLUDED, "provider", ("provider",))
 
 
 # --------------------------------------------------------------------------- model aliases
@@ -159,38 +169,12 @@ async def put_aliases(request: web.Request) -> web.Response:
 async def patch_aliases(request: web.Request) -> web.Response:
     require_admin(request)
     body = await read_json(request)
-    channel = body.get("channel") or body.get("provider") if isinstance(body, dict) else None
-    if not isinstance(channel, str) or not channel.strip():
-        raise api_error(400, "invalid body")
-    channel = channel.strip().lower()
-    aliases = clean_aliases(body.get("aliases"))
-
-    def build(old: dict[str, Any]) -> dict[str, Any]:
-        if not aliases:
-            if channel not in old:
-                raise api_error(404, "channel not found")
-            del old[channel]
-        else:
-            old[channel] = aliases
-        return old
-
-    return await _write(request, ALIASES, build)
+    return await _set_entry(request, ALIASES, _body_channel(body), clean_aliases(body.get("aliases")), "channel")
 
 
 @routes.delete(f"/{ALIASES}")
 async def delete_aliases(request: web.Request) -> web.Response:
-    require_admin(request)
-    channel = (request.query.get("channel") or request.query.get("provider") or "").strip().lower()
-    if not channel:
-        raise api_error(400, "missing channel")
-
-    def build(old: dict[str, Any]) -> dict[str, Any]:
-        if channel not in old:
-            raise api_error(404, "channel not found")
-        del old[channel]
-        return old
-
-    return await _write(request, ALIASES, build)
+    return await _delete_entry(request, ALIASES, "channel", ("channel", "provider"))
 
 
 # --------------------------------------------------------------------------- scoped error rules
@@ -243,36 +227,10 @@ async def put_scoped(request: web.Request) -> web.Response:
 async def patch_scoped(request: web.Request) -> web.Response:
     require_admin(request)
     body = await read_json(request)
-    channel = body.get("channel") or body.get("provider") if isinstance(body, dict) else None
-    if not isinstance(channel, str) or not channel.strip():
-        raise api_error(400, "invalid body")
-    channel = channel.strip().lower()
     listed = next((body[k] for k in RULE_LIST_KEYS if k in body), None)
-    rules = clean_rules(listed)
-
-    def build(old: dict[str, Any]) -> dict[str, Any]:
-        if not rules:
-            if channel not in old:
-                raise api_error(404, "channel not found")
-            del old[channel]
-        else:
-            old[channel] = rules
-        return old
-
-    return await _write(request, SCOPED, build)
+    return await _set_entry(request, SCOPED, _body_channel(body), clean_rules(listed), "channel")
 
 
 @routes.delete(f"/{SCOPED}")
 async def delete_scoped(request: web.Request) -> web.Response:
-    require_admin(request)
-    channel = (request.query.get("channel") or request.query.get("provider") or "").strip().lower()
-    if not channel:
-        raise api_error(400, "missing channel")
-
-    def build(old: dict[str, Any]) -> dict[str, Any]:
-        if channel not in old:
-            raise api_error(404, "channel not found")
-        del old[channel]
-        return old
-
-    return await _write(request, SCOPED, build)
+    return await _delete_entry(request, SCOPED, "channel", ("channel", "provider"))
