@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from cliproxy.api.chat import model_of
-from cliproxy.api.respond import read_json, run_call
+from cliproxy.api.respond import call_of, read_json, run_call
 from cliproxy.routing.catalog import CLOAK_PREFIX, uncloak
-from cliproxy.routing.dispatch import Call, replace_model
-from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
+from cliproxy.routing.dispatch import replace_model
+from cliproxy.server.access import dialect_error
 from cliproxy.translate import Dialect
 
 DIALECT = Dialect.CLAUDE
@@ -28,19 +28,7 @@ async def _handle(request: web.Request, action: str) -> web.StreamResponse:
         body = {**body, "model": real}
         model = real
     stream = action == "generate" and body.get("stream") is True
-    call = Call(
-        DIALECT,
-        model,
-        body,
-        raw,
-        stream,
-        request[CLIENT],
-        request.headers,
-        request.path,
-        action,
-        request_id=request.get(REQUEST_ID, ""),
-        client_ip=request.remote or "",
-    )
+    call = call_of(request, DIALECT, model, body, raw, stream, action)
     return await run_call(request, call)
 
 

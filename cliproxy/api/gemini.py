@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cliproxy.api.respond import read_json, run_call
-from cliproxy.routing.dispatch import Call
-from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
+from cliproxy.api.respond import call_of, read_json, run_call
+from cliproxy.server.access import dialect_error
 from cliproxy.translate import Dialect
 
 DIALECT = Dialect.GEMINI
@@ -37,17 +36,5 @@ async def model_method(request: web.Request) -> web.StreamResponse:
     if isinstance(parsed, web.Response):
         return parsed
     raw, body = parsed
-    call = Call(
-        DIALECT,
-        model,
-        body,
-        raw,
-        stream,
-        request[CLIENT],
-        request.headers,
-        request.path,
-        action,
-        request_id=request.get(REQUEST_ID, ""),
-        client_ip=request.remote or "",
-    )
+    call = call_of(request, DIALECT, model, body, raw, stream, action)
     return await run_call(request, call)

@@ -17,7 +17,7 @@ from aiohttp import web
 from cliproxy import jsonio
 from cliproxy.appkeys import RUNTIME
 from cliproxy.routing.dispatch import Call, DispatchError, Outcome, PassthroughStream, execute
-from cliproxy.server.access import dialect_error
+from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
 from cliproxy.translate import Dialect
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,31 @@ def _decode(raw: bytes, encoding: str) -> bytes:
     if encoding == "deflate":
         return zlib.decompress(raw)
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+
+def call_of(
+    request: web.Request,
+    dialect: Dialect,
+    model: str,
+    body: dict[str, Any],
+    raw: bytes,
+    stream: bool,
+    action: str = "generate",
+) -> Call:
+    """The `Call` for one parsed request: who asked (client, headers, path, id, peer) comes from it."""
+    return Call(
+        dialect,
+        model,
+        body,
+        raw,
+        stream,
+        request[CLIENT],
+        request.headers,
+        request.path,
+        action,
+        request_id=request.get(REQUEST_ID, ""),
+        client_ip=request.remote or "",
+    )
 
 
 async def read_json(request: web.Request, dialect: Dialect) -> tuple[bytes, dict[str, Any]] | web.Response:

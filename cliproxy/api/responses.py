@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from cliproxy.api.chat import model_of
-from cliproxy.api.respond import read_json, run_call
-from cliproxy.routing.dispatch import Call
-from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
+from cliproxy.api.respond import call_of, read_json, run_call
+from cliproxy.server.access import dialect_error
 from cliproxy.translate import Dialect
 
 DIALECT = Dialect.RESPONSES
@@ -21,16 +20,5 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     model = model_of(body)
     if model is None:
         return dialect_error(DIALECT, 400, "model is required", code="model_not_found")
-    call = Call(
-        DIALECT,
-        model,
-        body,
-        raw,
-        body.get("stream") is True,
-        request[CLIENT],
-        request.headers,
-        request.path,
-        request_id=request.get(REQUEST_ID, ""),
-        client_ip=request.remote or "",
-    )
+    call = call_of(request, DIALECT, model, body, raw, body.get("stream") is True)
     return await run_call(request, call)
