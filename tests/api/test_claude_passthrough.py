@@ -15,7 +15,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter
+from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, provider_yaml
 from tests.fakes.upstreams import CLAUDE_MESSAGE, FakeUpstream, wire_body
 
 UP_KEY = "sk-ant-up-1"
@@ -42,8 +42,7 @@ RAW_REQUEST = (
 
 def claude_keys(base: str, *, keys: tuple[str, ...] = (UP_KEY,), models: str = "", extra: str = "") -> str:
     models = models or "      - name: claude-fake-1\n"
-    entries = "".join(f"  - api-key: {k}\n    base-url: {base}\n    models:\n{models}" for k in keys)
-    return f"{extra}\nclaude-api-key:\n{entries}"
+    return f"{extra}\n" + provider_yaml("claude-api-key", base, keys, models)
 
 
 def client(proxy: Proxy, **kwargs: object) -> anthropic.AsyncAnthropic:

@@ -15,7 +15,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter
+from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, provider_yaml
 from tests.fakes.upstreams import FakeUpstream, wire_body
 
 UP_KEY = "AIza-up-gemini-1"
@@ -39,8 +39,7 @@ RAW_REQUEST = (
 
 def gemini_keys(base: str, *, keys: tuple[str, ...] = (UP_KEY,), models: str = "", section: str = "gemini") -> str:
     models = models or "      - name: gemini-fake\n"
-    entries = "".join(f"  - api-key: {k}\n    base-url: {base}\n    models:\n{models}" for k in keys)
-    return f"{section}-api-key:\n{entries}"
+    return provider_yaml(f"{section}-api-key", base, keys, models)
 
 
 def client(proxy: Proxy, api_version: str | None = "v1beta") -> genai.Client:

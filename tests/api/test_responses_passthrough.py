@@ -17,7 +17,7 @@ import aiohttp
 import openai
 import pytest
 
-from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter
+from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, provider_yaml
 from tests.fakes.upstreams import RESPONSE, FakeUpstream, wire_body
 
 UP_KEY = "sk-codex-up-1"
@@ -41,8 +41,7 @@ RAW_REQUEST = (
 
 def codex_keys(base: str, *, keys: tuple[str, ...] = (UP_KEY,), models: str = "", extra: str = "") -> str:
     models = models or "      - name: gpt-fake\n"
-    entries = "".join(f"  - api-key: {k}\n    base-url: {base}/v1\n    models:\n{models}" for k in keys)
-    return f"{extra}\ncodex-api-key:\n{entries}"
+    return f"{extra}\n" + provider_yaml("codex-api-key", f"{base}/v1", keys, models)
 
 
 def client(proxy: Proxy) -> openai.AsyncOpenAI:

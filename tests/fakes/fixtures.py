@@ -69,3 +69,9 @@ def start_proxy(tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServ
         return Proxy(server, state, app[USAGE])
 
     return start
+
+
+def provider_yaml(section: str, base: str, keys: tuple[str, ...], models: str) -> str:
+    """A provider list (`claude-api-key:`, ...) with one entry per upstream key, all on `base`."""
+    entries = "".join(f"  - api-key: {k}\n    base-url: {base}\n    models:\n{models}" for k in keys)
+    return f"{section}:\n{entries}"
