@@ -45,7 +45,7 @@ from cliproxy.translate import Dialect, convert
 from cliproxy.translate.errors import error_body, stream_error_frame
 from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL, PayloadRules
 from cliproxy.translate.sse import DONE_FRAME, SSEEvent, SSEParser
-from cliproxy.upstream.base import Sessions
+from cliproxy.upstream.base import Sessions, UpstreamResponse
 from cliproxy.usage import Tokens, UsageRecord, UsageStore, tokens_from
 
 log = logging.getLogger(__name__)
@@ -419,7 +419,7 @@ class _Attempt:
 
         headers = self._headers(cand)
         url = executor.url(cred, url_model, stream=up_stream, action=call.action)
-        session, proxy = self.sessions.session_for(cred.proxy_url, url)
+        poster, proxy = self.sessions.poster_for(cred.proxy_url, url)
         refreshed = False
         while True:
             if executor.dynamic_auth:
@@ -432,7 +432,7 @@ class _Attempt:
                     )
                 headers = executor.combine_headers(headers, auth)
             try:
-                resp = await session.post(url, data=payload, headers=headers, proxy=proxy)
+                resp: UpstreamResponse = await poster.post(url, data=payload, headers=headers, proxy=proxy)
             except NETWORK_ERRORS as exc:
                 log.warning("upstream %s unreachable: %s", cred.id, type(exc).__name__)
                 return Failure(502, b"", call.dialect, message=f"upstream request failed: {type(exc).__name__}")
@@ -487,7 +487,7 @@ class _Attempt:
 
     def whole(
         self,
-        resp: aiohttp.ClientResponse,
+        resp: UpstreamResponse,
         data: bytes,
         cand: Candidate,
         upstream: Dialect,
@@ -515,7 +515,7 @@ class _Attempt:
             content_type = JSON_CT
         return Outcome(resp.status, _EMPTY_HEADERS, content_type, data, None, cand.credential.id, model)
 
-    async def _first(self, resp: aiohttp.ClientResponse, upstream: Dialect) -> bytes | Failure:
+    async def _first(self, resp: UpstreamResponse, upstream: Dialect) -> bytes | Failure:
         """Read ahead to the first chunk with an SSE payload; an early error event is a failure."""
         buf = b""
         try:
@@ -536,7 +536,7 @@ class _Attempt:
         return buf
 
     async def _stream(
-        self, resp: aiohttp.ClientResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
+        self, resp: UpstreamResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
     ) -> Outcome | Failure:
         first = await self._first(resp, upstream)
         if isinstance(first, Failure):
@@ -556,7 +556,7 @@ class _Attempt:
         return Outcome(200, dict(SSE_HEADERS), SSE_CT, None, events, cand.credential.id, model, close)
 
     async def _aggregate(
-        self, resp: aiohttp.ClientResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
+        self, resp: UpstreamResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
     ) -> Outcome | Failure:
         """An always-streaming upstream answering a non-stream client: collect, then answer once."""
         first = await self._first(resp, upstream)
@@ -616,7 +616,7 @@ class PassthroughStream:
 
     __slots__ = ("_chunks", "client", "complete", "finished", "first", "rec", "resp", "scanner")
 
-    def __init__(self, resp: aiohttp.ClientResponse, first: bytes, client: Dialect, rec: _Recorder) -> None:
+    def __init__(self, resp: UpstreamResponse, first: bytes, client: Dialect, rec: _Recorder) -> None:
         self.resp = resp
         self.first = first
         self.client = client
@@ -710,7 +710,7 @@ class PassthroughStream:
 
 
 async def _translate_stream(
-    resp: aiohttp.ClientResponse, first: bytes, upstream: Dialect, client: Dialect, translator: Any, rec: _Recorder
+    resp: UpstreamResponse, first: bytes, upstream: Dialect, client: Dialect, translator: Any, rec: _Recorder
 ) -> AsyncGenerator[bytes, None]:
     """Cross-dialect: parse upstream events, translate each, frame for the client."""
     parser = SSEParser()

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
+from multidict import CIMultiDictProxy
 
 from cliproxy.translate import Dialect
+from cliproxy.upstream.http1 import Http1Pool
 
 log = logging.getLogger(__name__)
 
@@ -87,40 +88,49 @@ def host_of(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-@dataclass(slots=True)
-class UpstreamReply:
-    """An upstream answer whose status and headers are known; the body is still on the wire."""
+class UpstreamBody(Protocol):
+    """The streaming body of an upstream answer (aiohttp's `StreamReader`, or `http1.Body`)."""
 
-    status: int
-    headers: Mapping[str, str]
-    response: aiohttp.ClientResponse
+    async def readany(self) -> bytes: ...
+    def iter_any(self) -> AsyncIterator[bytes]: ...
 
-    async def read(self) -> bytes:
-        try:
-            return await self.response.read()
-        finally:
-            self.response.release()
 
-    def chunks(self) -> AsyncIterator[bytes]:
-        return self.response.content.iter_any()
+class UpstreamResponse(Protocol):
+    """An upstream answer whose status and headers are known; the body is still on the wire.
 
-    def close(self) -> None:
-        """Drop the connection (the upstream sees it close): used when the client went away."""
-        self.response.close()
+    Both clients give one: `aiohttp.ClientResponse` for proxied calls, `http1.Response` for direct ones.
+    """
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def content(self) -> Any: ...
+    async def read(self) -> bytes: ...
+    def release(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+class UpstreamPoster(Protocol):
+    """What sends an upstream POST: an `aiohttp.ClientSession` or the lean `Http1Pool`."""
+
+    def post(self, url: str, *, data: bytes, headers: Mapping[str, str], proxy: str | None = None) -> Any: ...
 
 
 class Sessions:
-    """One pooled `ClientSession` per outbound proxy setting, created lazily inside the loop.
+    """Upstream clients: the lean `Http1Pool` for direct calls, one pooled `ClientSession` per proxy.
 
     No proxy setting uses environment proxies (`env_proxy`, resolved by the caller), `direct`/`none`
     ignore them; http(s) proxies ride on the direct session with aiohttp's `proxy=`; socks URLs get
     their own connector.
     """
 
-    __slots__ = ("_env_cache", "_env_proxies", "_sessions")
+    __slots__ = ("_env_cache", "_env_proxies", "_http1", "_sessions")
 
     def __init__(self) -> None:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._http1 = Http1Pool(connect_timeout=CONNECT_TIMEOUT_SECONDS)
         # Environment proxies are read once: aiohttp's `trust_env` would run a netrc lookup in a
         # thread for every request, which costs more than the whole rest of a passthrough.
         self._env_proxies = {k: v for k, v in getproxies().items() if k in ("http", "https")}
@@ -154,6 +164,13 @@ class Sessions:
             proxy = self.env_proxy(url)
         return session, proxy
 
+    def poster_for(self, proxy_url: str, url: str) -> tuple[UpstreamPoster, str | None]:
+        """Like `session_for`, but direct calls (no proxy at all) go through the lean `Http1Pool`."""
+        direct = proxy_url.lower() in ("direct", "none") if proxy_url else self.env_proxy(url) is None
+        if direct and url.startswith(("http://", "https://")):
+            return self._http1, None
+        return self.session_for(proxy_url, url)
+
     def env_proxy(self, url: str) -> str | None:
         """The environment proxy for `url` (`HTTPS_PROXY`, `NO_PROXY`…), cached per scheme and host."""
         if not self._env_proxies:
@@ -186,6 +203,7 @@ class Sessions:
         return self._new(connector, trust_env=False)
 
     async def close(self) -> None:
+        await self._http1.close()
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
