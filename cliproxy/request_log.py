@@ -112,25 +112,29 @@ def error_files(directory: Path) -> list[Path]:
         return []
 
 
-async def log_request(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare` hook: decide whether this response gets a file, and schedule it."""
+def log_request(app: web.Application, request: web.Request, response: web.StreamResponse) -> None:
+    """Called by the server's response hook (`app` is the main app): decide whether this response
+    gets a file, and schedule it."""
     method = request.method
     if method == "GET":
         if request.path not in WEBSOCKET_PATHS or response.status != 101:
             return  # GETs are not logged, except the Responses WebSocket upgrade (spec §8.4)
     elif method == "OPTIONS" or request.path.startswith(MANAGEMENT_PREFIXES):
         return
-    runtime = request.config_dict[RUNTIME].current
+    tasks = app.get(REQUEST_LOG_TASKS)
+    if tasks is None:  # an app built without this feature (tests)
+        return
+    runtime = app[RUNTIME].current
     config = runtime.config
     failed = response.status >= 400
     if not (config.request_log or failed):
         return
     when = dt.datetime.now(dt.UTC)
-    mask: Callable[[str], str] = request.config_dict[REDACTOR].mask if REDACTOR in request.config_dict else str
+    redactor = app.get(REDACTOR)
+    mask: Callable[[str], str] = redactor.mask if redactor is not None else str
     text = mask(render(request, response, when))
     name = file_name(request.path, request.get(REQUEST_ID, "none"), when, error=not config.request_log)
     directory = logs_dir(runtime)
-    tasks = request.config_dict[REQUEST_LOG_TASKS]
     task = asyncio.create_task(asyncio.to_thread(write_log, directory, name, text, config.error_logs_max_files))
     tasks.add(task)
     task.add_done_callback(_finished(tasks))
@@ -154,8 +158,7 @@ async def _flush_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def install(app: web.Application) -> None:
-    """`FEATURES` hook: the response hook and the set of pending writes."""
+    """`FEATURES` hook: the set of pending writes (the server's response hook calls `log_request`)."""
     pending: set[asyncio.Task[None]] = set()
     app[REQUEST_LOG_TASKS] = pending
-    app.on_response_prepare.append(log_request)
     app.cleanup_ctx.append(_flush_ctx)

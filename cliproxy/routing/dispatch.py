@@ -518,15 +518,19 @@ class _Attempt:
     async def _first(self, resp: UpstreamResponse, upstream: Dialect) -> bytes | Failure:
         """Read ahead to the first chunk with an SSE payload; an early error event is a failure."""
         buf = b""
+        read = resp.content.readany
         try:
-            async for chunk in resp.content.iter_any():
+            while True:
+                chunk = await read()
+                if not chunk:
+                    if b"data:" not in buf:
+                        message = "upstream closed the stream before any data"
+                        return Failure(502, b"", self.call.dialect, message=message)
+                    break
                 buf += chunk
                 start = buf.find(b"data:")
                 if start >= 0 and buf.find(b"\n", start) >= 0:
                     break
-            else:
-                if b"data:" not in buf:
-                    return Failure(502, b"", self.call.dialect, message="upstream closed the stream before any data")
         except NETWORK_ERRORS as exc:
             return Failure(502, b"", self.call.dialect, message=f"upstream stream failed: {type(exc).__name__}")
         early = _early_error(buf)

@@ -188,7 +188,7 @@ def new_request_id() -> str:
     return f"{getrandbits(32):08x}"
 
 
-async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare` hook: CORS and the request id on every response, streams and errors too."""
+def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """CORS and the request id on every response, streams and errors too (from the response hook)."""
     response.headers.extend(CORS_HEADERS)
     response.headers[_X_REQUEST_ID] = request.get(REQUEST_ID) or new_request_id()

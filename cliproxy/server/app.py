@@ -13,7 +13,7 @@ import importlib
 import logging
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -22,6 +22,7 @@ from cliproxy import __version__, jsonio
 from cliproxy.api import chat, claude, gemini, models, responses, responses_ws
 from cliproxy.appkeys import RUNTIME
 from cliproxy.config.load import ConfigError
+from cliproxy.request_log import log_request
 from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.access import add_cors_headers, front_door
 
@@ -102,11 +103,22 @@ def add_client_routes(app: web.Application) -> None:
     r.add_get("/v1/models/{model:.+}", models.get_model)
 
 
+def response_hook(app: web.Application) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """The one `on_response_prepare` hook (every response, sub-apps' too): CORS headers, the request
+    id, the request log. One hook, not one per feature: each costs a coroutine per response."""
+
+    async def prepare(request: web.Request, response: web.StreamResponse) -> None:
+        add_cors_headers(request, response)
+        log_request(app, request, response)
+
+    return prepare
+
+
 def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None) -> web.Application:
     """The whole server as an aiohttp app (tests run it with the aiohttp test server)."""
     app = web.Application(middlewares=[front_door()], client_max_size=MAX_REQUEST_BYTES)
     app[RUNTIME] = holder
-    app.on_response_prepare.append(add_cors_headers)
+    app.on_response_prepare.append(response_hook(app))
     app.router.add_get("/", root)
     app.router.add_get("/healthz", healthz)  # HEAD too (spec §8.1 health checks)
     add_client_routes(app)

@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_IDLE_PER_ORIGIN = 64
+IDLE_SECONDS = 15.0  # an idle connection older than this is not reused (as aiohttp's keepalive_timeout)
 PAUSE_AT_BYTES = 256 * 1024  # buffered body bytes at which we stop reading the upstream socket
 _NO_BODY_STATUSES = frozenset((204, 304))
+_TARGET_SAFE = "/:@!$&'()*+,;=-._~%"
 
 # Parser states.
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = range(8)
@@ -48,7 +51,7 @@ class _Stale(Exception):
 class Origin:
     """Where a URL's requests go: the pool key, the request target and the Host header."""
 
-    __slots__ = ("host", "host_header", "key", "port", "target", "tls")
+    __slots__ = ("host", "host_header", "key", "port", "request_line", "target", "tls")
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -61,8 +64,20 @@ class Origin:
         default_port = self.port == (443 if self.tls else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = host if default_port else f"{host}:{self.port}"
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # Percent-encode what may not appear raw in a request target (a model id with a space or a
+        # non-ASCII letter), leaving existing escapes alone, as aiohttp's URL handling does.
+        path = quote(parts.path or "/", safe=_TARGET_SAFE)
+        self.target = path + (f"?{quote(parts.query, safe=_TARGET_SAFE + '?')}" if parts.query else "")
         self.key = (self.host, self.port, self.tls)
+        self.request_line = f"POST {self.target} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode()
+
+
+def header_block(headers: Mapping[str, str]) -> bytes:
+    """`Name: value` lines, encoded; a CR or LF in a name or value (header injection) is refused."""
+    text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    if text.count("\n") != len(headers) or text.count("\r") != len(headers):
+        raise ValueError("newline or carriage return in an upstream header")
+    return text.encode("utf-8")
 
 
 class Body:
@@ -129,9 +144,19 @@ class Body:
         self._buffered = 0
         return data
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
-        while chunk := await self.readany():
-            yield chunk
+    def iter_any(self) -> Body:
+        """Iterate over `readany` results (a plain iterator: an abandoned async generator would
+        cost a finalizer task)."""
+        return self
+
+    def __aiter__(self) -> Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self.readany()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
 
 class Response:
@@ -168,6 +193,7 @@ class _Connection(asyncio.Protocol):
         "_remaining",
         "_state",
         "body",
+        "idle_since",
         "keep_alive",
         "key",
         "lost",
@@ -193,6 +219,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = True
         self.received = False
         self.no_body = False
+        self.idle_since = 0.0
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -438,10 +465,13 @@ class _Connection(asyncio.Protocol):
 class Http1Pool:
     """Keep-alive connections per origin, and `post` with the signature the dispatcher calls."""
 
-    __slots__ = ("_connect_timeout", "_idle", "_open", "_origins", "_ssl")
+    __slots__ = ("_connect_timeout", "_header_blocks", "_idle", "_open", "_origins", "_ssl")
 
     def __init__(self, *, connect_timeout: float) -> None:
         self._connect_timeout = connect_timeout
+        # Encoded header blocks by the identity of the mapping: a credential's static headers are
+        # one long-lived dict, so most requests reuse its bytes (the mapping is kept alive here).
+        self._header_blocks: dict[int, tuple[Mapping[str, str], bytes]] = {}
         self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._origins: dict[str, Origin] = {}
@@ -458,6 +488,7 @@ class Http1Pool:
     def put_back(self, conn: _Connection) -> None:
         idle = self._idle.setdefault(conn.key, [])
         if len(idle) < MAX_IDLE_PER_ORIGIN:
+            conn.idle_since = time.monotonic()
             idle.append(conn)
         else:
             conn.drop()
@@ -493,22 +524,28 @@ class Http1Pool:
         """Send one POST and wait for the status and headers; the body follows in `Response.content`."""
         assert proxy is None, "proxied calls go through aiohttp"
         origin = self.origin(url)
-        lines = [f"POST {origin.target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
-        for name, value in headers.items():
-            lines.append(f"{name}: {value}\r\n")
-        lines.append(f"Content-Length: {len(data)}\r\n\r\n")
-        text = "".join(lines)
-        expected = len(lines) + 2  # one CRLF per line, plus the Host line and the blank line
-        if text.count("\n") != expected or text.count("\r") != expected:
-            raise ValueError("newline or carriage return in an upstream header")
-        request = text.encode("utf-8")
+        cached = self._header_blocks.get(id(headers))
+        if cached is not None and cached[0] is headers:
+            block = cached[1]
+        else:
+            block = header_block(headers)
+            if len(self._header_blocks) > 1024:
+                self._header_blocks.clear()
+            self._header_blocks[id(headers)] = (headers, block)
+        request = b"%s%sContent-Length: %d\r\n\r\n" % (origin.request_line, block, len(data))
         idle = self._idle.get(origin.key)
         while True:
             reused = False
             conn = None
-            while idle:
-                candidate = idle.pop()
-                if not candidate.lost:
+            if idle:
+                oldest_usable = time.monotonic() - IDLE_SECONDS
+                while idle:
+                    candidate = idle.pop()
+                    if candidate.lost:
+                        continue
+                    if candidate.idle_since < oldest_usable:  # the upstream may have dropped it silently
+                        candidate.drop()
+                        continue
                     conn, reused = candidate, True
                     break
             if conn is None:

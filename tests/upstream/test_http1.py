@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from cliproxy.upstream import http1
 from cliproxy.upstream.http1 import PAUSE_AT_BYTES, Http1Pool
 from tests.server.test_process import self_signed
 
@@ -351,3 +352,40 @@ async def test_https_upstream_is_verified_against_the_trusted_cas(
         await trusting.close()
     finally:
         await server.close()
+
+
+async def test_request_target_is_percent_encoded_once(pool: Http1Pool) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer(b"{}"))
+
+    async with Scripted(script) as server:
+        base = server.url.split("/v1/")[0]
+        resp = await pool.post(
+            f"{base}/v1beta/models/my model é:generateContent?alt=sse&x=a%2Fb", data=b"{}", headers=JSON
+        )
+        await resp.read()
+        resp.release()
+    assert server.requests[0].startswith(
+        b"POST /v1beta/models/my%20model%20%C3%A9:generateContent?alt=sse&x=a%2Fb HTTP/1.1\r\n"
+    )
+
+
+async def test_connection_idle_too_long_is_closed_not_reused(pool: Http1Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer(b"ok"))
+        await writer.drain()
+        if not await reader.read(1):  # we hang up on the stale connection rather than reuse it
+            closed.set()
+
+    async with Scripted(script) as server:
+        monkeypatch.setattr(http1, "IDLE_SECONDS", -1.0)
+        for _ in range(2):
+            resp = await pool.post(server.url, data=b"{}", headers=JSON)
+            assert await resp.read() == b"ok"
+            resp.release()
+        await asyncio.wait_for(closed.wait(), 5)
+        assert server.connections == 2
