@@ -8,7 +8,8 @@ Three targets share one fake OpenAI-compatible upstream (`harness/upstream.py`):
             provider with 3 keys on the fake upstream, round-robin, logging quiet
 The proxies run on CPU 0 (`--sut-cpu`), the upstream and the load generators on CPU 1
 (`--load-cpu`), so every proxy figure is a one-core figure. Scenarios, each repeated `--reps` times
-with the targets interleaved and their order rotated per repetition (medians reported):
+with the targets interleaved, their order rotated and fresh proxy processes started per repetition
+(medians reported; one process's CPU per request depends on its memory layout and hash seed):
   ns-c64    wrk, non-stream POST, 64 connections: rps, p50/p99, proxy CPU ms per request
   st-c64    wrk, unpaced 20-chunk streams, 64 connections: streams/s, CPU ms per stream
   ttfb-c64  `harness/streams.py`, 64 concurrent streams paced 10 ms per chunk: TTFB added vs direct
@@ -135,6 +136,9 @@ def post(url: str, body: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
 
 
 def spawn(cmd: list[str], cpu: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start `cmd` pinned to `cpu`. The working directory is the log's (the run's temporary
+    directory): `python -m cliproxy` puts its working directory first on `sys.path`, so starting in
+    a checkout would import that checkout's code and silently defeat `--baseline`."""
     with open(log, "wb") as out:
         return subprocess.Popen(
             ["taskset", "-c", cpu, *cmd],
@@ -142,6 +146,7 @@ def spawn(cmd: list[str], cpu: str, log: Path, env: dict[str, str] | None = None
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, **(env or {})},
+            cwd=log.parent,
         )
 
 
@@ -302,6 +307,12 @@ def main() -> int:
     parser.add_argument("--load-cpu", default="1", help="CPU list for the upstream and the load generators")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     parser.add_argument("--baseline", metavar="DIR", help="also run cliproxy from this source checkout (A/B)")
+    parser.add_argument(
+        "--same-processes",
+        action="store_true",
+        help="keep one process per proxy for all reps (by default each rep starts fresh ones: two runs "
+        "of the same code can differ by 20%% in CPU per request, by memory layout and hash seed alone)",
+    )
     parser.add_argument("--extra-config", default="", help="YAML appended to cliproxy's config, e.g. 'usage-db: off'")
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -344,21 +355,30 @@ def main() -> int:
     up_proc = None
     try:
         up_proc = spawn([py, upstream, "--port", str(up_port)], args.load_cpu, tmp / "upstream.log")
-        for target in targets[1:]:
-            assert target.cmd is not None
-            target.proc = spawn(target.cmd, args.sut_cpu, tmp / f"{target.name}.log", target.env)
-        for target in targets:
-            wait_ready(target, bodies)
+
+        def start_proxies(rep: int) -> None:
+            """Fresh proxy processes, ready and warmed up (the warm-up is discarded: lazy imports, pools)."""
+            for target in targets[1:]:
+                assert target.cmd is not None
+                stop(target.proc)
+                target.proc = spawn(target.cmd, args.sut_cpu, tmp / f"{target.name}-{rep}.log", target.env)
+            for target in targets:
+                wait_ready(target, bodies)
+            for target in targets:
+                run_wrk(target, bodies["ns"], 16, 1, args.load_cpu, script)
+                run_wrk(target, bodies["st"], 16, 1, args.load_cpu, script)
+
+        start_proxies(0)
         print(
             f"direct, relay and cliproxy up; proxies on CPU {args.sut_cpu}, load on CPU {args.load_cpu}; "
-            f"{args.reps} reps × {args.duration:g} s",
+            f"{args.reps} reps × {args.duration:g} s"
+            + ("" if args.same_processes else ", new proxy processes per rep"),
             flush=True,
         )
-        for target in targets:  # warm-up, discarded: lazy imports, pools
-            run_wrk(target, bodies["ns"], 16, 1, args.load_cpu, script)
-            run_wrk(target, bodies["st"], 16, 1, args.load_cpu, script)
         for rep in range(args.reps):
             print(f"rep {rep + 1}", flush=True)
+            if rep and not args.same_processes:
+                start_proxies(rep)
             order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
             for scenario in scenarios:
                 for target in order:
