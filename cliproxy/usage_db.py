@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,7 +71,19 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS usage_time ON usage (timestamp)",
     "DROP INDEX IF EXISTS usage_key_time",
 )
-INSERT = f"INSERT INTO usage ({', '.join(_NAMES)}) VALUES ({', '.join('?' for _ in _NAMES)})"
+# Rows per INSERT statement. Python's sqlite3 lets go of the GIL around every statement step, and
+# the event loop thread must hand it back each time: one step per row (`executemany`) cost the
+# served process about 13% of its CPU at 5,000 requests/s in thread switches alone. 50 rows per
+# statement (1,150 parameters) makes that 50 times rarer and is no slower per row.
+ROWS_PER_INSERT = 50
+
+
+@functools.lru_cache(maxsize=ROWS_PER_INSERT)
+def insert_rows(count: int) -> str:
+    """An INSERT of `count` rows in one statement."""
+    row = "(" + ",".join("?" * len(_NAMES)) + ")"
+    return f"INSERT INTO usage ({', '.join(_NAMES)}) VALUES " + ",".join([row] * count)
+
 
 Row = tuple[Any, ...]
 DailyTotal = tuple[str, int, int, int, float, int]  # key, day number, requests, tokens, cost, unknown-cost
@@ -201,7 +215,9 @@ class UsageDB:
         conn = self._conn
         assert conn is not None
         with conn:
-            conn.executemany(INSERT, batch)
+            for start in range(0, len(batch), ROWS_PER_INSERT):
+                rows = batch[start : start + ROWS_PER_INSERT]
+                conn.execute(insert_rows(len(rows)), list(chain.from_iterable(rows)))
         self.written += len(batch)
         if time.monotonic() - self._last_prune > PRUNE_INTERVAL:
             self._prune()

@@ -116,3 +116,23 @@ async def test_retention_is_bounded_by_age_and_row_count(tmp_path: Path) -> None
         assert sum(t[2] for t in totals) == 5 and sum(t[4] for t in totals) == pytest.approx(2.5)
     finally:
         await reopened.close()
+
+
+async def test_a_large_batch_is_written_whole_and_in_order(tmp_path: Path) -> None:
+    """Rows go out several per INSERT statement; a batch that is not a multiple of that is whole."""
+    from cliproxy.usage_db import ROWS_PER_INSERT
+
+    path = tmp_path / "usage.sqlite3"
+    db = UsageDB(path)
+    await db.open()
+    count = ROWS_PER_INSERT * 2 + 7
+    now = time.time()
+    for i in range(count):
+        db.add(SimpleNamespace(timestamp=now + i, client_key=f"k{i}", total_tokens=i, cost_usd=None, failed=i % 2 == 0))
+    await db.flush()
+    await db.close()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT client_key, total_tokens, cost_usd, failed FROM usage ORDER BY id").fetchall()
+        indexes = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+    assert rows == [(f"k{i}", i, None, 1 if i % 2 == 0 else 0) for i in range(count)]
+    assert indexes == ["usage_time"]
