@@ -417,6 +417,18 @@ class _Connection(asyncio.Protocol):
         state = self._state
         out: list[bytes] = []
         while pos < size:
+            if state == _CHUNK_SIZE:  # fast path: a whole chunk (size line, data, CRLF) is here
+                end = buf.find(b"\r\n", pos)
+                if end > pos:
+                    try:
+                        chunk = int(buf[pos:end], 16)
+                    except ValueError:  # an extension (`;name=value`) or junk: the general path
+                        chunk = 0
+                    stop = end + 2 + chunk
+                    if chunk > 0 and stop + 2 <= size and buf[stop : stop + 2] == b"\r\n":
+                        out.append(buf[end + 2 : stop])
+                        pos = stop + 2
+                        continue
             if state == _CHUNK_DATA:
                 take = min(self._remaining, size - pos)
                 out.append(buf[pos : pos + take])

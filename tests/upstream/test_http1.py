@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -389,3 +390,32 @@ async def test_connection_idle_too_long_is_closed_not_reused(pool: Http1Pool, mo
             resp.release()
         await asyncio.wait_for(closed.wait(), 5)
         assert server.connections == 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_chunked_answers_cut_at_random_places_arrive_whole(pool: Http1Pool, seed: int) -> None:
+    """Many chunks (some with extensions), written in random slices: the body and the reuse survive."""
+    rng = random.Random(seed)
+    pieces = [rng.randbytes(rng.choice([1, 2, 15, 16, 17, 300, 5000])) for _ in range(40)]
+    framed = b"".join(
+        (f"{len(p):x};ext=1" if rng.random() < 0.2 else f"{len(p):X}").encode() + b"\r\n" + p + b"\r\n" for p in pieces
+    )
+    wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await server.read_request(reader)
+            pos = 0
+            while pos < len(wire):
+                step = rng.choice([1, 3, 7, 64, 1000, 9000])
+                writer.write(wire[pos : pos + step])
+                pos += step
+                await writer.drain()
+                await asyncio.sleep(0)
+
+    async with Scripted(script) as server:
+        for _ in range(2):
+            resp = await pool.post(server.url, data=b"{}", headers=JSON)
+            assert await resp.read() == b"".join(pieces)
+            resp.release()
+        assert server.connections == 1
