@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from cliproxy.config.model import Config, ModelEntry, OpenAICompatibility
@@ -185,7 +186,9 @@ def finish(cred: Credential, static_headers: Mapping[str, str]) -> Credential:
     copies = tuple((spelling.get(up.lower(), up), client) for up, client in cred.header_copies)
     configured = {spelling.get(name.lower(), name) for name in static_headers} | {up for up, _ in copies}
     pinned = frozenset(name for name in executor.forward_headers if name in configured)
-    return dataclasses.replace(cred, headers=headers, header_copies=copies, pinned_headers=pinned)
+    # Read-only from here on: the upstream client caches the encoded block of an immutable mapping.
+    frozen = MappingProxyType(headers)
+    return dataclasses.replace(cred, headers=frozen, header_copies=copies, pinned_headers=pinned)
 
 
 class _Ids:

@@ -19,6 +19,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -347,7 +348,7 @@ class _Connection(asyncio.Protocol):
         if self.no_body or status in _NO_BODY_STATUSES:
             self._state = _DONE
         elif transfer:
-            if not transfer.endswith("chunked"):
+            if transfer != "chunked":  # gzip transfer-coding is unheard of from APIs: refuse, not pass on
                 raise UpstreamProtocolError(f"unsupported upstream transfer-encoding: {transfer}")
             self._state = _CHUNK_SIZE
         elif length is not None:
@@ -481,8 +482,8 @@ class Http1Pool:
 
     def __init__(self, *, connect_timeout: float) -> None:
         self._connect_timeout = connect_timeout
-        # Encoded header blocks by the identity of the mapping: a credential's static headers are
-        # one long-lived dict, so most requests reuse its bytes (the mapping is kept alive here).
+        # Encoded header blocks of read-only mappings, by identity: a credential's static headers
+        # are one long-lived `MappingProxyType`, so most requests reuse its bytes (kept alive here).
         self._header_blocks: dict[int, tuple[Mapping[str, str], bytes]] = {}
         self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
         self._open: set[_Connection] = set()
@@ -536,8 +537,9 @@ class Http1Pool:
         """Send one POST and wait for the status and headers; the body follows in `Response.content`."""
         assert proxy is None, "proxied calls go through aiohttp"
         origin = self.origin(url)
-        cached = self._header_blocks.get(id(headers))
-        if cached is not None and cached[0] is headers:
+        if type(headers) is not MappingProxyType:  # built for this request: nothing to reuse
+            block = header_block(headers)
+        elif (cached := self._header_blocks.get(id(headers))) is not None and cached[0] is headers:
             block = cached[1]
         else:
             block = header_block(headers)

@@ -259,6 +259,7 @@ async def test_close_before_any_answer_on_a_new_connection_is_a_client_error(poo
         b"SMTP ready\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nbroken header\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     ],
 )
 async def test_garbage_from_the_upstream_is_a_client_error(pool: Http1Pool, wire: bytes) -> None:
