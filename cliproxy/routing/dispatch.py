@@ -432,7 +432,9 @@ class _Attempt:
                     )
                 headers = executor.combine_headers(headers, auth)
             try:
-                resp: UpstreamResponse = await poster.post(url, data=payload, headers=headers, proxy=proxy)
+                resp: UpstreamResponse = await poster.post(
+                    url, data=payload, headers=headers, proxy=proxy, allow_redirects=False
+                )
             except NETWORK_ERRORS as exc:
                 log.warning("upstream %s unreachable: %s", cred.id, type(exc).__name__)
                 return Failure(502, b"", call.dialect, message=f"upstream request failed: {type(exc).__name__}")
@@ -448,6 +450,10 @@ class _Attempt:
             if status == 401 and not refreshed and executor.can_refresh(cred):
                 refreshed = True
                 continue
+            if status < 400:  # redirects are not followed: the key must not travel to another address
+                where = resp.headers.get("Location", "nowhere")
+                message = f"upstream redirected ({status}) to {where}; check the base-url of {cred.id}"
+                return Failure(502, b"", call.dialect, message=message)
             return classify(status, data, resp.headers, upstream)
 
         if not up_stream:  # the whole body, inline: this is the hot path

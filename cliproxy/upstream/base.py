@@ -115,7 +115,9 @@ class UpstreamResponse(Protocol):
 class UpstreamPoster(Protocol):
     """What sends an upstream POST: an `aiohttp.ClientSession` or the lean `Http1Pool`."""
 
-    def post(self, url: str, *, data: bytes, headers: Mapping[str, str], proxy: str | None = None) -> Any: ...
+    def post(
+        self, url: str, *, data: bytes, headers: Mapping[str, str], proxy: str | None, allow_redirects: bool
+    ) -> Any: ...
 
 
 class Sessions:

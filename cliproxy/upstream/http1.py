@@ -533,9 +533,19 @@ class Http1Pool:
         self._open.add(conn)
         return conn
 
-    async def post(self, url: str, *, data: bytes, headers: Mapping[str, str], proxy: str | None = None) -> Response:
-        """Send one POST and wait for the status and headers; the body follows in `Response.content`."""
-        assert proxy is None, "proxied calls go through aiohttp"
+    async def post(
+        self,
+        url: str,
+        *,
+        data: bytes,
+        headers: Mapping[str, str],
+        proxy: str | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """Send one POST and wait for the status and headers; the body follows in `Response.content`.
+
+        Redirects are never followed (a 3xx is the answer), like the dispatcher asks of aiohttp."""
+        assert proxy is None and not allow_redirects, "proxied calls and redirects go through aiohttp"
         origin = self.origin(url)
         if type(headers) is not MappingProxyType:  # built for this request: nothing to reuse
             block = header_block(headers)

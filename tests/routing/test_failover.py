@@ -232,3 +232,20 @@ async def test_client_disconnect_cancels_upstream(upstream: tuple[FakeUpstream, 
             break
         await asyncio.sleep(0.02)
     assert proxy.usage.recent()[-1].status == 499
+
+
+async def test_upstream_redirect_is_not_followed_and_fails_over(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """A 307 would re-send the upstream key to whatever address it names: the next credential answers
+    instead, and with only redirects left the client gets a 502 that names the redirect."""
+    fake, base = upstream
+    proxy = await start_proxy(compat(base))
+    fake.fail(307, body=b"", headers={"Location": "https://elsewhere.example/v1/chat/completions"}, times=1)
+    assert await ask(proxy) == "Hello from fake"
+    assert len(fake.seen) == 2
+    fake.fail(307, body=b"", headers={"Location": "https://elsewhere.example/v1/chat/completions"}, times=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await ask(proxy)
+    assert caught.value.status_code == 502
+    assert "redirected (307) to https://elsewhere.example/v1/chat/completions" in str(caught.value)
