@@ -76,6 +76,14 @@ async def pool() -> AsyncIterator[Http1Pool]:
     await pool.close()
 
 
+async def fetch(pool: Http1Pool, url: str) -> bytes:
+    """POST an empty object, read the whole answer, hand the connection back."""
+    resp = await pool.post(url, data=b"{}", headers=JSON)
+    body = await resp.read()
+    resp.release()
+    return body
+
+
 def answer(body: bytes, *extra: str) -> bytes:
     head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + "".join(f"{h}\r\n" for h in extra)
     return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
@@ -154,9 +162,7 @@ async def test_body_until_close_is_read_whole_and_the_connection_not_reused(pool
 
     async with Scripted(script) as server:
         for _ in range(2):
-            resp = await pool.post(server.url, data=b"{}", headers=JSON)
-            assert await resp.read() == b"all of it"
-            resp.release()
+            assert await fetch(pool, server.url) == b"all of it"
         assert server.connections == 2
 
 
@@ -171,9 +177,7 @@ async def test_interim_answer_is_skipped_and_204_has_no_body(pool: Http1Pool) ->
         resp = await pool.post(server.url, data=b"{}", headers=JSON)
         assert (resp.status, resp.headers["X-A"], await resp.read()) == (204, "1", b"")
         resp.release()
-        resp = await pool.post(server.url, data=b"{}", headers=JSON)
-        assert await resp.read() == b"second"
-        resp.release()
+        assert await fetch(pool, server.url) == b"second"
         assert server.connections == 1
 
 
@@ -198,9 +202,7 @@ async def test_idle_connection_closed_by_the_upstream_is_replaced(pool: Http1Poo
 
     async with Scripted(script) as server:
         for expected in (b"one", b"one"):
-            resp = await pool.post(server.url, data=b"{}", headers=JSON)
-            assert await resp.read() == expected
-            resp.release()
+            assert await fetch(pool, server.url) == expected
             await asyncio.sleep(0.05)
         assert server.connections == 2
 
@@ -222,12 +224,8 @@ async def test_reused_connection_that_drops_the_request_is_retried_once(pool: Ht
         await writer.drain()
 
     async with Scripted(script) as server:
-        first = await pool.post(server.url, data=b"{}", headers=JSON)
-        assert await first.read() == b"one"
-        first.release()
-        second = await pool.post(server.url, data=b"{}", headers=JSON)
-        assert await second.read() == b"two"
-        second.release()
+        assert await fetch(pool, server.url) == b"one"
+        assert await fetch(pool, server.url) == b"two"
         assert server.connections == 2
 
 
@@ -386,9 +384,7 @@ async def test_connection_idle_too_long_is_closed_not_reused(pool: Http1Pool, mo
     async with Scripted(script) as server:
         monkeypatch.setattr(http1, "IDLE_SECONDS", -1.0)
         for _ in range(2):
-            resp = await pool.post(server.url, data=b"{}", headers=JSON)
-            assert await resp.read() == b"ok"
-            resp.release()
+            assert await fetch(pool, server.url) == b"ok"
         await asyncio.wait_for(closed.wait(), 5)
         assert server.connections == 2
 
@@ -416,7 +412,5 @@ async def test_chunked_answers_cut_at_random_places_arrive_whole(pool: Http1Pool
 
     async with Scripted(script) as server:
         for _ in range(2):
-            resp = await pool.post(server.url, data=b"{}", headers=JSON)
-            assert await resp.read() == b"".join(pieces)
-            resp.release()
+            assert await fetch(pool, server.url) == b"".join(pieces)
         assert server.connections == 1
