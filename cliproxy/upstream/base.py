@@ -106,7 +106,7 @@ class UpstreamResponse(Protocol):
     @property
     def headers(self) -> CIMultiDictProxy[str]: ...
     @property
-    def content(self) -> Any: ...
+    def content(self) -> UpstreamBody: ...
     async def read(self) -> bytes: ...
     def release(self) -> Any: ...
     def close(self) -> None: ...
@@ -169,8 +169,8 @@ class Sessions:
     def poster_for(self, proxy_url: str, url: str) -> tuple[UpstreamPoster, str | None]:
         """Like `session_for`, but direct calls (no proxy at all) go through the lean `Http1Pool`."""
         direct = proxy_url.lower() in ("direct", "none") if proxy_url else self.env_proxy(url) is None
-        if direct and url.startswith(("http://", "https://")):
-            return self._http1, None
+        if direct and url.startswith(("http://", "https://")) and url.find("@", 8, url.find("/", 8)) < 0:
+            return self._http1, None  # (a base-url with `user:pass@` keeps aiohttp's Basic auth)
         return self.session_for(proxy_url, url)
 
     def env_proxy(self, url: str) -> str | None:
