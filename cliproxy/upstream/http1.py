@@ -248,8 +248,8 @@ class _Connection(asyncio.Protocol):
                 data = self._parse_head(data)
             if data and self._state != _DONE:
                 self._parse_body(data)
-            elif data:  # bytes nobody asked for: the connection is out of step
-                self.keep_alive = False
+            elif data:  # bytes nobody asked for (even while idle in the pool): out of step, drop it
+                self.drop()
         except UpstreamProtocolError as exc:
             self.keep_alive = False
             if self._head is not None and not self._head.done():

@@ -414,3 +414,22 @@ async def test_chunked_answers_cut_at_random_places_arrive_whole(pool: Http1Pool
         for _ in range(2):
             assert await fetch(pool, server.url) == b"".join(pieces)
         assert server.connections == 1
+
+
+async def test_bytes_sent_to_an_idle_connection_retire_it(pool: Http1Pool) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer(b"ok"))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")  # an answer nobody asked for
+        await writer.drain()
+        while True:  # would go on serving on this connection, were it reused
+            await server.read_request(reader)
+            writer.write(answer(b"ok"))
+
+    async with Scripted(script) as server:
+        assert await fetch(pool, server.url) == b"ok"
+        await asyncio.sleep(0.3)
+        assert await fetch(pool, server.url) == b"ok"  # not the stray bytes: a new connection
+        assert server.connections == 2
