@@ -250,7 +250,12 @@ class _Connection(asyncio.Protocol):
                 self._parse_body(data)
             elif data:  # bytes nobody asked for (even while idle in the pool): out of step, drop it
                 self.drop()
-        except UpstreamProtocolError as exc:
+        except Exception as caught:  # never let a bad answer escape into the loop: the reader would hang
+            exc = (
+                caught
+                if isinstance(caught, UpstreamProtocolError)
+                else UpstreamProtocolError(f"upstream answer could not be read: {type(caught).__name__}: {caught}")
+            )
             self.keep_alive = False
             if self._head is not None and not self._head.done():
                 self._head.set_exception(exc)

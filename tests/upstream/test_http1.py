@@ -433,3 +433,17 @@ async def test_bytes_sent_to_an_idle_connection_retire_it(pool: Http1Pool) -> No
         await asyncio.sleep(0.3)
         assert await fetch(pool, server.url) == b"ok"  # not the stray bytes: a new connection
         assert server.connections == 2
+
+
+async def test_a_body_that_is_not_what_its_content_encoding_says_is_a_client_error(pool: Http1Pool) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer(b"this is not gzip at all", "Content-Encoding: gzip"))
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with Scripted(script) as server:
+        resp = await pool.post(server.url, data=b"{}", headers=JSON)
+        with pytest.raises(aiohttp.ClientPayloadError, match="could not be read"):
+            await asyncio.wait_for(resp.read(), 5)
+        resp.close()
