@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cliproxy import jsonio
 from cliproxy.translate import Dialect
 
 log = logging.getLogger(__name__)
@@ -180,3 +181,39 @@ def tokens_from(dialect: Dialect, obj: Any) -> Tokens | None:
         0,
         _int(usage.get("total_tokens")) or inp + out,
     )
+
+
+WHOLE_PARSE_BELOW = 8192  # bytes: a shorter answer is parsed whole (about as cheap as finding its usage)
+_USAGE_KEY = {Dialect.GEMINI: (b'"usageMetadata"', "usageMetadata")}
+_DEFAULT_USAGE_KEY = (b'"usage"', "usage")
+
+
+def tokens_in_answer(dialect: Dialect, data: bytes) -> Tokens | None:
+    """Token counts from a whole (non-stream) JSON answer of `dialect`.
+
+    A long answer is not parsed whole: every dialect puts its usage object after the content, so
+    the last `"usage"` key (`"usageMetadata"` for Gemini) is found and only the object after it is
+    parsed, up to the brace that balances its opening one (usage objects hold no strings with
+    braces). A quoted `"usage"` inside generated text is escaped in JSON (`\\"usage\\"`), so it
+    never matches. When the object cannot be read that way, the whole answer is parsed after all.
+    """
+    if len(data) >= WHOLE_PARSE_BELOW:
+        key, name = _USAGE_KEY.get(dialect, _DEFAULT_USAGE_KEY)
+        at = data.rfind(key)
+        if at >= 0:
+            start = data.find(b"{", at + len(key))
+            if start > 0 and data[at + len(key) : start].strip() == b":":
+                end = data.find(b"}", start)
+                while end > 0 and data.count(b"{", start, end) != data.count(b"}", start, end) + 1:
+                    end = data.find(b"}", end + 1)  # that brace closed a nested detail object
+                if end > 0:
+                    try:
+                        usage = jsonio.loads(data[start : end + 1])
+                    except ValueError:
+                        usage = None
+                    if isinstance(usage, dict):
+                        return tokens_from(dialect, {name: usage})
+    try:
+        return tokens_from(dialect, jsonio.loads(data))
+    except ValueError:
+        return None

@@ -46,7 +46,7 @@ from cliproxy.translate.errors import error_body, stream_error_frame
 from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL, PayloadRules
 from cliproxy.translate.sse import DONE_FRAME, SSEEvent, SSEParser
 from cliproxy.upstream.base import Sessions, UpstreamResponse
-from cliproxy.usage import Tokens, UsageRecord, UsageStore, tokens_from
+from cliproxy.usage import Tokens, UsageRecord, UsageStore, tokens_from, tokens_in_answer
 
 log = logging.getLogger(__name__)
 
@@ -504,6 +504,10 @@ class _Attempt:
         rec.first_byte()
         content_type = resp.headers.get(_CONTENT_TYPE, JSON_CT)
         call = self.call
+        if not translated:  # passthrough: only the usage object is needed, not the whole answer
+            if call.action == "generate":
+                rec.add_tokens(tokens_in_answer(upstream, data))
+            return Outcome(resp.status, _EMPTY_HEADERS, content_type, data, None, cand.credential.id, model)
         try:
             parsed = jsonio.loads(data)
         except ValueError:
