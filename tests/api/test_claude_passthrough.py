@@ -7,7 +7,6 @@ exactly, and the SSE `event:` lines with them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
@@ -15,7 +14,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, provider_yaml
+from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, hang_up_mid_stream, provider_yaml
 from tests.fakes.upstreams import CLAUDE_MESSAGE, FakeUpstream, wire_body
 
 UP_KEY = "sk-ant-up-1"
@@ -300,28 +299,9 @@ async def test_unknown_model_in_anthropic_shape(upstream: tuple[FakeUpstream, st
 async def test_client_disconnect_cancels_upstream(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
     fake, base = upstream
     proxy = await start_proxy(claude_keys(base))
-    fake.hold = True
-    http = aiohttp.ClientSession()
-    resp = await http.post(
-        proxy.url + "/v1/messages",
-        json={
-            "model": "claude-fake-1",
-            "max_tokens": 8,
-            "stream": True,
-            "messages": [{"role": "user", "content": "x"}],
-        },
-        headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
-    )
-    assert resp.status == 200
-    assert (await resp.content.readany()).startswith(b"event: message_start")
-    resp.close()
-    await http.close()
-    await asyncio.wait_for(fake.closed.wait(), 5)
-    for _ in range(100):
-        if proxy.usage.recent():
-            break
-        await asyncio.sleep(0.02)
-    assert proxy.usage.recent()[-1].status == 499
+    body = {"model": "claude-fake-1", "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
+    await hang_up_mid_stream(proxy, fake, "/v1/messages", b"event: message_start", json=body, headers=headers)
 
 
 async def test_other_dialects_get_the_default_anthropic_version(

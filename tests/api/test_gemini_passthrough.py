@@ -15,7 +15,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, provider_yaml
+from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, hang_up_mid_stream, provider_yaml
 from tests.fakes.upstreams import FakeUpstream, wire_body
 
 UP_KEY = "AIza-up-gemini-1"
@@ -247,20 +247,6 @@ async def test_unknown_model_in_gemini_shape(upstream: tuple[FakeUpstream, str],
 async def test_client_disconnect_cancels_upstream(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
     fake, base = upstream
     proxy = await start_proxy(gemini_keys(base))
-    fake.hold = True
-    http = aiohttp.ClientSession()
-    resp = await http.post(
-        proxy.url + "/v1beta/models/gemini-fake:streamGenerateContent?alt=sse",
-        data=RAW_REQUEST,
-        headers={"x-goog-api-key": CLIENT_KEY},
-    )
-    assert resp.status == 200
-    assert (await resp.content.readany()).startswith(b"data: ")
-    resp.close()
-    await http.close()
-    await asyncio.wait_for(fake.closed.wait(), 5)
-    for _ in range(100):
-        if proxy.usage.recent():
-            break
-        await asyncio.sleep(0.02)
-    assert proxy.usage.recent()[-1].status == 499
+    path = "/v1beta/models/gemini-fake:streamGenerateContent?alt=sse"
+    headers = {"x-goog-api-key": CLIENT_KEY}
+    await hang_up_mid_stream(proxy, fake, path, b"data: ", data=RAW_REQUEST, headers=headers)

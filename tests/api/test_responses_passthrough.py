@@ -8,7 +8,6 @@ byte for byte is what keeps it happy.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import aiohttp
 import openai
 import pytest
 
-from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, provider_yaml
+from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, hang_up_mid_stream, provider_yaml
 from tests.fakes.upstreams import RESPONSE, FakeUpstream, wire_body
 
 UP_KEY = "sk-codex-up-1"
@@ -211,20 +210,6 @@ async def test_all_cooling_is_openai_429_with_retry_after(
 async def test_client_disconnect_cancels_upstream(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
     fake, base = upstream
     proxy = await start_proxy(codex_keys(base))
-    fake.hold = True
-    http = aiohttp.ClientSession()
-    resp = await http.post(
-        proxy.url + "/v1/responses",
-        json={"model": "gpt-fake", "stream": True, "input": "hi"},
-        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
-    )
-    assert resp.status == 200
-    assert (await resp.content.readany()).startswith(b"event: response.created")
-    resp.close()
-    await http.close()
-    await asyncio.wait_for(fake.closed.wait(), 5)
-    for _ in range(100):
-        if proxy.usage.recent():
-            break
-        await asyncio.sleep(0.02)
-    assert proxy.usage.recent()[-1].status == 499
+    body = {"model": "gpt-fake", "stream": True, "input": "hi"}
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    await hang_up_mid_stream(proxy, fake, "/v1/responses", b"event: response.created", json=body, headers=headers)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -44,6 +47,24 @@ class Proxy:
 
 
 Starter = Callable[..., Awaitable[Proxy]]
+
+
+async def hang_up_mid_stream(proxy: Proxy, fake: FakeUpstream, path: str, first: bytes, **post: Any) -> None:
+    """Start a stream the upstream holds open, read its first bytes (`first` starts them), hang up;
+    the upstream must see its request closed and the usage record must say 499."""
+    fake.hold = True
+    http = aiohttp.ClientSession()
+    resp = await http.post(proxy.url + path, **post)
+    assert resp.status == 200
+    assert (await resp.content.readany()).startswith(first)
+    resp.close()
+    await http.close()
+    await asyncio.wait_for(fake.closed.wait(), 5)
+    for _ in range(100):
+        if proxy.usage.recent():
+            break
+        await asyncio.sleep(0.02)
+    assert proxy.usage.recent()[-1].status == 499
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import openai
 import pytest
 
-from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter
+from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter, hang_up_mid_stream
 from tests.fakes.upstreams import FakeUpstream
 
 KEYS = ("sk-up-a", "sk-up-b", "sk-up-c")
@@ -214,24 +212,9 @@ async def test_no_enabled_credentials_is_unknown_model(
 async def test_client_disconnect_cancels_upstream(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
     fake, base = upstream
     proxy = await start_proxy(compat(base, keys=("sk-up-a",)))
-    fake.hold = True
-    http = aiohttp.ClientSession()
-    resp = await http.post(
-        proxy.url + "/v1/chat/completions",
-        json={"model": "gpt-fake", "stream": True, "messages": [{"role": "user", "content": "x"}]},
-        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
-    )
-    assert resp.status == 200
-    first = await resp.content.readany()
-    assert first.startswith(b"data: ")
-    resp.close()
-    await http.close()
-    await asyncio.wait_for(fake.closed.wait(), 5)
-    for _ in range(50):
-        if proxy.usage.recent():
-            break
-        await asyncio.sleep(0.02)
-    assert proxy.usage.recent()[-1].status == 499
+    body = {"model": "gpt-fake", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    await hang_up_mid_stream(proxy, fake, "/v1/chat/completions", b"data: ", json=body, headers=headers)
 
 
 async def test_upstream_redirect_is_not_followed_and_fails_over(
