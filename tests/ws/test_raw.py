@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,6 +14,12 @@ from cliproxy.appkeys import RESPONSES_SOCKETS
 from tests.fakes.fixtures import CLIENT_KEY, Starter
 from tests.fakes.upstreams import FakeUpstream, events_of, wire_body
 from tests.ws.helpers import TOOL, codex_config, raw_connect, turn, user
+
+
+async def begin_response(ws: Any) -> None:
+    """Ask for a response and wait for its first event (the fake upstream then holds or goes on)."""
+    await ws.send(json.dumps({"type": "response.create", "model": "gpt-fake", "input": "hi"}))
+    assert json.loads(await ws.recv())["type"] == "response.created"
 
 
 async def test_upgrade_accepts_permessage_deflate_query_keys_and_the_codex_path(
@@ -205,8 +212,7 @@ async def test_a_client_that_leaves_mid_response_releases_the_upstream(
     fake.hold = True
     proxy = await start_proxy(codex_config(base))
     async with raw_connect(proxy) as ws:
-        await ws.send(json.dumps({"type": "response.create", "model": "gpt-fake", "input": "hi"}))
-        assert json.loads(await ws.recv())["type"] == "response.created"
+        await begin_response(ws)
     await asyncio.wait_for(fake.closed.wait(), 10)
     for _ in range(100):
         if len(proxy.usage):
@@ -225,8 +231,7 @@ async def test_pings_are_answered_while_a_response_streams(
     fake.hold = True  # the upstream stalls for 30 s after its first event
     proxy = await start_proxy(codex_config(base))
     async with raw_connect(proxy) as ws:
-        await ws.send(json.dumps({"type": "response.create", "model": "gpt-fake", "input": "hi"}))
-        assert json.loads(await ws.recv())["type"] == "response.created"
+        await begin_response(ws)
         pong = await ws.ping()
         await asyncio.wait_for(pong, 10)
 
@@ -238,8 +243,7 @@ async def test_shutdown_lets_a_streaming_response_finish_then_closes(
     fake.hold = True
     proxy = await start_proxy(codex_config(base))
     async with raw_connect(proxy) as ws:
-        await ws.send(json.dumps({"type": "response.create", "model": "gpt-fake", "input": "hi"}))
-        assert json.loads(await ws.recv())["type"] == "response.created"
+        await begin_response(ws)
         sockets = proxy.server.app[RESPONSES_SOCKETS].open
         closing = asyncio.ensure_future(proxy.server.close())
         for _ in range(200):  # shutdown has begun while the response is still streaming
