@@ -15,10 +15,12 @@ from tests.fakes.fixtures import CLIENT_KEY, Starter
 from tests.fakes.upstreams import FakeUpstream, events_of, wire_body
 from tests.ws.helpers import TOOL, codex_config, raw_connect, turn, user
 
+CREATE = {"type": "response.create", "model": "gpt-fake", "input": "hi"}  # a plain first turn
+
 
 async def begin_response(ws: Any) -> None:
     """Ask for a response and wait for its first event (the fake upstream then holds or goes on)."""
-    await ws.send(json.dumps({"type": "response.create", "model": "gpt-fake", "input": "hi"}))
+    await ws.send(json.dumps(CREATE))
     assert json.loads(await ws.recv())["type"] == "response.created"
 
 
@@ -76,7 +78,7 @@ async def test_bad_frames_get_in_band_errors_and_the_socket_stays_open(
         assert event["type"] == "error" and event["status"] == status
         assert message in event["error"]["message"]
         assert {"message", "type", "code", "param"} <= event["error"].keys()
-        events = await turn(ws, {"type": "response.create", "model": "gpt-fake", "input": "hi"})
+        events = await turn(ws, CREATE)
         assert events[-1]["type"] == "response.completed"
     assert len(fake.seen) == 1
 
@@ -115,7 +117,7 @@ async def test_failover_before_the_first_event_is_invisible(
     fake.fail(500)  # whichever credential is picked first fails
     proxy = await start_proxy(codex_config(base, "sk-a", "sk-b"))
     async with raw_connect(proxy) as ws:
-        events = await turn(ws, {"type": "response.create", "model": "gpt-fake", "input": "hi"})
+        events = await turn(ws, CREATE)
     assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
     keys = [s.header("Authorization") for s in fake.seen]
     assert len(keys) == 2 and set(keys) == {"Bearer sk-a", "Bearer sk-b"}
@@ -129,13 +131,13 @@ async def test_a_stream_that_stops_early_ends_with_an_error_event(
     fake.fail(200, body=partial)
     proxy = await start_proxy(codex_config(base))
     async with raw_connect(proxy) as ws:
-        events = await turn(ws, {"type": "response.create", "model": "gpt-fake", "input": "hi"})
+        events = await turn(ws, CREATE)
         assert [e["type"] for e in events] == ["response.created", "response.in_progress", "error"]
         assert events[-1]["status"] == 502
         # the unfinished response is not chainable
         await ws.send(json.dumps({"type": "response.create", "previous_response_id": events[0]["response"]["id"]}))
         assert json.loads(await ws.recv())["status"] == 409
-        again = await turn(ws, {"type": "response.create", "model": "gpt-fake", "input": "hi"})
+        again = await turn(ws, CREATE)
         assert again[-1]["type"] == "response.completed"
 
 
@@ -148,7 +150,7 @@ async def test_upstream_message_too_big_closes_with_1009(
     fake.fail(413, body=json.dumps(error).encode())
     proxy = await start_proxy(codex_config(base))
     async with raw_connect(proxy) as ws:
-        await ws.send(json.dumps({"type": "response.create", "model": "gpt-fake", "input": "hi"}))
+        await ws.send(json.dumps(CREATE))
         with pytest.raises(websockets.exceptions.ConnectionClosedError) as info:
             await ws.recv()
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
@@ -182,7 +184,7 @@ async def test_shutdown_closes_idle_sockets_with_1001(upstream: tuple[FakeUpstre
     _, base = upstream
     proxy = await start_proxy(codex_config(base))
     async with raw_connect(proxy) as ws:
-        await turn(ws, {"type": "response.create", "model": "gpt-fake", "input": "hi"})
+        await turn(ws, CREATE)
         await proxy.server.close()
         with pytest.raises(websockets.exceptions.ConnectionClosed) as info:
             await ws.recv()
@@ -198,10 +200,10 @@ async def test_an_upstream_error_after_the_first_event_is_forwarded_in_band(
     fake.fail(200, body=created + b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n")
     proxy = await start_proxy(codex_config(base))
     async with raw_connect(proxy) as ws:
-        events = await turn(ws, {"type": "response.create", "model": "gpt-fake", "input": "hi"})
+        events = await turn(ws, CREATE)
         assert [e["type"] for e in events] == ["response.created", "error"]
         assert events[-1] == error  # the dialect's own error event, untouched
-        again = await turn(ws, {"type": "response.create", "model": "gpt-fake", "input": "hi"})
+        again = await turn(ws, CREATE)
         assert again[-1]["type"] == "response.completed"
 
 
