@@ -100,6 +100,9 @@ def resolve_path(setting: str, auth_dir: Path, config_dir: Path) -> Path | None:
     return path if path.is_absolute() else config_dir / path
 
 
+# sqlite3 binds exact ints, floats and strs directly but runs its whole adaptation protocol (two
+# failed attribute lookups) for anything else; registered, a bool costs one dict hit instead.
+sqlite3.register_adapter(bool, int)
 _ROW = attrgetter(*_NAMES)  # one C call per record (sqlite stores bools as the integers 0 and 1)
 
 

@@ -60,6 +60,9 @@ _EMPTY_HEADERS: dict[str, str] = {}
 _CONTENT_TYPE = istr("Content-Type")
 _USER_AGENT = istr("User-Agent")
 _X_FORWARDED_FOR = istr("X-Forwarded-For")
+# Usage records hold plain strings: sqlite3 binds a `str` subclass such as a `Dialect` only after
+# its full adaptation protocol, which cost more than the rest of a row's binding.
+_DIALECT_NAME = {dialect: dialect.value for dialect in Dialect}
 COUNTING_DIALECTS = frozenset({Dialect.CLAUDE, Dialect.GEMINI})  # upstreams with a count endpoint
 
 
@@ -197,7 +200,7 @@ class _Recorder:
         cred = cand.credential
         self.attempts += 1
         self.cred_id, self.auth_index, self.provider = cred.id, cred.auth_index, cred.provider
-        self.upstream_model, self.upstream_dialect = upstream_model, cred.executor.dialect
+        self.upstream_model, self.upstream_dialect = upstream_model, _DIALECT_NAME[cred.executor.dialect]
 
     def first_byte(self) -> None:
         if self.ttft is None:
@@ -228,7 +231,7 @@ class _Recorder:
                 provider=self.provider,
                 model=self.upstream_model,
                 alias=self.alias,
-                client_dialect=call.dialect,
+                client_dialect=_DIALECT_NAME[call.dialect],
                 upstream_dialect=self.upstream_dialect,
                 endpoint=call.endpoint,
                 status=status,
