@@ -2,7 +2,8 @@
 
 `UsageStats` subscribes to the routing layer's `UsageStore` and keeps, since start:
 
-* running totals per client key (and model), per credential (`auth_index`) and per model;
+* running totals per client key and model, and per credential (`auth_index`); the totals per key,
+  per model and overall are summed from them when read, so a request adds to two counters, not five;
 * per-credential success/failure counts in 20 buckets of 10 minutes (shown in `/auth-files`);
 * while `usage-statistics-enabled` is on, a queue of records in CLIProxyAPI's shape (spec §8.5)
   that `GET /usage-queue?count=N` pops oldest first; records older than
@@ -68,6 +69,18 @@ class Totals:
         self.total_tokens += record.total_tokens or (record.input_tokens + record.output_tokens)
         if record.cost_usd:
             self.cost_usd += record.cost_usd
+
+    def absorb(self, other: Totals) -> None:
+        """Add `other`'s counts to these (summing per-model totals when a report is read)."""
+        self.requests += other.requests
+        self.success += other.success
+        self.failed += other.failed
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_tokens += other.cached_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.total_tokens += other.total_tokens
+        self.cost_usd += other.cost_usd
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -168,10 +181,7 @@ class UsageStats:
     def __init__(self, holder: RuntimeHolder) -> None:
         self._holder = holder
         self.started = time.time()
-        self.total = Totals()
-        self.by_key: dict[str, Totals] = {}
         self.by_key_model: dict[str, dict[str, Totals]] = {}
-        self.by_model: dict[str, Totals] = {}
         self.by_credential: dict[str, CredentialCounters] = {}
         self.queue: deque[tuple[float, dict[str, Any]]] = deque(maxlen=MAX_QUEUE)
 
@@ -184,15 +194,11 @@ class UsageStats:
 
     def observe(self, record: UsageRecord) -> None:
         # Runs for every request: look up before creating (`setdefault(k, Totals())` allocates each time).
-        self.total.add(record)
         key = record.client_key
-        model = record.alias or record.model
-        _entry(self.by_key, key, Totals).add(record)
         per_model = self.by_key_model.get(key)
         if per_model is None:
             per_model = self.by_key_model[key] = {}
-        _entry(per_model, model, Totals).add(record)
-        _entry(self.by_model, model, Totals).add(record)
+        _entry(per_model, record.alias or record.model, Totals).add(record)
         if record.auth_index:
             _entry(self.by_credential, record.auth_index, CredentialCounters).add(record)
         if self._holder.current.config.usage_statistics_enabled:
@@ -217,21 +223,27 @@ class UsageStats:
         return counters.totals.success, counters.totals.failed, counters.recent(now)
 
     def summary(self) -> dict[str, Any]:
-        apis = {
-            key: {**totals.as_dict(), "models": {m: t.as_dict() for m, t in self.by_key_model.get(key, {}).items()}}
-            for key, totals in self.by_key.items()
-        }
+        total = Totals()
+        by_model: dict[str, Totals] = {}
+        apis = {}
+        for key, per_model in self.by_key_model.items():
+            key_total = Totals()
+            for model, totals in per_model.items():
+                key_total.absorb(totals)
+                _entry(by_model, model, Totals).absorb(totals)
+            total.absorb(key_total)
+            apis[key] = {**key_total.as_dict(), "models": {m: t.as_dict() for m, t in per_model.items()}}
         credentials = {
             index: {**c.totals.as_dict(), "credential_id": c.credential_id, "provider": c.provider}
             for index, c in self.by_credential.items()
         }
         return {
             "usage": {
-                **self.total.as_dict(),
+                **total.as_dict(),
                 "since": rfc3339(self.started),
                 "apis": apis,
                 "credentials": credentials,
-                "models": {m: t.as_dict() for m, t in self.by_model.items()},
+                "models": {m: t.as_dict() for m, t in by_model.items()},
             }
         }
 

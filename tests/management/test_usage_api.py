@@ -69,6 +69,10 @@ async def test_usage_totals_per_key_credential_and_model(proxy: ProxyFactory) ->
     assert usage["credentials"]["0123456789abcdef"]["total_requests"] == 2
     assert usage["credentials"]["0123456789abcdef"]["credential_id"] == "claude-api-key[0]"
     assert usage["models"]["gpt-5"]["total_requests"] == 1
+    # Per-model totals sum over every key that used the model.
+    claude = usage["models"]["claude-sonnet-4-5"]
+    assert (claude["total_requests"], claude["failure_count"], claude["total_tokens"]) == (2, 1, 18)
+    assert usage["apis"]["sk-…aaaa"]["total_tokens"] == 30
     # A viewer may read the totals.
     assert (await Mgmt(server, key=VIEWER).get("/usage")).status == 200
 
