@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import logging
 import zlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +24,9 @@ from cliproxy.translate import Dialect
 log = logging.getLogger(__name__)
 
 SSE_RESPONSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "keep-alive"}
+JSON_STREAM_HEADERS = {"Content-Type": "application/json; charset=UTF-8", "Cache-Control": "no-cache"}
+# Turns the client-dialect SSE bytes of a stream into another framing (Gemini's `alt=json` array).
+Reframe = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
 _CONTENT_ENCODING = "Content-Encoding"
 
 
@@ -109,12 +113,13 @@ async def write_outcome(request: web.Request, outcome: Outcome) -> web.StreamRes
     return await stream_outcome(request, outcome)
 
 
-async def stream_outcome(request: web.Request, outcome: Outcome) -> web.StreamResponse:
+async def stream_outcome(request: web.Request, outcome: Outcome, reframe: Reframe | None = None) -> web.StreamResponse:
     assert outcome.events is not None
-    response = web.StreamResponse(status=outcome.status, headers=SSE_RESPONSE_HEADERS)
+    headers = SSE_RESPONSE_HEADERS if reframe is None else JSON_STREAM_HEADERS
+    response = web.StreamResponse(status=outcome.status, headers=headers)
     try:
         await response.prepare(request)
-        events = outcome.events
+        events = outcome.events if reframe is None else reframe(outcome.events)
         if type(events) is PassthroughStream:  # same dialect: chunks go straight to the socket
             await events.pump(response.write)
         else:
@@ -128,8 +133,9 @@ async def stream_outcome(request: web.Request, outcome: Outcome) -> web.StreamRe
     return response
 
 
-async def run_call(request: web.Request, call: Call) -> web.StreamResponse:
-    """Dispatch one call with the snapshot current at arrival and write its answer."""
+async def run_call(request: web.Request, call: Call, reframe: Reframe | None = None) -> web.StreamResponse:
+    """Dispatch one call with the snapshot current at arrival and write its answer (a stream as SSE,
+    or reframed by `reframe`)."""
     app = request.app
     try:
         outcome = await execute(app, app[RUNTIME].current, call)
@@ -137,4 +143,4 @@ async def run_call(request: web.Request, call: Call) -> web.StreamResponse:
         return error_response(exc)
     if outcome.events is None:
         return whole_response(outcome)
-    return await stream_outcome(request, outcome)
+    return await stream_outcome(request, outcome, reframe)

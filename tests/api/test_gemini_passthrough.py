@@ -250,3 +250,35 @@ async def test_client_disconnect_cancels_upstream(upstream: tuple[FakeUpstream, 
     path = "/v1beta/models/gemini-fake:streamGenerateContent?alt=sse"
     headers = {"x-goog-api-key": CLIENT_KEY}
     await hang_up_mid_stream(proxy, fake, path, b"data: ", data=RAW_REQUEST, headers=headers)
+
+
+def sse_payloads(body: bytes) -> list[object]:
+    return [json.loads(line[len(b"data: ") :]) for line in body.splitlines() if line.startswith(b"data: ")]
+
+
+@pytest.mark.parametrize("query", ["alt=json", "%24alt=json"])
+async def test_alt_json_streams_one_json_array(
+    query: str, upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """Any `alt` but `sse` gets Google's REST framing: one JSON array of the chunks (upstream still SSE)."""
+    fake, base = upstream
+    proxy = await start_proxy(gemini_keys(base))
+    status, headers, body = await post(proxy, f"/v1beta/models/gemini-fake:streamGenerateContent?{query}", RAW_REQUEST)
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    assert body.startswith(b"[{") and b"}\r\n,{" not in body and b"},\r\n{" in body
+    assert json.loads(body) == sse_payloads(wire_body("gemini_stream.txt"))
+    assert (fake.seen[0].query, fake.seen[0].body) == ({"alt": "sse"}, RAW_REQUEST)
+    (record,) = proxy.usage.recent()
+    assert record.stream and record.total_tokens == 8
+
+
+async def test_alt_json_from_a_translated_stream(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    _, base = upstream
+    proxy = await start_proxy(provider_yaml("claude-api-key", base, ("sk-ant-up",), "      - name: gemini-fake\n"))
+    status, _, body = await post(proxy, "/v1beta/models/gemini-fake:streamGenerateContent?alt=json", RAW_REQUEST)
+    assert status == 200
+    chunks = json.loads(body)
+    parts = [p for c in chunks for p in c["candidates"][0].get("content", {}).get("parts", [])]
+    text = "".join(p.get("text", "") for p in parts if not p.get("thought"))
+    assert text == "Hello from fake"
+    assert chunks[-1]["usageMetadata"]["totalTokenCount"] > 0
