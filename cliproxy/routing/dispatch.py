@@ -3,8 +3,9 @@
 Commit late, fail over early: nothing reaches the client until the first upstream payload (or the
 whole body) is known, so any failure before that moves on to the next credential invisibly.
 Request faults (the client's own mistakes) go straight back, untouched by retry or cooldown.
-Retry rounds follow spec §5.8. When the credential speaks the client's dialect, the upstream bytes
-are relayed as they arrive with only the model name and auth changed.
+Retry rounds follow spec §5.8; a stream gets `streaming.bootstrap-retries` more of them, also after
+401 and 402, since nothing has reached its client yet. When the credential speaks the client's
+dialect, the upstream bytes are relayed as they arrive with only the model name and auth changed.
 
 Extension points: `policy.admit` runs once per request for keys with limits, before any upstream
 call, and its release runs when the usage record is written; `UsageStore.subscribe` (cost,
@@ -33,6 +34,7 @@ from cliproxy.clientkeys import ClientIdentity
 from cliproxy.policy import PolicyRefusal, admit, check_scope
 from cliproxy.routing.catalog import Candidate, Route
 from cliproxy.routing.failures import (
+    BOOTSTRAP_STATUSES,
     RETRY_ROUND_STATUSES,
     Failure,
     classify,
@@ -894,8 +896,11 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
                     raise _cooldown_error(call.dialect, route, wait)
                 raise _no_credentials(call.dialect, route)
             next_round = round_no + 1
-            eligible = [c for c in route.candidates if _retries(config, c) >= next_round]
-            if last.status not in RETRY_ROUND_STATUSES or not eligible:
+            bootstrap = config.streaming.bootstrap_retries if call.stream else 0
+            eligible = [c for c in route.candidates if _retries(config, c) + bootstrap >= next_round]
+            if not eligible or not (
+                last.status in RETRY_ROUND_STATUSES or (bootstrap > 0 and last.status in BOOTSTRAP_STATUSES)
+            ):
                 break
             wait = state.earliest(eligible)
             if wait > 0 and wait > config.max_retry_interval:

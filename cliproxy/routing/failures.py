@@ -20,6 +20,8 @@ from cliproxy.translate.errors import error_body
 
 FAULT_STATUSES = frozenset({400, 409, 413, 422})
 RETRY_ROUND_STATUSES = frozenset({403, 408, 429, 500, 502, 503, 504})
+# What a stream's `streaming.bootstrap-retries` re-run (spec §5.8): also auth and payment failures.
+BOOTSTRAP_STATUSES = frozenset({401, 402, 403, 408, 429, *range(500, 600)})
 FAULT_TYPES = frozenset(
     {
         "invalid_request_error",

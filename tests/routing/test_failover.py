@@ -232,3 +232,44 @@ async def test_upstream_redirect_is_not_followed_and_fails_over(
         await ask(proxy)
     assert caught.value.status_code == 502
     assert "redirected (307) to https://elsewhere.example/v1/chat/completions" in str(caught.value)
+
+
+async def stream_text(proxy: Proxy) -> str:
+    stream = await client(proxy).chat.completions.create(
+        model="gpt-fake", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+
+@pytest.mark.parametrize("status", [401, 402, 503])
+async def test_bootstrap_retries_rerun_a_stream_before_its_first_byte(
+    status: int, upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """`streaming.bootstrap-retries: 2` on top of `request-retry: 0`: three tries of the one credential."""
+    fake, base = upstream
+    extra = "disable-cooling: true\nstreaming:\n  bootstrap-retries: 2"
+    proxy = await start_proxy(compat(base, keys=("sk-up-a",), extra=extra))
+    fake.fail(status, times=2)
+    assert await stream_text(proxy) == "Hello from fake"
+    assert len(fake.seen) == 3
+    fake.fail(status, times=3)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await stream_text(proxy)
+    assert caught.value.status_code == status
+    assert len(fake.seen) == 6
+
+
+async def test_bootstrap_retries_leave_non_stream_requests_and_faults_alone(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    extra = "disable-cooling: true\nstreaming:\n  bootstrap-retries: 2"
+    proxy = await start_proxy(compat(base, keys=("sk-up-a",), extra=extra))
+    fake.fail(503, times=1)
+    with pytest.raises(openai.InternalServerError):
+        await ask(proxy)
+    assert len(fake.seen) == 1
+    fake.fail(400, times=1)
+    with pytest.raises(openai.BadRequestError):
+        await stream_text(proxy)
+    assert len(fake.seen) == 2
