@@ -10,12 +10,13 @@ from __future__ import annotations
 import gzip
 import logging
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from cliproxy import jsonio
+from cliproxy.api.keepalive import KeepAlive
 from cliproxy.appkeys import RUNTIME
 from cliproxy.routing.dispatch import Call, DispatchError, Outcome, PassthroughStream, execute
 from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
@@ -117,18 +118,28 @@ async def stream_outcome(request: web.Request, outcome: Outcome, reframe: Refram
     assert outcome.events is not None
     headers = SSE_RESPONSE_HEADERS if reframe is None else JSON_STREAM_HEADERS
     response = web.StreamResponse(status=outcome.status, headers=headers)
+    every = request.app[RUNTIME].current.config.streaming.keepalive_seconds if reframe is None else 0
+    keepalive = None
     try:
         await response.prepare(request)
+        write: Callable[[bytes], Awaitable[None]] = response.write
+        if every > 0:
+            keepalive = KeepAlive(response, every)
+            write = keepalive.write
         events = outcome.events if reframe is None else reframe(outcome.events)
         if type(events) is PassthroughStream:  # same dialect: chunks go straight to the socket
-            await events.pump(response.write)
+            await events.pump(write)
         else:
             async for chunk in events:
-                await response.write(chunk)
+                await write(chunk)
+        if keepalive is not None:
+            await keepalive.stop()
         await response.write_eof()
     except (ConnectionResetError, ConnectionError):
         log.debug("client went away mid-stream")
     finally:
+        if keepalive is not None:
+            await keepalive.stop()
         await outcome.aclose()
     return response
 
