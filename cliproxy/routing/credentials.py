@@ -65,6 +65,7 @@ class Credential:
     disabled: bool = False
     disable_cooling: bool | None = None
     request_retry: int | None = None
+    scoped_errors: tuple[Any, ...] = ()  # `request-scoped-errors` rules (config `ScopedErrorRule`s)
     label: str = ""
     owned_by: str = ""
     auth_index: str = ""
@@ -257,6 +258,7 @@ def synthesize(config: Config) -> list[Credential]:
                 disabled=entry.disabled,
                 disable_cooling=entry.disable_cooling,
                 request_retry=entry.request_retry if entry.request_retry is None or entry.request_retry >= 0 else None,
+                scoped_errors=entry.request_scoped_errors,
                 label=f"{section}[{index}]",
                 owned_by=owner,
                 auth_index=auth_index(f"{section}:{entry.base_url}+{entry.api_key}"),
@@ -299,6 +301,7 @@ def _compat_credentials(config: Config, compat: OpenAICompatibility, index: int,
             disabled=compat.disabled,
             disable_cooling=compat.disable_cooling,
             request_retry=compat.request_retry if compat.request_retry is None or compat.request_retry >= 0 else None,
+            scoped_errors=compat.request_scoped_errors,
             label=f"openai-compatibility[{index}]" + (f".api-key-entries[{sub}]" if key_entry else ""),
             owned_by=name or "openai-compatibility",
             auth_index=auth_index(f"openai-compatibility:{compat.base_url}+{api_key}"),

@@ -37,6 +37,7 @@ from cliproxy.routing.failures import (
     BOOTSTRAP_STATUSES,
     RETRY_ROUND_STATUSES,
     Failure,
+    apply_scoped_rules,
     classify,
     client_error,
     status_of_stream_error,
@@ -882,14 +883,15 @@ async def execute(app: web.Application, runtime: Runtime, call: Call) -> Outcome
                         return result
                     assert isinstance(result, Failure)
                     last = result
-                    if result.fault or result.status == 501:
+                    rules = cand.credential.scoped_errors
+                    if (rules and apply_scoped_rules(rules, result)) or result.fault or result.status == 501:
                         break
                 assert last is not None
+                if last.cooldown or (last.cooldown is None and not last.fault and last.status != 501):
+                    attempt.cool(cand, last)
                 if last.fault:
                     status, body, headers = client_error(last, call.dialect)
                     raise DispatchError(status, body, headers)
-                if last.status != 501:
-                    attempt.cool(cand, last)
             if last is None:
                 wait = state.earliest(route.candidates)
                 if wait > 0:

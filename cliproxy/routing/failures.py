@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -70,6 +70,29 @@ class Failure:
     message: str = ""
     err_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    cooldown: bool | None = None  # a `request-scoped-errors` rule's say; None: the usual rules
+
+
+def apply_scoped_rules(rules: Sequence[Any], failure: Failure) -> bool:
+    """Let the first matching `request-scoped-errors` rule decide (spec §5.8); True when one did.
+
+    A rule matches the upstream status and, when it lists any, one of its substrings or regexes in
+    the error body or message. `stop…` returns the error to the client now, `continue…` tries the
+    next credential; `…-and-cooldown` cools the credential down, the others leave it alone.
+    """
+    text = ""
+    for rule in rules:
+        if rule.status != failure.status:
+            continue
+        if rule.match or rule.match_regexr:
+            if not text:
+                text = failure.body.decode("utf-8", "replace") + "\n" + failure.message
+            if not any(s in text for s in rule.match) and not any(re.search(r, text) for r in rule.match_regexr):
+                continue
+        failure.fault = rule.action.startswith("stop")
+        failure.cooldown = rule.action.endswith("-and-cooldown")
+        return True
+    return False
 
 
 def parse_duration(text: str) -> float | None:

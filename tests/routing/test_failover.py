@@ -273,3 +273,73 @@ async def test_bootstrap_retries_leave_non_stream_requests_and_faults_alone(
     with pytest.raises(openai.BadRequestError):
         await stream_text(proxy)
     assert len(fake.seen) == 2
+
+
+def scoped(base: str, rules: str) -> str:
+    """Two credentials of one openai-compatibility provider that carries `request-scoped-errors`."""
+    return compat(base, keys=("sk-up-a", "sk-up-b")).replace(
+        "    models:\n", f"    request-scoped-errors:\n{rules}    models:\n", 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "rule", "calls", "cooled"),
+    [
+        # a 400 is normally the client's fault; this one names the account, so the next key may serve
+        (400, "match: [organization quota]\n      action: continue", 2, False),
+        (400, "match-regexr: ['quota \\w+ hit']\n      action: continue-and-cooldown", 2, True),
+        # a 503 normally fails over; these rules return it at once
+        (503, "action: stop", 1, False),
+        (503, "action: stop-and-cooldown", 1, True),
+    ],
+)
+async def test_request_scoped_error_rules(
+    status: int, rule: str, calls: int, cooled: bool, upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(scoped(base, f"    - status: {status}\n      {rule}\n"))
+    fake.fail(status, body=b'{"error":{"message":"organization quota quota 7 hit"}}')
+    if calls == 2:
+        assert await ask(proxy) == "Hello from fake"
+    else:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await ask(proxy)
+        assert caught.value.status_code == status
+    assert len(fake.seen) == calls
+    assert bool(proxy.state.cooldowns) is cooled
+
+
+async def test_request_scoped_error_rule_that_does_not_match_changes_nothing(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    proxy = await start_proxy(
+        scoped(base, "    - status: 400\n      match: [organization quota]\n      action: continue\n")
+    )
+    fake.fail(400)  # "fake upstream error 400": still the client's own mistake
+    with pytest.raises(openai.BadRequestError):
+        await ask(proxy)
+    assert len(fake.seen) == 1
+
+
+async def test_request_scoped_error_rules_of_a_key_entry(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    fake, base = upstream
+    entries = "\n".join(
+        f"  - api-key: {key}\n    base-url: {base}\n    models: [{{name: claude-fake}}]\n"
+        "    request-scoped-errors: [{status: 529, action: stop}]"
+        for key in ("sk-a", "sk-b")
+    )
+    proxy = await start_proxy(f"claude-api-key:\n{entries}\n")
+    fake.fail(529, dialect="claude")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            proxy.url + "/v1/messages",
+            json={"model": "claude-fake", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+            headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
+        ) as resp,
+    ):
+        assert resp.status == 529
+    assert len(fake.seen) == 1 and not proxy.state.cooldowns
