@@ -124,7 +124,10 @@ class ScopedErrorRule(Section):
     @classmethod
     def _regexes_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in value:
-            re.compile(pattern)
+            try:
+                re.compile(pattern)
+            except re.error as exc:  # not a ValueError: pydantic would let it escape as a crash
+                raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
         return value
 
 

@@ -217,7 +217,7 @@ def build_credential(cred: AuthFileCredential, config: Config) -> Credential | N
         disabled=cred.disabled,
         disable_cooling=cred.disable_cooling,
         request_retry=cred.request_retry if cred.request_retry is None or cred.request_retry >= 0 else None,
-        scoped_errors=config.oauth_request_scoped_errors.get(cred.type, ()),
+        scoped_errors=cred.request_scoped_errors + config.oauth_request_scoped_errors.get(cred.type, ()),
         label=cred.label,
         owned_by=OWNERS.get(cred.type, cred.type),
         auth_index=cred.auth_index,

@@ -91,6 +91,7 @@ class AuthFileCredential:
     excluded_models: tuple[str, ...] = ()
     model_aliases: tuple[ModelAlias, ...] = ()
     request_retry: int | None = None
+    request_scoped_errors: tuple[Any, ...] = ()  # config `ScopedErrorRule`s, before the channel's own
     disable_cooling: bool | None = None
     websockets: bool = False
     refresh_interval_seconds: int | None = None
@@ -289,6 +290,27 @@ def _model_aliases(value: Any) -> tuple[ModelAlias, ...]:
     return tuple(aliases)
 
 
+def _scoped_rules(value: Any) -> tuple[Any, ...]:
+    """`request_scoped_errors`: validated by the same model as the config's rules."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise CredentialFileError("request_scoped_errors: expected a list of {status, match, action}")
+    from pydantic import ValidationError
+
+    from cliproxy.config.model import ScopedErrorRule
+
+    rules = []
+    for i, item in enumerate(value):
+        try:
+            rules.append(ScopedErrorRule.model_validate(item))
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise CredentialFileError(f"request_scoped_errors[{i}].{where}: {problem['msg']}") from None
+    return tuple(rules)
+
+
 def _excluded(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -382,6 +404,7 @@ def credential_from_metadata(
         excluded_models=_excluded(meta.get("excluded_models")),
         model_aliases=_model_aliases(meta.get("model_aliases")),
         request_retry=_int_field(meta, "request_retry"),
+        request_scoped_errors=_scoped_rules(meta.get("request_scoped_errors")),
         disable_cooling=_bool_field(meta, "disable_cooling"),
         websockets=bool(_bool_field(meta, "websockets")),
         refresh_interval_seconds=_int_field(meta, "refresh_interval_seconds"),

@@ -51,3 +51,11 @@ def test_plaintext_secret_is_hashed_and_written_back_keeping_comments(tmp_path: 
     assert "# top comment" in text and "# the port" in text
     assert "hunter2" not in text
     assert loaded.config.remote_management.secret_key in text
+
+
+def test_a_bad_error_rule_regex_is_an_error_not_a_crash() -> None:
+    text = "claude-api-key:\n  - api-key: a\n    request-scoped-errors: [{status: 400, match-regexr: ['(']}]\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config_text(text)
+    (error,) = info.value.errors
+    assert error.startswith("claude-api-key[0].request-scoped-errors[0].match-regexr: '(' is not a regular expression")

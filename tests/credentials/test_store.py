@@ -178,3 +178,30 @@ def test_unsafe_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(CredentialFileError):
         credential_path(tmp_path, name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_request_scoped_errors_of_a_file_come_before_its_channels(tmp_path: Path) -> None:
+    from cliproxy.config.load import parse_config_text
+    from cliproxy.credentials.executors import build_credential
+
+    put(tmp_path, "claude-a.json", {
+        "type": "claude", "access_token": "a",
+        "request-scoped-errors": [{"status": 400, "match": ["prompt is too long"], "action": "stop"}],
+    })  # fmt: skip
+    put(tmp_path, "claude-b.json", {
+        "type": "claude", "access_token": "b", "request_scoped_errors": [{"status": 400, "action": "sideways"}],
+    })  # fmt: skip
+    put(tmp_path, "claude-c.json", {"type": "claude", "access_token": "c", "request_scoped_errors": [
+        {"status": 429, "match_regexr": ["("], "action": "continue"}]})  # fmt: skip
+    result = load_auth_dir(tmp_path)
+    errors = dict(result.errors)
+    assert set(errors) == {"claude-b.json", "claude-c.json"}
+    assert errors["claude-b.json"].startswith("request_scoped_errors[0].action:")
+    assert "not a regular expression" in errors["claude-c.json"]
+    config, _, _ = parse_config_text(
+        "oauth-request-scoped-errors:\n  claude:\n    - {status: 529, action: continue-and-cooldown}\n"
+    )
+    (file,) = result.credentials
+    routed = build_credential(file, config)
+    assert routed is not None
+    assert [(r.status, r.action) for r in routed.scoped_errors] == [(400, "stop"), (529, "continue-and-cooldown")]
