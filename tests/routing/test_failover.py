@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import openai
 import pytest
@@ -24,6 +26,17 @@ openai-compatibility:
     models:
       - name: gpt-fake
 """
+
+
+async def ask_claude(proxy: Proxy) -> tuple[int, Any]:
+    """A raw Anthropic Messages request for `claude-fake`: (status, parsed body)."""
+    body = {"model": "claude-fake", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(proxy.url + "/v1/messages", json=body, headers=headers) as resp,
+    ):
+        return resp.status, await resp.json()
 
 
 def client(proxy: Proxy) -> openai.AsyncOpenAI:
@@ -176,16 +189,8 @@ async def test_retry_rounds_per_credential_counts(upstream: tuple[FakeUpstream, 
     )
     proxy = await start_proxy(f"request-retry: 3\ndisable-cooling: true\nclaude-api-key:\n{entries}\n")
     fake.fail(503, times=0, dialect="claude")
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            proxy.url + "/v1/messages",
-            json={"model": "claude-fake", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
-            headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
-        ) as resp,
-    ):
-        assert resp.status == 503
-        assert (await resp.json())["type"] == "error"
+    status, body = await ask_claude(proxy)
+    assert status == 503 and body["type"] == "error"
     assert [len(fake.calls(k)) for k in ("sk-a", "sk-b", "sk-c")] == [4, 3, 3]
 
 
@@ -333,13 +338,6 @@ async def test_request_scoped_error_rules_of_a_key_entry(
     )
     proxy = await start_proxy(f"claude-api-key:\n{entries}\n")
     fake.fail(529, dialect="claude")
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            proxy.url + "/v1/messages",
-            json={"model": "claude-fake", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
-            headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
-        ) as resp,
-    ):
-        assert resp.status == 529
+    status, body = await ask_claude(proxy)
+    assert status == 529 and body["type"] == "error"
     assert len(fake.seen) == 1 and not proxy.state.cooldowns
