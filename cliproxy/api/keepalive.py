@@ -1,19 +1,24 @@
-"""`streaming.keepalive-seconds`: an SSE comment while a stream is idle (spec §6.3 "Keep-alives").
+"""Keep-alives (spec §6.3): bytes that keep a silent connection from looking dead.
 
 Some clients and the reverse proxies in front of them give up on a connection that has been silent
-for a while; a model that thinks for a minute before its next token looks exactly like that. The
-comment is written only between whole SSE frames (never inside one that the upstream split across
-reads), and every SSE parser skips it.
+for a while; a model that thinks for a minute before its next token looks exactly like that.
+- `streaming.keepalive-seconds`: an SSE comment while a stream is idle, written only between whole
+  SSE frames (never inside one that the upstream split across reads); every SSE parser skips it.
+- `nonstream-keepalive-interval`: a bare newline while a non-streaming answer is awaited. That
+  commits a 200 before the answer is known, so it starts only once the wait outlasts one interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from aiohttp import web
 
 KEEPALIVE_FRAME = b": keep-alive\n\n"
+NONSTREAM_KEEPALIVE = b"\n"  # leading whitespace, which every JSON parser skips
+NONSTREAM_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
 _FRAME_ENDS = (b"\n\n", b"\r\n\r\n")
 
 
@@ -50,3 +55,22 @@ class KeepAlive:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+async def hold_open(request: web.Request, answer: asyncio.Future[Any], every: float) -> web.StreamResponse | None:
+    """Wait for `answer`; if it takes longer than `every` seconds, commit a 200 JSON response and
+    write `NONSTREAM_KEEPALIVE` every `every` seconds until it is there. Returns that prepared
+    response (the caller writes the answer into it), or None when the answer came within the first
+    interval and nothing was written. A client that leaves cancels `answer`."""
+    done, _ = await asyncio.wait((answer,), timeout=every)
+    if done:
+        return None
+    response = web.StreamResponse(status=200, headers=NONSTREAM_HEADERS)
+    try:
+        await response.prepare(request)
+        while not done:
+            await response.write(NONSTREAM_KEEPALIVE)
+            done, _ = await asyncio.wait((answer,), timeout=every)
+    except ConnectionError:
+        answer.cancel()  # the client left: so does the upstream request
+    return response

@@ -7,6 +7,8 @@ client's dialect and never a 200 stream (spec §6.3).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import logging
 import zlib
@@ -16,11 +18,12 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy import jsonio
-from cliproxy.api.keepalive import KeepAlive
+from cliproxy.api.keepalive import KeepAlive, hold_open
 from cliproxy.appkeys import RUNTIME
 from cliproxy.routing.dispatch import Call, DispatchError, Outcome, PassthroughStream, execute
 from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
 from cliproxy.translate import Dialect
+from cliproxy.translate.errors import error_body
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +151,46 @@ async def run_call(request: web.Request, call: Call, reframe: Reframe | None = N
     """Dispatch one call with the snapshot current at arrival and write its answer (a stream as SSE,
     or reframed by `reframe`)."""
     app = request.app
+    runtime = app[RUNTIME].current
+    every = runtime.config.nonstream_keepalive_interval
+    if every > 0 and not call.stream and call.action == "generate":
+        return await _whole_kept_alive(request, call, asyncio.ensure_future(execute(app, runtime, call)), every)
     try:
-        outcome = await execute(app, app[RUNTIME].current, call)
+        outcome = await execute(app, runtime, call)
     except DispatchError as exc:
         return error_response(exc)
     if outcome.events is None:
         return whole_response(outcome)
     return await stream_outcome(request, outcome, reframe)
+
+
+async def _whole_kept_alive(
+    request: web.Request, call: Call, answer: asyncio.Future[Outcome], every: float
+) -> web.StreamResponse:
+    """`nonstream-keepalive-interval` (spec §6.3): newlines while a slow non-stream answer is awaited.
+    Once they have committed a 200, the answer follows them, and an error is its dialect's error
+    object under that 200 (the price of the option)."""
+    try:
+        response = await hold_open(request, answer, every)
+    finally:  # the client left (we were cancelled, or a newline could not be written)
+        if not answer.done():
+            answer.cancel()
+    if response is None:  # answered within the first interval: nothing was committed
+        try:
+            outcome = answer.result()
+        except DispatchError as exc:
+            return error_response(exc)
+        return whole_response(outcome)
+    if not answer.done() or answer.cancelled():  # the client left; `hold_open` cancelled the answer
+        return response
+    try:
+        body = answer.result().body or b""
+    except DispatchError as exc:
+        body = exc.body
+    except Exception:
+        log.exception("non-stream request failed after keep-alive newlines")
+        body = error_body(call.dialect, 500, "internal error while waiting for the upstream")
+    with contextlib.suppress(ConnectionError):
+        await response.write(body)
+        await response.write_eof()
+    return response

@@ -36,7 +36,6 @@ CLIPROXYAPI_KEYS = frozenset(
         "antigravity",
         "antigravity-signature-cache-enabled",
         "antigravity-signature-bypass-strict",
-        "nonstream-keepalive-interval",
         "claude-header-defaults",
         "codex-header-defaults",
         "interactions-api-key",
@@ -433,6 +432,7 @@ class Config(Section):
     usage_db: str = ""
     routing: Routing = Routing()
     streaming: Streaming = Streaming()
+    nonstream_keepalive_interval: float = 0  # seconds; fractions allowed, 0 or less: off
     gemini_api_key: tuple[GeminiKey, ...] = ()
     claude_api_key: tuple[ClaudeKey, ...] = ()
     codex_api_key: tuple[CodexKey, ...] = ()

@@ -9,6 +9,7 @@ so a test can disconnect the client and watch the upstream connection close (`cl
 `tool_loop` answers like a model in a tool loop (a tool call first, text once the conversation ends
 with a tool result); `fresh_response_ids` gives every Responses stream its own response id;
 `stream_body` replaces whatever stream would be replayed (e.g. one that breaks off with an error event).
+`delay` makes every answer wait that many seconds after the request is read (a slow model).
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ class FakeUpstream:
     tool_loop: bool = False
     fresh_response_ids: bool = False
     stream_body: bytes | None = None
+    delay: float = 0.0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def wants_tool(self, dialect: str, body: dict[str, Any]) -> bool:
@@ -290,6 +292,8 @@ class FakeUpstream:
             list(request.headers.items()),
         )
         self.seen.append(seen)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return seen
 
     def _planned(self, seen: Seen) -> web.Response | None:
