@@ -62,15 +62,19 @@ async def hold_open(request: web.Request, answer: asyncio.Future[Any], every: fl
     write `NONSTREAM_KEEPALIVE` every `every` seconds until it is there. Returns that prepared
     response (the caller writes the answer into it), or None when the answer came within the first
     interval and nothing was written. A client that leaves cancels `answer`."""
-    done, _ = await asyncio.wait((answer,), timeout=every)
-    if done:
-        return None
-    response = web.StreamResponse(status=200, headers=NONSTREAM_HEADERS)
+    response = None
     try:
+        done, _ = await asyncio.wait((answer,), timeout=every)
+        if done:
+            return None
+        response = web.StreamResponse(status=200, headers=NONSTREAM_HEADERS)
         await response.prepare(request)
         while not done:
             await response.write(NONSTREAM_KEEPALIVE)
             done, _ = await asyncio.wait((answer,), timeout=every)
     except ConnectionError:
-        answer.cancel()  # the client left: so does the upstream request
+        pass  # the client left: a newline could not be written
+    finally:
+        if not answer.done():  # the client left (a failed write, or this handler was cancelled)
+            answer.cancel()  # so does the upstream request
     return response

@@ -135,8 +135,9 @@ async def stream_outcome(request: web.Request, outcome: Outcome, reframe: Refram
         else:
             async for chunk in events:
                 await write(chunk)
-        if keepalive is not None:
+        if keepalive is not None:  # before the end: no comment may follow it
             await keepalive.stop()
+            keepalive = None
         await response.write_eof()
     except (ConnectionResetError, ConnectionError):
         log.debug("client went away mid-stream")
@@ -152,11 +153,15 @@ async def run_call(request: web.Request, call: Call, reframe: Reframe | None = N
     or reframed by `reframe`)."""
     app = request.app
     runtime = app[RUNTIME].current
+    answer: Awaitable[Outcome] = execute(app, runtime, call)
     every = runtime.config.nonstream_keepalive_interval
     if every > 0 and not call.stream and call.action == "generate":
-        return await _whole_kept_alive(request, call, asyncio.ensure_future(execute(app, runtime, call)), every)
+        answer = asyncio.ensure_future(answer)
+        held = await hold_open(request, answer, every)
+        if held is not None:
+            return await _finish_held(held, answer, call.dialect)
     try:
-        outcome = await execute(app, runtime, call)
+        outcome = await answer
     except DispatchError as exc:
         return error_response(exc)
     if outcome.events is None:
@@ -164,23 +169,11 @@ async def run_call(request: web.Request, call: Call, reframe: Reframe | None = N
     return await stream_outcome(request, outcome, reframe)
 
 
-async def _whole_kept_alive(
-    request: web.Request, call: Call, answer: asyncio.Future[Outcome], every: float
+async def _finish_held(
+    response: web.StreamResponse, answer: asyncio.Future[Outcome], dialect: Dialect
 ) -> web.StreamResponse:
-    """`nonstream-keepalive-interval` (spec §6.3): newlines while a slow non-stream answer is awaited.
-    Once they have committed a 200, the answer follows them, and an error is its dialect's error
-    object under that 200 (the price of the option)."""
-    try:
-        response = await hold_open(request, answer, every)
-    finally:  # the client left (we were cancelled, or a newline could not be written)
-        if not answer.done():
-            answer.cancel()
-    if response is None:  # answered within the first interval: nothing was committed
-        try:
-            outcome = answer.result()
-        except DispatchError as exc:
-            return error_response(exc)
-        return whole_response(outcome)
+    """`nonstream-keepalive-interval` (spec §6.3) after its newlines have committed a 200: the answer
+    follows them, and an error is its dialect's error object under that 200 (the price of the option)."""
     if not answer.done() or answer.cancelled():  # the client left; `hold_open` cancelled the answer
         return response
     try:
@@ -189,7 +182,7 @@ async def _whole_kept_alive(
         body = exc.body
     except Exception:
         log.exception("non-stream request failed after keep-alive newlines")
-        body = error_body(call.dialect, 500, "internal error while waiting for the upstream")
+        body = error_body(dialect, 500, "internal error while waiting for the upstream")
     with contextlib.suppress(ConnectionError):
         await response.write(body)
         await response.write_eof()
