@@ -336,7 +336,7 @@ async def run_probes(targets: Sequence[tuple[Entry, Any]]) -> list[dict[str, Any
     sessions = Sessions()
     async with aiohttp.ClientSession(timeout=TOKEN_SESSION_TIMEOUT, trust_env=True) as token_session:
         # The server's token plumbing without its app: refresh on expiry, vertex minting.
-        service = CredentialService()
+        service = CredentialService(auth_files=tuple, on_changed=lambda: None)
         service._session = token_session
         service._refresher = CredentialRefresher(token_session, service.settings)
         service._vertex = VertexTokenSource(token_session, service.settings.vertex)

@@ -1,25 +1,21 @@
-"""Command line: `cliproxy [--config PATH] [--check]` serves; sub-commands plug in via `SUBCOMMANDS`."""
+"""Command line: `cliproxy [--config PATH] [--check]` serves; the operator, auth and login sub-commands
+register their own parsers."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cliproxy import __version__
+from cliproxy import __version__, auth_cli, operator_cli
+from cliproxy.credentials import commands as login_commands
 
 log = logging.getLogger("cliproxy")
 
-# Sub-command modules ("module:register"); each adds its parsers to the sub-parser group and
-# sets `func` on them: register(subparsers) -> None, func(args) -> int.
-SUBCOMMANDS: tuple[str, ...] = (
-    "cliproxy.operator_cli:register",
-    "cliproxy.auth_cli:register",
-    "cliproxy.credentials.commands:register",
-)
+# Each adds its parsers to the sub-parser group and sets `func` on them: func(args) -> int.
+SUBCOMMANDS = (operator_cli.register, auth_cli.register, login_commands.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,11 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="validate the config and exit 0 (ok) or 1")
     parser.add_argument("--version", action="version", version=f"cliproxy {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for spec in SUBCOMMANDS:
-        module_name, _, func_name = spec.partition(":")
-        register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] = getattr(
-            importlib.import_module(module_name), func_name
-        )
+    for register in SUBCOMMANDS:
         register(subparsers)
     return parser
 
@@ -44,7 +36,7 @@ def check_config(path: Path) -> int:
         loaded = load_config(path)
         tls = loaded.config.tls
         if tls.enable:  # the files are what `serve` would fail on; check them now
-            from cliproxy.server.app import ssl_context
+            from cliproxy.server.serve import ssl_context
 
             ssl_context(tls.cert, tls.key)
     except ConfigError as exc:
@@ -61,7 +53,7 @@ def run_server(path: Path) -> int:
     from cliproxy.config.load import ConfigError, generate_default_config, load_config
     from cliproxy.logs import hold_early_logs, setup_logging
     from cliproxy.runtime import RuntimeHolder
-    from cliproxy.server.app import serve
+    from cliproxy.server.serve import serve
     from cliproxy.watch import runtime_from_loaded
 
     if not path.exists():

@@ -7,25 +7,22 @@ files are deleted after each rotation until the directory is under that size. St
 stays on, so a terminal or a service manager keeps seeing the same lines.
 
 The directory is `logs-dir` when set (relative to the config file), else `$WRITABLE_PATH/logs`,
-else `logs/` in the working directory when that is writable, else `<auth-dir>/logs` (spec §8.4).
+else `logs/` in the working directory when that is writable, else `<auth-dir>/logs`, as in
+CLIProxyAPI.
 Every setting applies on reload: turning the option off stops the writer thread and closes the
 file; turning it on, or moving the directory, starts a new one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import queue
 import threading
-from collections.abc import AsyncIterator
 from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
 
-from aiohttp import web
-
-from cliproxy.appkeys import FILE_LOGGING, REDACTOR, RUNTIME
+from cliproxy.logs import TEXT_FORMAT, JSONFormatter
 from cliproxy.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -159,28 +156,4 @@ class FileLogging:
 
 
 def _formatter(log_format: str) -> logging.Formatter:
-    from cliproxy.logs import TEXT_FORMAT, JSONFormatter
-
     return JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-
-
-async def _file_logging_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Start with the app (after the redactor is in place), flush and close on shutdown."""
-    files = app[FILE_LOGGING]
-    redactor = app.get(REDACTOR)
-    holder = app[RUNTIME]
-
-    def on_swap(old: Runtime, new: Runtime) -> None:
-        files.apply(new, redactor)
-
-    files.apply(holder.current, redactor)
-    holder.listeners.append(on_swap)
-    yield
-    holder.listeners.remove(on_swap)
-    await asyncio.to_thread(files.stop, wait=True)
-
-
-def install(app: web.Application) -> None:
-    """`FEATURES` hook: file logging that follows `logging-to-file` and its limits."""
-    app[FILE_LOGGING] = FileLogging()
-    app.cleanup_ctx.append(_file_logging_ctx)

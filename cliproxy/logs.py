@@ -13,20 +13,16 @@ import datetime as dt
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from logging.handlers import BufferingHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from pydantic import BaseModel
 
 from cliproxy import jsonio
-from cliproxy.appkeys import REDACTOR, RUNTIME
 from cliproxy.clientkeys import redact
 from cliproxy.runtime import Runtime
-from cliproxy.server.access import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -184,27 +180,21 @@ def _owns_logging() -> bool:
     return any(isinstance(h, CliproxyHandler) for h in logging.getLogger().handlers)
 
 
-def _root_handlers() -> Iterator[logging.Handler]:
-    yield from logging.getLogger().handlers
-
-
-async def _redactor_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Put the redactor on every root handler for the app's lifetime (tests add their own handlers)."""
-    redactor = app[REDACTOR]
-    added = [h for h in _root_handlers() if redactor not in h.filters]
+def attach_redactor(redactor: Redactor) -> Callable[[], None]:
+    """Put `redactor` on every root handler (tests add their own); returns what takes it off again."""
+    added = [h for h in logging.getLogger().handlers if redactor not in h.filters]
     for handler in added:
         handler.addFilter(redactor)
-    yield
-    for handler in added:
-        handler.removeFilter(redactor)
+
+    def detach() -> None:
+        for handler in added:
+            handler.removeFilter(redactor)
+
+    return detach
 
 
-def install(app: web.Application) -> None:
-    """`FEATURES` hook: a redactor that follows every runtime swap, and the live `debug` level."""
-    holder = app[RUNTIME]
-    redactor = Redactor()
-    redactor.update(collect_secrets(holder.current))
-    app[REDACTOR] = redactor
+def follow_runtime(redactor: Redactor) -> Callable[[Runtime, Runtime], None]:
+    """The swap listener that keeps the secret set and the live `debug` level current."""
 
     def on_swap(old: Runtime, new: Runtime) -> None:
         redactor.update(collect_secrets(new))
@@ -212,23 +202,4 @@ def install(app: web.Application) -> None:
             logging.getLogger().setLevel(logging.DEBUG if new.config.debug else logging.INFO)
             log.info("log level is now %s", "DEBUG" if new.config.debug else "INFO")
 
-    holder.listeners.insert(0, on_swap)  # first, so later listeners' log lines are already masked
-    app.cleanup_ctx.append(_redactor_ctx)
-
-
-class AccessLogger(AbstractAccessLogger):
-    """One DEBUG line per request: method, path without the query (it may carry `?key=`), status, time."""
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.DEBUG)
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.debug(
-            "%s %s %d %.1fms id=%s",
-            request.method,
-            request.path,
-            response.status,
-            time * 1000,
-            request.get(REQUEST_ID, "-"),
-        )
+    return on_swap

@@ -11,6 +11,7 @@ A model without a price is *unknown* (`None`), never $0: budgets must not silent
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import logging
@@ -178,3 +179,35 @@ class PriceTable:
             + cache_creation_tokens * cache_write
             + output_tokens * price.output
         )
+
+
+class Prices:
+    """The price table of a running server: loaded once in a worker thread after startup.
+
+    Requests never wait for it unless they need a price before the load has finished (a budgeted
+    key asking for a model whose price must be known).
+    """
+
+    __slots__ = ("_loading", "table")
+
+    def __init__(self, table: PriceTable | None = None) -> None:
+        self.table = table
+        self._loading: asyncio.Future[PriceTable] | None = None
+
+    def start_loading(self) -> asyncio.Future[PriceTable]:
+        """Read litellm's price data in a worker thread (startup; never on the request path)."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(asyncio.to_thread(PriceTable.load))
+            self._loading.add_done_callback(self._loaded)
+        return self._loading
+
+    def _loaded(self, future: asyncio.Future[PriceTable]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.table = future.result()
+            log.debug("price table ready: %d models", len(self.table))
+
+    async def get(self) -> PriceTable:
+        """The price table; waits for the startup load when it has not finished yet."""
+        if self.table is not None:
+            return self.table
+        return await asyncio.shield(self.start_loading())

@@ -20,6 +20,7 @@ from cliproxy.clientkeys import KeyTable, build_key_table
 from cliproxy.config.load import LoadedConfig, management_password_from_env
 from cliproxy.config.model import Config
 from cliproxy.routing.catalog import Catalog, build_catalog
+from cliproxy.translate.payload import PayloadRules
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class ManagementAccess:
-    """Who may use `/v0/management` under this snapshot (spec §2.1)."""
+    """Who may use `/v0/management` under this snapshot."""
 
     secret_hash: str
     env_password: str
@@ -59,6 +60,15 @@ class Runtime:
     def safe_mode(self) -> bool:
         """Computed once per snapshot: the front door asks on every request."""
         return self.config.uses_template_keys
+
+    @cached_property
+    def payload_rules(self) -> PayloadRules:
+        """The `payload:` rules, compiled once per snapshot (invalid rules are logged and ignored)."""
+        try:
+            return PayloadRules.from_config(self.config.payload)
+        except ValueError as exc:
+            log.error("payload rules ignored: %s", exc)
+            return PayloadRules()
 
 
 def resolve_auth_dir(config: Config, config_path: Path) -> Path:

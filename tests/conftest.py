@@ -23,9 +23,9 @@ def write_config(directory: Path, text: str) -> Path:
     return path
 
 
-def app_from_config(path: Path) -> web.Application:
+def app_from_config(path: Path, *, clock: Callable[[], float] | None = None) -> web.Application:
     holder = RuntimeHolder(load_runtime(path))
-    return build_app(holder)
+    return build_app(holder) if clock is None else build_app(holder, clock=clock)
 
 
 @pytest.fixture(autouse=True)

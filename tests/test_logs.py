@@ -11,10 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.clientkeys import redact
 from cliproxy.config.write import atomic_write_text
-from cliproxy.watch import reload_now
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 from tests.server.processes import free_port, spawn, stop, wait_healthy
 
@@ -78,9 +77,9 @@ async def test_redactor_masks_configured_secrets_and_follows_reloads(
     except RuntimeError:
         probe.exception("call failed")
     assert NEW_KEY not in caplog.text  # (nothing logged it yet)
-    path = server.app[RUNTIME].current.config_path
+    path = server.app[SERVICES].holder.current.config_path
     atomic_write_text(path, path.read_text().replace(f"  - {CLIENT_KEY}\n", f"  - {CLIENT_KEY}\n  - {NEW_KEY}\n"))
-    assert (await reload_now(server.app)).ok
+    assert (await server.app[SERVICES].reloader.reload_now()).ok
     probe.warning("new key %s", NEW_KEY)
     text = caplog.text
     for secret in (CLIENT_KEY, CLAUDE_KEY, HEADER_TOKEN, PROXY_PASSWORD, COMPAT_KEY, NEW_KEY):

@@ -9,10 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy import jsonio
-from cliproxy.api.respond import call_of, error_response, read_json, stream_outcome, whole_response, write_outcome
-from cliproxy.appkeys import RUNTIME
-from cliproxy.routing.dispatch import DispatchError, execute
-from cliproxy.server.access import dialect_error
+from cliproxy.api.errors import dialect_error, routing_error_response
+from cliproxy.api.respond import call_of, read_json, stream_outcome, whole_response, write_outcome
+from cliproxy.routing.errors import RoutingError
+from cliproxy.server.services import SERVICES
 from cliproxy.translate import Dialect, convert
 from cliproxy.translate.sse import DONE_FRAME, SSEParser
 
@@ -31,7 +31,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return parsed
     raw, body = parsed
     if "messages" not in body and ("input" in body or "instructions" in body):
-        # A Responses payload on the chat route (spec §6.1): converted to chat first.
+        # A Responses payload on the chat route (CLIProxyAPI accepts it too): converted to chat first.
         try:
             body = convert.translate_request(
                 body, Dialect.RESPONSES, DIALECT, model=str(body.get("model", "")), stream=body.get("stream") is True
@@ -43,11 +43,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if model is None:
         return dialect_error(DIALECT, 400, "model is required", code="model_not_found")
     call = call_of(request, DIALECT, model, body, raw, body.get("stream") is True)
-    app = request.app  # run_call inlined: one coroutine frame less on the hottest route
+    services = request.app[SERVICES]  # run_call inlined: one coroutine frame less on the hottest route
     try:
-        outcome = await execute(app, app[RUNTIME].current, call)
-    except DispatchError as exc:
-        return error_response(exc)
+        outcome = await services.dispatcher.execute(services.holder.current, call)
+    except RoutingError as exc:
+        return routing_error_response(DIALECT, exc)
     if outcome.events is None:
         return whole_response(outcome)
     return await stream_outcome(request, outcome)
@@ -121,13 +121,11 @@ async def completions(request: web.Request) -> web.StreamResponse:
     body = legacy_to_chat(legacy)
     stream = body.get("stream") is True
     call = call_of(request, DIALECT, model, body, jsonio.dumps(body), stream)
-    runtime = request.app[RUNTIME].current
+    services = request.app[SERVICES]
     try:
-        outcome = await execute(request.app, runtime, call)
-    except DispatchError as exc:
-        return web.Response(
-            body=exc.body, status=exc.status, headers={"Content-Type": "application/json", **exc.headers}
-        )
+        outcome = await services.dispatcher.execute(services.holder.current, call)
+    except RoutingError as exc:
+        return routing_error_response(DIALECT, exc)
     if outcome.events is None:
         try:
             obj = jsonio.loads(outcome.body or b"{}")
@@ -136,7 +134,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         if isinstance(obj, dict) and outcome.status < 300:
             outcome.body = jsonio.dumps(chat_to_text(obj, chunk=False))
         return await write_outcome(request, outcome)
-    inner_close = outcome._close
+    inner_close = outcome.closer
     wrapped = _text_stream(outcome.events)
 
     async def close() -> None:
@@ -144,6 +142,5 @@ async def completions(request: web.Request) -> web.StreamResponse:
         if inner_close is not None:
             await inner_close()
 
-    outcome.events = wrapped
-    outcome._close = close
+    outcome.wrap_events(wrapped, close)
     return await write_outcome(request, outcome)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from cliproxy.api.chat import model_of
+from cliproxy.api.errors import dialect_error
 from cliproxy.api.respond import call_of, read_json, run_call
 from cliproxy.routing.catalog import CLOAK_PREFIX, uncloak
-from cliproxy.routing.dispatch import replace_model
-from cliproxy.server.access import dialect_error
+from cliproxy.routing.request_body import replace_model
 from cliproxy.translate import Dialect
 
 DIALECT = Dialect.CLAUDE
@@ -22,7 +22,7 @@ async def _handle(request: web.Request, action: str) -> web.StreamResponse:
     model = model_of(body)
     if model is None:
         return dialect_error(DIALECT, 400, "model: field required")
-    if model.startswith(CLOAK_PREFIX):  # ids we cloaked in the Anthropic listing (spec §5.4)
+    if model.startswith(CLOAK_PREFIX):  # ids we cloaked in the Anthropic listing
         real = uncloak(model)
         raw = replace_model(raw, body, model, real)
         body = {**body, "model": real}

@@ -3,7 +3,7 @@
 The model may contain `/` (a prefix); the method is everything after the last `:`. The body carries
 no model, so passthrough forwards it untouched and the upstream model goes into the URL.
 
-`streamGenerateContent` answers as SSE with `alt=sse` or no `alt` (spec §6.1). Any other `alt`
+`streamGenerateContent` answers as SSE with `alt=sse` or no `alt`, as CLIProxyAPI does. Any other `alt`
 (`alt=json`, also spelt `$alt`) gets Google's REST framing: one JSON array whose elements (the
 response chunks) are written as they arrive. The upstream is always asked for SSE.
 """
@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from cliproxy.api.errors import dialect_error
 from cliproxy.api.respond import call_of, read_json, run_call
-from cliproxy.server.access import dialect_error
 from cliproxy.translate import Dialect
 from cliproxy.translate.sse import SSEParser
 

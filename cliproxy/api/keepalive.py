@@ -1,4 +1,4 @@
-"""Keep-alives (spec §6.3): bytes that keep a silent connection from looking dead.
+"""Keep-alives: bytes that keep a silent connection from looking dead.
 
 Some clients and the reverse proxies in front of them give up on a connection that has been silent
 for a while; a model that thinks for a minute before its next token looks exactly like that.

@@ -1,4 +1,4 @@
-"""Model listings in the shape each client expects (spec §5.5).
+"""Model listings in the shape each client expects, as CLIProxyAPI serves them.
 
 `GET /v1/models` is shared by three dialects: Anthropic shape when `anthropic-version` is sent or
 the User-Agent is Claude Code (non-claude ids cloaked as `claude-fable-5-dd-<reversed>`), Gemini
@@ -14,10 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy import jsonio
-from cliproxy.appkeys import ROUTING, RUNTIME
+from cliproxy.api.errors import dialect_error
 from cliproxy.policy import model_allowed
 from cliproxy.routing.catalog import DEFAULT_CONTEXT_TOKENS, DEFAULT_OUTPUT_TOKENS, Route, cloak, uncloak
-from cliproxy.server.access import CLIENT, dialect_error, route_dialect
+from cliproxy.server.access import CLIENT, route_dialect
+from cliproxy.server.services import SERVICES
 from cliproxy.translate import Dialect
 
 GEMINI_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
@@ -25,12 +26,12 @@ GEMINI_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 
 def visible_routes(request: web.Request) -> list[Route]:
     """The routes this caller may see: listable, and inside its key's model scope (issue 8)."""
-    runtime = request.app[RUNTIME].current
-    state = request.app[ROUTING]
+    runtime = request.app[SERVICES].holder.current
+    health = request.app[SERVICES].health
     identity = request.get(CLIENT)
     scope = identity.policy if identity is not None and identity.limited else None
     routes = runtime.catalog.routes.values()
-    return [route for route in routes if state.listable(route) and model_allowed(scope, route.model)]
+    return [route for route in routes if health.listable(route) and model_allowed(scope, route.model)]
 
 
 def openai_model(route: Route) -> dict[str, Any]:

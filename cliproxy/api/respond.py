@@ -1,8 +1,8 @@
-"""Shared by every inbound handler: read the JSON body once, run dispatch, write the outcome.
+"""Shared by every inbound handler: read the JSON body once, route the call, write the outcome.
 
-The status line and headers are written only once `dispatch.execute` returns, i.e. after the first
-upstream payload or a final error, so an error before any data is a proper HTTP error in the
-client's dialect and never a 200 stream (spec §6.3).
+The status line and headers are written only once routing returns, i.e. after the first upstream
+payload or a final error, so an error before any data is a proper HTTP error in the client's
+dialect and never a 200 stream.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy import jsonio
+from cliproxy.api.errors import dialect_error, routing_error_parts, routing_error_response
 from cliproxy.api.keepalive import KeepAlive, hold_open
-from cliproxy.appkeys import RUNTIME
-from cliproxy.routing.dispatch import Call, DispatchError, Outcome, PassthroughStream, execute
-from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
+from cliproxy.routing.call import Call, Outcome
+from cliproxy.routing.errors import RoutingError
+from cliproxy.routing.relay import PassthroughStream
+from cliproxy.server.access import CLIENT, REQUEST_ID
+from cliproxy.server.services import SERVICES
 from cliproxy.translate import Dialect
 from cliproxy.translate.errors import error_body
 
@@ -96,13 +99,6 @@ async def read_json(request: web.Request, dialect: Dialect) -> tuple[bytes, dict
     return raw, body
 
 
-def error_response(exc: DispatchError) -> web.Response:
-    headers = {"Content-Type": "application/json"}
-    if exc.headers:
-        headers.update(exc.headers)
-    return web.Response(body=exc.body, status=exc.status, headers=headers)
-
-
 def whole_response(outcome: Outcome) -> web.Response:
     headers = {"Content-Type": outcome.content_type}
     if outcome.headers:
@@ -121,7 +117,7 @@ async def stream_outcome(request: web.Request, outcome: Outcome, reframe: Refram
     assert outcome.events is not None
     headers = SSE_RESPONSE_HEADERS if reframe is None else JSON_STREAM_HEADERS
     response = web.StreamResponse(status=outcome.status, headers=headers)
-    every = request.app[RUNTIME].current.config.streaming.keepalive_seconds if reframe is None else 0
+    every = request.app[SERVICES].holder.current.config.streaming.keepalive_seconds if reframe is None else 0
     keepalive = None
     try:
         await response.prepare(request)
@@ -151,9 +147,9 @@ async def stream_outcome(request: web.Request, outcome: Outcome, reframe: Refram
 async def run_call(request: web.Request, call: Call, reframe: Reframe | None = None) -> web.StreamResponse:
     """Dispatch one call with the snapshot current at arrival and write its answer (a stream as SSE,
     or reframed by `reframe`)."""
-    app = request.app
-    runtime = app[RUNTIME].current
-    answer: Awaitable[Outcome] = execute(app, runtime, call)
+    services = request.app[SERVICES]
+    runtime = services.holder.current
+    answer: Awaitable[Outcome] = services.dispatcher.execute(runtime, call)
     every = runtime.config.nonstream_keepalive_interval
     if every > 0 and not call.stream and call.action == "generate":
         answer = asyncio.ensure_future(answer)
@@ -162,8 +158,8 @@ async def run_call(request: web.Request, call: Call, reframe: Reframe | None = N
             return await _finish_held(held, answer, call.dialect)
     try:
         outcome = await answer
-    except DispatchError as exc:
-        return error_response(exc)
+    except RoutingError as exc:
+        return routing_error_response(call.dialect, exc)
     if outcome.events is None:
         return whole_response(outcome)
     return await stream_outcome(request, outcome, reframe)
@@ -172,14 +168,14 @@ async def run_call(request: web.Request, call: Call, reframe: Reframe | None = N
 async def _finish_held(
     response: web.StreamResponse, answer: asyncio.Future[Outcome], dialect: Dialect
 ) -> web.StreamResponse:
-    """`nonstream-keepalive-interval` (spec §6.3) after its newlines have committed a 200: the answer
+    """`nonstream-keepalive-interval` after its newlines have committed a 200: the answer
     follows them, and an error is its dialect's error object under that 200 (the price of the option)."""
     if not answer.done() or answer.cancelled():  # the client left; `hold_open` cancelled the answer
         return response
     try:
         body = answer.result().body or b""
-    except DispatchError as exc:
-        body = exc.body
+    except RoutingError as exc:
+        body = routing_error_parts(dialect, exc)[1]
     except Exception:
         log.exception("non-stream request failed after keep-alive newlines")
         body = error_body(dialect, 500, "internal error while waiting for the upstream")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from cliproxy.api.chat import model_of
+from cliproxy.api.errors import dialect_error
 from cliproxy.api.respond import call_of, read_json, run_call
-from cliproxy.server.access import dialect_error
 from cliproxy.translate import Dialect
 
 DIALECT = Dialect.RESPONSES

@@ -5,7 +5,7 @@ Clients of WebSocket mode (Codex CLI, `client.responses.connect()`) chain respon
 conversation per connection. HTTP upstreams (and every translated one) keep nothing, so the proxy
 keeps it instead: each finished response is remembered as its request plus the whole transcript
 (input items followed by output items), and a chained frame is rebuilt into
-`transcript + new input` before it goes upstream (spec §3.2). Items are shared by reference between
+`transcript + new input` before it goes upstream. Items are shared by reference between
 remembered turns, so the memory costs one list of pointers per turn.
 """
 

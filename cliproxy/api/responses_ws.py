@@ -2,7 +2,7 @@
 
 Codex CLI and `client.responses.connect()` open one socket and send `response.create` frames on it,
 one response at a time; each answer is the same event sequence as the HTTP stream, one JSON event
-per text frame (client-protocols §5, spec §3.2). The front door has already checked the client key
+per text frame (what Codex CLI and the openai SDK send and expect). The front door has already checked the client key
 on the upgrade request. Each frame is rebuilt into a full request (`responses_chain`) and goes
 through `dispatch.execute` like a POST, so failover, cooldowns, translation and usage are the
 HTTP ones. A reader task keeps draining the socket while a response streams (so control frames
@@ -24,10 +24,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict, istr
 
 from cliproxy import jsonio
+from cliproxy.api.errors import dialect_error, routing_error_parts
 from cliproxy.api.responses_chain import ChainMemory, FrameError, Plan
-from cliproxy.appkeys import RESPONSES_SOCKETS, RUNTIME
-from cliproxy.routing.dispatch import Call, DispatchError, Outcome, execute
-from cliproxy.server.access import CLIENT, REQUEST_ID, dialect_error
+from cliproxy.routing.call import Call, Outcome
+from cliproxy.routing.errors import RoutingError
+from cliproxy.server.access import CLIENT, REQUEST_ID
+from cliproxy.server.services import SERVICES
 from cliproxy.translate import Dialect
 from cliproxy.translate.errors import error_object
 from cliproxy.translate.sse import SSEEvent, SSEParser
@@ -54,6 +56,13 @@ class ResponsesSockets:
 
     open: set[ResponsesSocket] = field(default_factory=set)
 
+    async def close_on_shutdown(self, _app: web.Application) -> None:
+        """`on_shutdown`: idle sockets close now (1001); a socket mid-response closes after it."""
+        for sock in list(self.open):
+            sock.draining = True
+            if not sock.busy and sock.queue.empty():
+                await sock.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
 
 def error_event(
     status: int,
@@ -74,19 +83,20 @@ def error_event(
     return event
 
 
-def dispatch_error_event(exc: DispatchError) -> dict[str, Any]:
-    """A dispatch failure (already an OpenAI error body) as the in-band error event."""
+def routing_error_event(exc: RoutingError) -> dict[str, Any]:
+    """A routing failure as the in-band error event, with the error object an HTTP client would get."""
+    status, body, headers = routing_error_parts(DIALECT, exc)
     try:
-        body = jsonio.loads(exc.body)
+        parsed = jsonio.loads(body)
     except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
     if not isinstance(error, dict):
-        text = error if isinstance(error, str) else exc.body.decode("utf-8", "replace")
-        error = error_object(DIALECT, exc.status, text)["error"]
-    event: dict[str, Any] = {"type": "error", "status": exc.status, "error": error}
-    if exc.headers:
-        event["headers"] = {k.lower(): v for k, v in exc.headers.items()}
+        text = error if isinstance(error, str) else body.decode("utf-8", "replace")
+        error = error_object(DIALECT, status, text)["error"]
+    event: dict[str, Any] = {"type": "error", "status": status, "error": error}
+    if headers:
+        event["headers"] = {k.lower(): v for k, v in headers.items()}
     return event
 
 
@@ -126,6 +136,9 @@ def prewarm_events(model: str) -> tuple[str, bytes, bytes]:
     }
     completed = jsonio.dumps({"type": "response.completed", "sequence_number": 1, "response": response})
     return response_id, created, completed
+
+
+RESPONSES_SOCKETS = web.AppKey("responses_sockets", ResponsesSockets)
 
 
 class _Collector:
@@ -268,11 +281,11 @@ class ResponsesSocket:
             request_id=request.get(REQUEST_ID, ""),
             client_ip=request.remote or "",
         )
-        app = request.app
+        services = request.app[SERVICES]
         try:
-            outcome = await execute(app, app[RUNTIME].current, call)
-        except DispatchError as exc:
-            event = dispatch_error_event(exc)
+            outcome = await services.dispatcher.execute(services.holder.current, call)
+        except RoutingError as exc:
+            event = routing_error_event(exc)
             error = event["error"]
             if exc.status == 413 and error.get("code") == "message_too_big":
                 reason = str(error.get("message") or "message too big").encode()[:CLOSE_REASON_BYTES]
@@ -341,7 +354,7 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
         )
     ws.headers.update(headers)
     await ws.prepare(request)
-    sockets = request.app.get(RESPONSES_SOCKETS) or ResponsesSockets()  # absent when built without FEATURES
+    sockets = request.app[RESPONSES_SOCKETS]
     sock = ResponsesSocket(request, ws)
     sockets.open.add(sock)
     try:
@@ -349,17 +362,3 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
     finally:
         sockets.open.discard(sock)
     return ws
-
-
-async def _close_on_shutdown(app: web.Application) -> None:
-    """`on_shutdown`: idle sockets close now (1001); a socket mid-response closes after it."""
-    for sock in list(app[RESPONSES_SOCKETS].open):
-        sock.draining = True
-        if not sock.busy and sock.queue.empty():
-            await sock.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-
-
-def install(app: web.Application) -> None:
-    """`FEATURES` hook: the socket registry and the shutdown hook (the routes are in `server/app.py`)."""
-    app[RESPONSES_SOCKETS] = ResponsesSockets()
-    app.on_shutdown.append(_close_on_shutdown)

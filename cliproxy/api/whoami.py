@@ -10,9 +10,8 @@ from aiohttp import web
 
 from cliproxy import jsonio
 from cliproxy.api.models import visible_routes
-from cliproxy.appkeys import POLICY
-from cliproxy.policy import key_status
 from cliproxy.server.access import CLIENT
+from cliproxy.server.services import SERVICES
 
 PATH = "/v1/cliproxy/whoami"
 
@@ -24,6 +23,6 @@ def allowed_models(request: web.Request) -> list[str]:
 
 async def get_whoami(request: web.Request) -> web.Response:
     identity = request[CLIENT]
-    body = key_status(request.app[POLICY], identity)
+    body = await request.app[SERVICES].policy.status(identity)
     body["allowed_models"] = allowed_models(request)
     return web.Response(body=jsonio.dumps(body), content_type="application/json")

@@ -1,4 +1,4 @@
-"""`/v1/ws`: the WebSocket endpoint whose auth follows `ws-auth` (spec §3.1).
+"""`/v1/ws`: the WebSocket endpoint whose auth follows `ws-auth`, as in CLIProxyAPI.
 
 Only the connection rules are implemented here: the front door asks for a client key before the
 upgrade while `ws-auth` is true and lets anyone in while it is false; switching it from false to
@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from cliproxy import jsonio
-from cliproxy.appkeys import RUNTIME, WS_SESSIONS
 from cliproxy.runtime import Runtime
-from cliproxy.server.access import WS_RELAY_PATH
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +41,19 @@ class RelaySessions:
             self.closing.add(task)
             task.add_done_callback(self.closing.discard)
 
+    async def close_on_shutdown(self, _app: web.Application) -> None:
+        """`on_shutdown`: idle sockets would otherwise hold graceful shutdown for its whole grace."""
+        for ws in list(self.open):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+RELAY_SESSIONS = web.AppKey("relay_sessions", RelaySessions)
+
 
 async def relay_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
-    sessions = request.app[WS_SESSIONS]
+    sessions = request.app[RELAY_SESSIONS]
     sessions.open.add(ws)
     try:
         async for msg in ws:
@@ -64,18 +70,3 @@ async def relay_socket(request: web.Request) -> web.WebSocketResponse:
     finally:
         sessions.open.discard(ws)
     return ws
-
-
-async def _close_on_shutdown(app: web.Application) -> None:
-    """`on_shutdown`: idle sockets would otherwise hold graceful shutdown for its whole grace."""
-    for ws in list(app[WS_SESSIONS].open):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-
-
-def install(app: web.Application) -> None:
-    """`FEATURES` hook: the `/v1/ws` route, its session registry and the ws-auth listener."""
-    sessions = RelaySessions()
-    app[WS_SESSIONS] = sessions
-    app[RUNTIME].listeners.append(sessions.on_swap)
-    app.router.add_get(WS_RELAY_PATH, relay_socket)
-    app.on_shutdown.append(_close_on_shutdown)

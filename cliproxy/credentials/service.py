@@ -1,9 +1,9 @@
 """The credentials service of a running server: token-endpoint session, refresher, vertex tokens.
 
-One `CredentialService` hangs off the app (`appkeys.CREDENTIALS`). Its lifecycle (`cleanup_ctx`)
-opens the HTTP session used for token endpoints, runs the refresh scheduler over the auth-dir
-credentials of the current runtime snapshot, wakes it on every snapshot swap, and closes all on
-shutdown. Upstream executors of OAuth / service-account credentials get their tokens here.
+`start` opens the HTTP session used for token endpoints and runs the refresh scheduler over the
+auth-dir credentials it is given; `on_swap` (a runtime swap listener) binds the new snapshot's
+executors and wakes the scheduler; `stop` closes all. Upstream executors of OAuth and
+service-account credentials get their tokens here.
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from cliproxy.appkeys import CREDENTIALS, RUNTIME
 from cliproxy.credentials.executors import bind_executors
 from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.providers import ProviderSettings
@@ -32,16 +29,23 @@ log = logging.getLogger(__name__)
 TOKEN_SESSION_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15)
 
 
-@dataclass
 class CredentialService:
-    """Token plumbing for one app; usable after the app has started (`started`)."""
+    """Token plumbing for one server; usable between `start` and `stop`."""
 
-    settings: ProviderSettings = field(default_factory=ProviderSettings.from_env)
-    _session: aiohttp.ClientSession | None = None
-    _refresher: CredentialRefresher | None = None
-    _vertex: VertexTokenSource | None = None
-    _app: web.Application | None = None
-    _pending: set[asyncio.Task[object]] = field(default_factory=set)
+    def __init__(
+        self,
+        *,
+        auth_files: Callable[[], Sequence[object]],
+        on_changed: Callable[[], None],
+        settings: ProviderSettings | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else ProviderSettings.from_env()
+        self._auth_files = auth_files  # the auth-dir credentials of the current snapshot
+        self._on_changed = on_changed  # a credential file was rewritten: reload now
+        self._session: aiohttp.ClientSession | None = None
+        self._refresher: CredentialRefresher | None = None
+        self._vertex: VertexTokenSource | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
@@ -97,57 +101,33 @@ class CredentialService:
         return view
 
     def auth_dir_credentials(self) -> list[AuthFileCredential]:
-        if self._app is None:
-            return []
-        files = self._app[RUNTIME].current.auth_files
-        return [c for c in files if isinstance(c, AuthFileCredential)]
+        return [c for c in self._auth_files() if isinstance(c, AuthFileCredential)]
 
     def request_reload(self) -> None:
         """Register a changed credential at once instead of waiting for the file watcher."""
-        if self._app is None:
-            return
-        from cliproxy.appkeys import RELOADER
+        self._on_changed()
 
-        if RELOADER not in self._app:
-            return
-        from cliproxy.watch import reload_now
-
-        task: asyncio.Task[object] = asyncio.create_task(reload_now(self._app))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    def _on_swap(self, old: Runtime, new: Runtime) -> None:
-        """Runs inside `RuntimeHolder.swap`, before any request can use the new snapshot."""
+    def on_swap(self, old: Runtime, new: Runtime) -> None:
+        """Runtime swap listener: runs before any request can use the new snapshot."""
         bind_executors(new, self)
         if self._refresher is not None:
             self._refresher.wake()
 
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        """`cleanup_ctx`: session + scheduler up on startup, down on shutdown."""
-        self._app = app
+    async def start(self) -> None:
+        """Open the token-endpoint session and start the refresh scheduler."""
         self._session = aiohttp.ClientSession(timeout=TOKEN_SESSION_TIMEOUT, trust_env=True)
         self._refresher = CredentialRefresher(
             self._session, self.settings, on_refreshed=lambda _cred: self.request_reload()
         )
         self._vertex = VertexTokenSource(self._session, self.settings.vertex)
-        task = asyncio.create_task(self._refresher.run(self.auth_dir_credentials), name="cliproxy-refresh")
-        try:
-            yield
-        finally:
-            task.cancel()
+        self._task = asyncio.create_task(self._refresher.run(self.auth_dir_credentials), name="cliproxy-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-            for pending in list(self._pending):
-                pending.cancel()
+                await self._task
+            self._task = None
+        if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def install(app: web.Application) -> None:
-    """`FEATURES` hook: the credentials service and its lifecycle."""
-    service = CredentialService()
-    app[CREDENTIALS] = service
-    holder = app[RUNTIME]
-    bind_executors(holder.current, service)
-    holder.listeners.append(service._on_swap)
-    app.cleanup_ctx.append(service.lifecycle)

@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from cliproxy.appkeys import CREDENTIALS, RUNTIME, SESSIONS
 from cliproxy.config.model import check_proxy_url
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import api_error, json_response, read_json
 from cliproxy.routing.credentials import Credential
 from cliproxy.runtime import Runtime
+from cliproxy.server.services import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def credential_token(request: web.Request, cred: Credential) -> str:
     source = cred.source
     if source is None:
         return cred.api_key
-    service = request.config_dict.get(CREDENTIALS)
+    service = request.config_dict[SERVICES].credentials
     token = ""
     if service is not None and service.started:
         try:
@@ -93,7 +93,7 @@ async def api_call(request: web.Request) -> web.Response:
     data = body.get("data")
     payload = data.encode() if isinstance(data, str) else None
 
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     auth_index = next((body[k] for k in ("auth_index", "authIndex", "AuthIndex") if body.get(k)), "")
     cred = find_credential(runtime, str(auth_index).strip()) if auth_index else None
     if any(TOKEN_PLACEHOLDER in v for v in headers.values()):
@@ -104,7 +104,7 @@ async def api_call(request: web.Request) -> web.Response:
     if not proxy_url:
         proxy_url = (cred.proxy_url if cred is not None else "") or runtime.config.proxy_url or "direct"
 
-    session, proxy = request.config_dict[SESSIONS].session_for(proxy_url, url)
+    session, proxy = request.config_dict[SERVICES].upstreams.session_for(proxy_url, url)
     try:
         async with session.request(method, url, headers=headers, data=payload, proxy=proxy, timeout=TIMEOUT) as r:
             content = await r.content.read(MAX_RESPONSE_BYTES)

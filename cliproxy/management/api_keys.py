@@ -14,10 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, query_index, read_json
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -72,7 +72,7 @@ async def edit_strings(request: web.Request, edit: Callable[[list[str]], list[st
 
 @routes.get("/api-keys")
 async def get_api_keys(request: web.Request) -> web.Response:
-    keys = request.config_dict[RUNTIME].current.config.api_keys
+    keys = request.config_dict[SERVICES].holder.current.config.api_keys
     return json_response({KEY: [k for k in keys if isinstance(k, str)]})
 
 

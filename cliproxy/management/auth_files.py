@@ -23,15 +23,15 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from cliproxy.appkeys import CREDENTIALS, ROUTING, RUNTIME, USAGE_STATS
 from cliproxy.credentials import store
 from cliproxy.credentials.store import AuthFileCredential, CredentialFileError
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, read_json
 from cliproxy.management.providers import COMPAT, LISTS, config_auth_index
-from cliproxy.management.usage_api import UsageStats
+from cliproxy.management.usage_api import USAGE_STATS, UsageStats
 from cliproxy.runtime import Runtime
+from cliproxy.server.services import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +94,11 @@ class Live:
 def live_facts(request: web.Request, runtime: Runtime) -> Live:
     now = time.time()
     until: dict[str, float] = {}
-    state = request.config_dict.get(ROUTING)
-    if state is not None:
-        index_of = {c.id: c.auth_index for c in runtime.catalog.credentials}
-        mono = state.clock()
-        for (cred_id, _model), cooldown in state.cooldowns.items():
-            auth_index = index_of.get(cred_id)
-            if auth_index and cooldown.until > mono:
-                until[auth_index] = max(until.get(auth_index, 0.0), now + cooldown.until - mono)
+    index_of = {c.id: c.auth_index for c in runtime.catalog.credentials}
+    for cooldown in request.config_dict[SERVICES].health.snapshot():
+        auth_index = index_of.get(cooldown.credential_id)
+        if auth_index and cooldown.seconds > 0:
+            until[auth_index] = max(until.get(auth_index, 0.0), now + cooldown.seconds)
     return Live(request.config_dict.get(USAGE_STATS), until, now)
 
 
@@ -178,13 +175,13 @@ def broken_entry(runtime: Runtime, name: str, error: str, st: os.stat_result | N
 
 @routes.get("/auth-files")
 async def list_auth_files(request: web.Request) -> web.Response:
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     creds = [c for c in runtime.auth_files if isinstance(c, AuthFileCredential)]
     broken = [(name, error) for name, error in runtime.auth_errors if "/" not in name]
     paths = [c.path for c in creds] + [runtime.auth_dir / name for name, _ in broken]
     stats = await asyncio.to_thread(_stat, paths)
     live = live_facts(request, runtime)
-    service = request.config_dict.get(CREDENTIALS)
+    service = request.config_dict[SERVICES].credentials
     files = [
         {**file_entry(c, stats.get(c.path), live), **(service.refresh_view(c) if service else {})}
         for c in creds
@@ -206,7 +203,7 @@ async def list_auth_files(request: web.Request) -> web.Response:
 @routes.get("/auth-files/download")
 async def download_auth_file(request: web.Request) -> web.Response:
     name = checked_name(request.query.get("name", ""))
-    path = request.config_dict[RUNTIME].current.auth_dir / name
+    path = request.config_dict[SERVICES].holder.current.auth_dir / name
     try:
         data = await asyncio.to_thread(path.read_bytes)
     except (FileNotFoundError, IsADirectoryError):
@@ -265,7 +262,7 @@ async def _store_upload(runtime: Runtime, name: str, data: bytes) -> None:
 @routes.post("/auth-files")
 async def upload_auth_files(request: web.Request) -> web.Response:
     require_admin(request)
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     if request.content_length is not None and request.content_length > MAX_UPLOAD_BYTES + 64 * 1024:
         raise api_error(413, "auth file too large", max_bytes=MAX_UPLOAD_BYTES)
     if request.content_type.startswith("multipart/"):
@@ -380,7 +377,7 @@ async def _names_from(request: web.Request) -> list[str]:
 async def delete_auth_files(request: web.Request) -> web.Response:
     require_admin(request)
     writer = config_writer(request)
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     if request.query.get("all", "").strip().lower() in ("true", "1", "*"):
         count = await asyncio.to_thread(_delete_all, runtime.auth_dir)
         await writer.reload()
@@ -465,7 +462,7 @@ async def patch_auth_file_status(request: web.Request) -> web.Response:
     disabled = body.get("disabled")
     if not isinstance(disabled, bool):
         raise api_error(400, "disabled is required")
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     cred = _find(runtime, name) if name else None
     if cred is None and auth_index:
         cred = next((c for c in runtime.auth_files if getattr(c, "auth_index", None) == auth_index), None)
@@ -550,7 +547,7 @@ async def patch_auth_file_fields(request: web.Request) -> web.Response:
             raise api_error(400, "request_retry must be an integer")
         if r < 0:
             fields["request_retry"] = None
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     cred = _find(runtime, name.strip())
     if cred is None:
         raise api_error(404, "auth file not found")

@@ -22,14 +22,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from cliproxy import jsonio
-from cliproxy.appkeys import POLICY, RUNTIME
 from cliproxy.clientkeys import ClientIdentity, redact
 from cliproxy.config.load import format_loc
 from cliproxy.config.model import ClientKey
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, read_json
-from cliproxy.policy import key_status
+from cliproxy.policy import KeyPolicy
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -65,13 +65,13 @@ def _not_found(name: str) -> web.HTTPException:
     return api_error(404, "client key not found", name=name)
 
 
-def public_view(item: ClientKey, identity: ClientIdentity | None, request: web.Request) -> dict[str, Any]:
+async def public_view(item: ClientKey, identity: ClientIdentity | None, policy: KeyPolicy) -> dict[str, Any]:
     """One key as the list shows it: every field but the secret, which is redacted."""
     data: dict[str, Any] = item.model_dump(mode="json", by_alias=True, exclude={"key", "key_sha256"})
     data = {k: v for k, v in data.items() if v not in (None, "", []) or k in ("name", "models", "disabled")}
     data["key"] = redact(item.key) if item.key else f"sha256:{item.key_sha256[:8]}…"
     if identity is not None:
-        data["usage"] = key_status(request.config_dict[POLICY], identity)["usage"]
+        data["usage"] = (await policy.status(identity))["usage"]
     return data
 
 
@@ -107,10 +107,11 @@ def _find(items: list[Any], name: str) -> int:
 
 @routes.get("/client-keys")
 async def list_client_keys(request: web.Request) -> web.Response:
-    runtime = request.config_dict[RUNTIME].current
+    services = request.config_dict[SERVICES]
+    runtime = services.holder.current
     by_policy = {id(i.policy): i for i in runtime.keys.by_digest.values() if i.policy is not None}
     keys = [
-        public_view(item, by_policy.get(id(item)), request)
+        await public_view(item, by_policy.get(id(item)), services.policy)
         for item in runtime.config.api_keys
         if isinstance(item, ClientKey)
     ]

@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy import jsonio
-from cliproxy.appkeys import RUNTIME
 from cliproxy.config.model import Config
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -29,12 +29,12 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 @routes.get("/config")
 async def get_config(request: web.Request) -> web.Response:
-    return json_response(config_view(request.config_dict[RUNTIME].current.config))
+    return json_response(config_view(request.config_dict[SERVICES].holder.current.config))
 
 
 @routes.get("/reload-status")
 async def get_reload_status(request: web.Request) -> web.Response:
-    status = request.config_dict[RUNTIME].reload_status
+    status = request.config_dict[SERVICES].holder.reload_status
     when = dt.datetime.fromtimestamp(status.time, dt.UTC).isoformat().replace("+00:00", "Z")
     return json_response(
         {

@@ -13,12 +13,12 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.config.load import yaml_error_text
 from cliproxy.management.config_writer import config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import api_error, json_response
 from cliproxy.runtime import ManagementAccess
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -52,7 +52,7 @@ def _read(path: Path) -> bytes | None:
 
 @routes.get("/config.yaml")
 async def get_config_yaml(request: web.Request) -> web.Response:
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     raw = await asyncio.to_thread(_read, runtime.config_path)
     if raw is None:
         raise api_error(404, "not_found", message="config file not found")
@@ -75,7 +75,7 @@ async def put_config_yaml(request: web.Request) -> web.Response:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise api_error(400, "invalid_yaml", message="the body is not UTF-8 text") from None
-    text = restore_hashes(text, request.config_dict[RUNTIME].current.management)
+    text = restore_hashes(text, request.config_dict[SERVICES].holder.current.management)
     if not text.strip():
         raise api_error(400, "invalid_yaml", message="the body is empty")
     try:

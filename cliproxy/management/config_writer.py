@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 from ruamel.yaml.comments import CommentedMap
 
-from cliproxy.appkeys import CONFIG_WRITER, RUNTIME
 from cliproxy.config.load import ConfigError, parse_config_text
 from cliproxy.config.write import (
     Replace,
@@ -38,7 +37,7 @@ from cliproxy.config.write import (
     sync_value,
 )
 from cliproxy.management.http import api_error
-from cliproxy.watch import reload_now
+from cliproxy.watch import Reloader
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +74,14 @@ def invalid_config(errors: Sequence[str]) -> web.HTTPException:
 class ConfigWriter:
     """Serialised, validated, atomic, comment-keeping config writes (see the module docstring)."""
 
-    def __init__(self, app: web.Application, *, replace: Replace = os.replace) -> None:
-        self._app = app
+    def __init__(self, reloader: Reloader, *, replace: Replace = os.replace) -> None:
+        self._reloader = reloader
         self._replace = replace
         self.lock = asyncio.Lock()
 
     @property
     def path(self) -> Path:
-        return self._app[RUNTIME].current.config_path
+        return self._reloader.holder.current.config_path
 
     async def update(self, mutate: Callable[[ConfigDoc], T]) -> T:
         """Apply `mutate` to the current file; returns what `mutate` returned.
@@ -106,7 +105,7 @@ class ConfigWriter:
 
     async def reload(self) -> None:
         """Rebuild the runtime now (after an auth-dir change) so the change is live on return."""
-        await reload_now(self._app)
+        await self._reloader.reload_now()
 
     @staticmethod
     def _edit(path: Path, mutate: Callable[[ConfigDoc], T]) -> tuple[T, str, bool]:
@@ -133,7 +132,7 @@ class ConfigWriter:
             log.error("config write to %s failed: %s", path, exc.strerror or exc)
             raise api_error(500, f"failed to save config: {exc.strerror or exc}") from None
         log.info("config written to %s via the management API", path.name)
-        status = await reload_now(self._app)
+        status = await self._reloader.reload_now()
         if not status.ok:  # validated above; only a concurrent hand edit can get here
             raise invalid_config([status.message])
 
@@ -154,6 +153,9 @@ def _read_text(path: Path) -> str:
         raise api_error(
             500, f"failed to save config: {path.name} not found (restore it, or PUT /config.yaml)"
         ) from None
+
+
+CONFIG_WRITER = web.AppKey("config_writer", ConfigWriter)  # on the root app, read through config_dict
 
 
 def config_writer(request: web.Request) -> ConfigWriter:

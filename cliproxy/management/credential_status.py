@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from cliproxy.appkeys import ROUTING, RUNTIME
 from cliproxy.management.http import json_response
 from cliproxy.routing.credentials import Credential
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -33,23 +33,21 @@ def _rfc3339(ts: float) -> str:
 
 @routes.get("/credential-status")
 async def get_credential_status(request: web.Request) -> web.Response:
-    runtime = request.config_dict[RUNTIME].current
-    state = request.config_dict.get(ROUTING)
-    now, mono = time.time(), state.clock() if state is not None else 0.0
+    runtime = request.config_dict[SERVICES].holder.current
+    now = time.time()
     cooling: dict[str, list[dict[str, Any]]] = {}
-    if state is not None:
-        for (cred_id, model), cooldown in state.cooldowns.items():
-            left = cooldown.until - mono
-            if left > 0:
-                cooling.setdefault(cred_id, []).append(
-                    {
-                        "model": model,
-                        "until": _rfc3339(now + left),
-                        "seconds": round(left, 1),
-                        "reason": cooldown.reason,
-                        "status": cooldown.status,
-                    }
-                )
+    for cooldown in request.config_dict[SERVICES].health.snapshot():
+        if cooldown.seconds <= 0:
+            continue
+        cooling.setdefault(cooldown.credential_id, []).append(
+            {
+                "model": cooldown.model,
+                "until": _rfc3339(now + cooldown.seconds),
+                "seconds": round(cooldown.seconds, 1),
+                "reason": cooldown.reason,
+                "status": cooldown.status,
+            }
+        )
     items = [
         {
             "name": credential_name(cred),

@@ -1,4 +1,4 @@
-"""The management guard: who may call `/v0/management/*`, and as which role (spec §2.1–2.2).
+"""The management guard: who may call `/v0/management/*`, and as which role (CLIProxyAPI's rules).
 
 It runs as the middleware of the management sub-app only, so the client hot path never pays for
 it. Order per request: availability (404, empty body, while no secret is configured) → ban (403
@@ -28,8 +28,7 @@ from aiohttp.typedefs import Handler, Middleware
 from multidict import istr
 
 from cliproxy import __version__, jsonio
-from cliproxy.appkeys import MGMT_GUARD, RUNTIME
-from cliproxy.runtime import ManagementAccess, Runtime
+from cliproxy.runtime import ManagementAccess, Runtime, RuntimeHolder
 
 log = logging.getLogger(__name__)
 
@@ -222,19 +221,18 @@ def require_admin(request: web.Request) -> None:
         )
 
 
-def management_guard() -> Middleware:
+def management_guard(*, holder: RuntimeHolder, state: GuardState) -> Middleware:
     """Build the sub-app middleware described in the module docstring."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        runtime = request.config_dict[RUNTIME].current
+        runtime = holder.current
         access = runtime.management
         if not access.enabled:
             # No secret at all (or removed by reload): the API does not exist.
             return web.Response(status=404)
         if request.path in KEYLESS_PATHS:
             return await handler(request)
-        state = request.config_dict[MGMT_GUARD]
         ip = client_ip(request, runtime)
         now = time.monotonic()
         left = state.ban_left(ip, now)

@@ -19,11 +19,11 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy import jsonio
-from cliproxy.appkeys import RUNTIME
 from cliproxy.log_files import LOG_FILE, logs_dir, rotated_files
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import api_error, json_response
-from cliproxy.request_log import ERROR_PREFIX, error_files
+from cliproxy.server.request_log import ERROR_PREFIX, error_files
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -108,7 +108,7 @@ def clear_logs(directory: Path) -> int:
 
 
 def _directory(request: web.Request) -> Path:
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     if not runtime.config.logging_to_file:
         raise api_error(400, "logging to file disabled")
     return logs_dir(runtime)
@@ -172,7 +172,7 @@ def _list_error_logs(directory: Path) -> list[dict[str, Any]]:
 @routes.get("/request-error-logs")
 async def list_request_error_logs(request: web.Request) -> web.Response:
     """The `error-*.log` files, newest first; empty while `request-log` is on (every request is logged)."""
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     if runtime.config.request_log:
         return json_response({"files": []})
     return json_response({"files": await asyncio.to_thread(_list_error_logs, logs_dir(runtime))})
@@ -183,7 +183,7 @@ async def get_request_error_log(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if not _SAFE_LOG_NAME.match(name) or not name.startswith(ERROR_PREFIX) or ".." in name:
         raise api_error(400, "invalid name")
-    path = logs_dir(request.config_dict[RUNTIME].current) / name
+    path = logs_dir(request.config_dict[SERVICES].holder.current) / name
     try:
         return await asyncio.to_thread(_file_response, path)
     except FileNotFoundError:
@@ -196,7 +196,7 @@ async def get_request_log_by_id(request: web.Request) -> web.Response:
     request_id = request.match_info["id"]
     if not _SAFE_ID.match(request_id):
         raise api_error(400, "invalid id")
-    directory = logs_dir(request.config_dict[RUNTIME].current)
+    directory = logs_dir(request.config_dict[SERVICES].holder.current)
 
     def find() -> Path | None:
         try:

@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.management.http import api_error, json_response
 from cliproxy.routing.credentials import ModelOffer, builtin_models
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -29,7 +29,7 @@ async def auth_file_models(request: web.Request) -> web.Response:
     name = request.query.get("name", "").strip()
     if not name:
         raise api_error(400, "name is required")
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     models: list[dict[str, Any]] = []
     for cred in runtime.catalog.credentials:
         source = cred.source

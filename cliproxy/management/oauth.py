@@ -23,7 +23,6 @@ from typing import Any, Literal
 from aiohttp import web
 
 from cliproxy import jsonio
-from cliproxy.appkeys import CREDENTIALS, RUNTIME
 from cliproxy.config.write import atomic_write_bytes
 from cliproxy.credentials.login import finish_code_login, save_login
 from cliproxy.credentials.oauth import (
@@ -37,6 +36,7 @@ from cliproxy.credentials.oauth import (
 )
 from cliproxy.credentials.providers import claude, codex, vertex
 from cliproxy.management.guard import require_admin
+from cliproxy.server.services import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,8 @@ def _is_cancelled(session: LoginSession) -> bool:
 async def _complete(request_app: web.Application, session: LoginSession) -> None:
     """Wait for the hand-off file, exchange the code, save and register the credential."""
     logins = request_app[OAUTH_LOGINS]
-    service = request_app[CREDENTIALS]
-    auth_dir = request_app[RUNTIME].current.auth_dir
+    service = request_app[SERVICES].credentials
+    auth_dir = request_app[SERVICES].holder.current.auth_dir
     path = handoff_path(auth_dir, session.provider, session.state)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + logins.wait_seconds
@@ -212,7 +212,7 @@ async def _complete(request_app: web.Application, session: LoginSession) -> None
 async def _auth_url(request: web.Request, provider: Provider) -> web.Response:
     require_admin(request)
     app = _main_app(request)
-    logins, service = app[OAUTH_LOGINS], app[CREDENTIALS]
+    logins, service = app[OAUTH_LOGINS], app[SERVICES].credentials
     pkce, state = generate_pkce(), generate_state()
     if provider == "claude":
         s = service.settings.claude
@@ -227,8 +227,8 @@ async def _auth_url(request: web.Request, provider: Provider) -> web.Response:
     session = LoginSession(state=state, provider=provider, verifier=pkce.verifier, redirect_uri=redirect_uri)
     if request.query.get("is_webui", "").strip().lower() in TRUE_WORDS:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        server_port = int(sockname[1]) if sockname else app[RUNTIME].current.config.port
-        scheme = "https" if app[RUNTIME].current.config.tls.enable else "http"
+        server_port = int(sockname[1]) if sockname else app[SERVICES].holder.current.config.port
+        scheme = "https" if app[SERVICES].holder.current.config.tls.enable else "http"
         target = f"{scheme}://127.0.0.1:{server_port}/{FILE_TAG[provider]}/callback"
         try:
             await logins.start_forwarder(port, target)
@@ -341,7 +341,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
         return _error(409, session.error or "oauth flow is not pending")
     if session.status != "pending":
         return _error(409, "oauth flow is not pending")
-    auth_dir = _main_app(request)[RUNTIME].current.auth_dir
+    auth_dir = _main_app(request)[SERVICES].holder.current.auth_dir
     await write_handoff(auth_dir, session.provider, CallbackResult(code=code, state=state, error=error))
     return _json({"status": "ok"})
 
@@ -358,7 +358,7 @@ async def _landing(request: web.Request, provider: Provider) -> web.Response:
         session = app[OAUTH_LOGINS].get(state)
         if session is not None and session.provider == provider and session.status == "pending" and (code or error):
             result = CallbackResult(code=code, state=state, error=error)
-            await write_handoff(app[RUNTIME].current.auth_dir, provider, result)
+            await write_handoff(app[SERVICES].holder.current.auth_dir, provider, result)
     except OAuthError:
         pass
     return web.Response(text=SUCCESS_PAGE, content_type="text/html")
@@ -407,8 +407,8 @@ async def vertex_import(request: web.Request) -> web.Response:
         return _error(400, str(exc))
     app = _main_app(request)
     name = vertex.credential_filename(data)
-    path = await save_login(app[RUNTIME].current.auth_dir, name, data)
-    app[CREDENTIALS].request_reload()
+    path = await save_login(app[SERVICES].holder.current.auth_dir, name, data)
+    app[SERVICES].credentials.request_reload()
     log.info("imported vertex service account for project %s into %s", data["project_id"], path.name)
     return _json(
         {

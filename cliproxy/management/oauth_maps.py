@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, read_json
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -115,7 +115,7 @@ async def _delete_entry(request: web.Request, key: str, what: str, params: tuple
 
 @routes.get(f"/{EXCLUDED}")
 async def get_excluded(request: web.Request) -> web.Response:
-    value = request.config_dict[RUNTIME].current.config.oauth_excluded_models
+    value = request.config_dict[SERVICES].holder.current.config.oauth_excluded_models
     return json_response({EXCLUDED: {k: list(v) for k, v in value.items()}})
 
 
@@ -148,7 +148,7 @@ async def delete_excluded(request: web.Request) -> web.Response:
 
 @routes.get(f"/{ALIASES}")
 async def get_aliases(request: web.Request) -> web.Response:
-    value = request.config_dict[RUNTIME].current.config.oauth_model_alias
+    value = request.config_dict[SERVICES].holder.current.config.oauth_model_alias
     data = {
         channel: [a.model_dump(mode="json", by_alias=True, exclude_defaults=True) for a in aliases]
         for channel, aliases in value.items()
@@ -204,7 +204,7 @@ def clean_rules(value: Any) -> list[dict[str, Any]]:
 
 @routes.get(f"/{SCOPED}")
 async def get_scoped(request: web.Request) -> web.Response:
-    value = request.config_dict[RUNTIME].current.config.oauth_request_scoped_errors
+    value = request.config_dict[SERVICES].holder.current.config.oauth_request_scoped_errors
     data = {
         channel: [
             {**r.model_dump(mode="json", by_alias=True, exclude_defaults=True), "action": r.action} for r in rules

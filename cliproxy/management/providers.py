@@ -15,12 +15,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.config.model import MAX_WEIGHT
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, query_index, read_json
 from cliproxy.routing.credentials import auth_index
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -210,7 +210,7 @@ def _get_handler(kind: str) -> Callable[[web.Request], Any]:
     attr = kind.replace("-", "_")
 
     async def get(request: web.Request) -> web.Response:
-        entries = getattr(request.config_dict[RUNTIME].current.config, attr)
+        entries = getattr(request.config_dict[SERVICES].holder.current.config, attr)
         if kind == COMPAT:
             return json_response({kind: _compat_with_index(entries)})
         return json_response({kind: _entries_with_index(kind, entries)})

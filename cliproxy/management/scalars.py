@@ -12,11 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.config.model import STRATEGY_SPELLINGS, Config
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, read_json
+from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -97,7 +97,7 @@ async def write_scalar(request: web.Request, path: tuple[str, ...], value: Any) 
 
 def _getter(spec: Scalar) -> Handler:
     async def get(request: web.Request) -> web.Response:
-        config = request.config_dict[RUNTIME].current.config
+        config = request.config_dict[SERVICES].holder.current.config
         return json_response({spec.key: current_value(config, spec.path, spec.default)})
 
     return get
@@ -128,7 +128,7 @@ async def delete_proxy_url(request: web.Request) -> web.Response:
 
 @routes.get("/routing/strategy")
 async def get_strategy(request: web.Request) -> web.Response:
-    return json_response({"strategy": request.config_dict[RUNTIME].current.config.routing.strategy})
+    return json_response({"strategy": request.config_dict[SERVICES].holder.current.config.routing.strategy})
 
 
 @routes.put("/routing/strategy")

@@ -5,7 +5,7 @@
 * running totals per client key and model, and per credential (`auth_index`); the totals per key,
   per model and overall are summed from them when read, so a request adds to two counters, not five;
 * per-credential success/failure counts in 20 buckets of 10 minutes (shown in `/auth-files`);
-* while `usage-statistics-enabled` is on, a queue of records in CLIProxyAPI's shape (spec §8.5)
+* while `usage-statistics-enabled` is on, a queue of records in CLIProxyAPI's shape
   that `GET /usage-queue?count=N` pops oldest first; records older than
   `redis-usage-queue-retention-seconds` (default 60, at most 3600) are dropped.
 
@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from cliproxy.appkeys import ROUTING, RUNTIME, USAGE, USAGE_STATS
 from cliproxy.clientkeys import redact
 from cliproxy.management.guard import MGMT_ROLE, require_admin
 from cliproxy.management.http import api_error, json_response, read_json
 from cliproxy.runtime import RuntimeHolder
+from cliproxy.server.services import SERVICES
 from cliproxy.usage import UsageRecord
 
 routes = web.RouteTableDef()
@@ -248,17 +248,7 @@ class UsageStats:
         }
 
 
-def install(app: web.Application) -> None:
-    """Create the aggregation now; subscribe once every feature (the usage store too) is installed."""
-    stats = UsageStats(app[RUNTIME])
-    app[USAGE_STATS] = stats
-
-    async def subscribe(app: web.Application) -> None:
-        store = app.get(USAGE)
-        if store is not None:
-            store.subscribe(stats.observe)
-
-    app.on_startup.append(subscribe)
+USAGE_STATS = web.AppKey("usage_stats", UsageStats)  # on the root app, read through config_dict
 
 
 @routes.get("/usage")
@@ -276,7 +266,7 @@ async def get_api_key_usage(request: web.Request) -> web.Response:
     stats = request.config_dict[USAGE_STATS]
     now = time.time()
     out: dict[str, dict[str, Any]] = {}
-    for cred in request.config_dict[RUNTIME].current.catalog.credentials:
+    for cred in request.config_dict[SERVICES].holder.current.catalog.credentials:
         if not cred.api_key or cred.source is not None:
             continue
         provider = cred.provider.removeprefix("openai-compatible-")
@@ -311,12 +301,9 @@ async def reset_quota(request: web.Request) -> web.Response:
     if not isinstance(auth_index, str) or not auth_index.strip():
         raise api_error(400, "auth_index is required")
     auth_index = auth_index.strip()
-    runtime = request.config_dict[RUNTIME].current
+    runtime = request.config_dict[SERVICES].holder.current
     ids = {c.id for c in runtime.catalog.credentials if c.auth_index == auth_index}
     if not ids:
         raise api_error(404, "auth not found")
-    state = request.config_dict[ROUTING]
-    models = sorted({model for (cred_id, model) in state.cooldowns if cred_id in ids})
-    for cred_id in ids:
-        state.clear(cred_id)
+    models = await request.config_dict[SERVICES].health.clear(ids)
     return json_response({"status": "ok", "auth_index": auth_index, "models": models})

@@ -1,26 +1,27 @@
-"""Classifying upstream failures (spec §5.8, §5.9): request fault or not, cooldown hints, client errors.
+"""Classifying upstream failures: request fault or not, retry hints, the message to show.
 
-A request fault (the client's own mistake) goes straight back to the client: no retry, no
-cooldown. Anything else moves on to the next credential. For 429s the upstream's retry hint
-(Retry-After, Gemini RetryInfo / quotaResetDelay, Codex resets_*) sets the cooldown.
+As in CLIProxyAPI, a request fault (the client's own mistake: 400, 409, 413, 422, or an error type
+such as `invalid_request_error` or `context_length_exceeded`) goes straight back to the client with
+no retry and no cooldown; 401, 402 and 429 never are. Anything else moves on to the next credential.
+For 429s the upstream's retry hint (`Retry-After`, Anthropic's unified reset header, Google's
+`RetryInfo` / `quotaResetDelay`, Codex's `resets_*`) sets the cooldown (`health.py` decides).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from cliproxy import jsonio
 from cliproxy.translate import Dialect
-from cliproxy.translate.errors import error_body
 
 FAULT_STATUSES = frozenset({400, 409, 413, 422})
 RETRY_ROUND_STATUSES = frozenset({403, 408, 429, 500, 502, 503, 504})
-# What a stream's `streaming.bootstrap-retries` re-run (spec §5.8): also auth and payment failures.
+# What a stream's `streaming.bootstrap-retries` re-run: also auth and payment failures.
 BOOTSTRAP_STATUSES = frozenset({401, 402, 403, 408, 429, *range(500, 600)})
 FAULT_TYPES = frozenset(
     {
@@ -70,29 +71,6 @@ class Failure:
     message: str = ""
     err_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    cooldown: bool | None = None  # a `request-scoped-errors` rule's say; None: the usual rules
-
-
-def apply_scoped_rules(rules: Sequence[Any], failure: Failure) -> bool:
-    """Let the first matching `request-scoped-errors` rule decide (spec §5.8); True when one did.
-
-    A rule matches the upstream status and, when it lists any, one of its substrings or regexes in
-    the error body or message. `stop…` returns the error to the client now, `continue…` tries the
-    next credential; `…-and-cooldown` cools the credential down, the others leave it alone.
-    """
-    text = ""
-    for rule in rules:
-        if rule.status != failure.status:
-            continue
-        if rule.match or rule.match_regexr:
-            if not text:
-                text = failure.body.decode("utf-8", "replace") + "\n" + failure.message
-            if not any(s in text for s in rule.match) and not any(re.search(r, text) for r in rule.match_regexr):
-                continue
-        failure.fault = rule.action.startswith("stop")
-        failure.cooldown = rule.action.endswith("-and-cooldown")
-        return True
-    return False
 
 
 def parse_duration(text: str) -> float | None:
@@ -231,13 +209,3 @@ def status_of_stream_error(dialect: Dialect, data: bytes) -> tuple[int, bytes, s
     elif isinstance(err.get("type"), str) and err["type"] in _ANTHROPIC_STATUS:
         status = _ANTHROPIC_STATUS[err["type"]]
     return status, data, message
-
-
-def client_error(failure: Failure, dialect: Dialect) -> tuple[int, bytes, dict[str, str]]:
-    """What the client sees for a failure: the upstream JSON as-is when dialects match, else re-wrapped."""
-    status = failure.status
-    if failure.body and failure.dialect is dialect:
-        return status, failure.body, dict(failure.headers)
-    err_type = failure.err_type if dialect is Dialect.CLAUDE and failure.err_type else None
-    body = error_body(dialect, status, failure.message, err_type=err_type)
-    return status, body, dict(failure.headers)

@@ -1,8 +1,8 @@
 """The front door: CORS, OPTIONS, safe mode and client-key checks, in one middleware.
 
 One middleware instead of a chain keeps the per-request cost to a single extra call on the hot
-path. Order for every request: OPTIONS → 204 (before any auth, spec §8.2); `/v1*`,
-`/v1beta*`, `/openai/v1*`, `/backend-api/codex*` → safe mode 403, then the client key (spec §1);
+path. Order for every request: OPTIONS → 204 (before any auth, for browser preflights); `/v1*`,
+`/v1beta*`, `/openai/v1*`, `/backend-api/codex*` → safe mode 403, then the client key;
 everything else passes to its handler (management has its own guard).
 """
 
@@ -16,10 +16,10 @@ from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict, istr
 
 from cliproxy import jsonio
-from cliproxy.appkeys import RUNTIME
+from cliproxy.api.errors import dialect_error
 from cliproxy.clientkeys import OPEN_IDENTITY, ClientIdentity, KeyTable
+from cliproxy.runtime import RuntimeHolder
 from cliproxy.translate import Dialect
-from cliproxy.translate.errors import error_body
 
 CLIENT = web.RequestKey("client", ClientIdentity)  # set for every authenticated API request
 REQUEST_ID = web.RequestKey("request_id", str)  # 8 hex, set for every request; sent as X-Request-Id
@@ -36,7 +36,7 @@ CORS_HEADERS: CIMultiDict[str] = CIMultiDict(
     }
 )
 PROTECTED_PREFIXES = ("/v1", "/backend-api/codex", "/openai/v1")
-WS_RELAY_PATH = "/v1/ws"  # open when `ws-auth: false` (spec §3.1); every other /v1 WebSocket needs a key
+WS_RELAY_PATH = "/v1/ws"  # open when `ws-auth: false`; every other /v1 WebSocket needs a key
 SAFE_MODE_BODY = jsonio.dumps(
     {
         "error": "unsafe_example_api_key",
@@ -77,7 +77,8 @@ def route_dialect(request: web.Request) -> Dialect:
 
 
 def presented_keys(request: web.Request) -> list[str]:
-    """The five key sources of spec §1, in precedence order (empty values skipped)."""
+    """The key sources CLIProxyAPI reads, in its precedence order: `Authorization` (Bearer or bare),
+    `X-Goog-Api-Key`, `X-Api-Key`, `?key=`, `?auth_token=` (empty values skipped)."""
     found: list[str] = []
     headers = request.headers
     auth = headers.get(_AUTHORIZATION)
@@ -133,25 +134,7 @@ def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
     return refused or "Invalid API key"
 
 
-def dialect_error(
-    dialect: Dialect,
-    status: int,
-    message: str,
-    *,
-    err_type: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """A JSON error response in the dialect's shape (the one way handlers return errors)."""
-    return web.Response(
-        body=error_body(dialect, status, message, err_type=err_type, code=code),
-        headers=headers,
-        status=status,
-        content_type="application/json",
-    )
-
-
-def front_door() -> Middleware:
+def front_door(*, holder: RuntimeHolder) -> Middleware:
     """Build the middleware: OPTIONS → 204, then safe mode and client keys on the API prefixes."""
 
     @web.middleware
@@ -161,7 +144,7 @@ def front_door() -> Middleware:
             return web.Response(status=204)
         path = request.path
         if path.startswith(PROTECTED_PREFIXES):
-            runtime = request.app[RUNTIME].current
+            runtime = holder.current
             if runtime.safe_mode:
                 return web.Response(
                     body=SAFE_MODE_BODY,
@@ -184,7 +167,7 @@ def front_door() -> Middleware:
 
 
 def new_request_id() -> str:
-    """8 hex characters (spec §8.3): unique enough to find one request in the logs, and cheap."""
+    """8 hex characters, as CLIProxyAPI's request ids: unique enough to find one request in the logs, and cheap."""
     return f"{getrandbits(32):08x}"
 
 

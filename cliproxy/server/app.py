@@ -1,52 +1,29 @@
-"""The aiohttp application: route table, lifecycle, and how the process serves.
+"""The composition root: the aiohttp application with every route, service and lifecycle hook.
 
-Feature modules plug in through `FEATURES`: each is `module:install` and receives the app before
-it starts (to add routes, `cleanup_ctx` entries or signals). The route table of the client API is
-written out here in full so a reader sees every public path in one place.
+`build_app` is the one place that builds the server: the services (`build_services`), the front
+door, the client API routes (written out in full, so a reader sees every public path here), the two
+WebSocket registries, the management sub-app and the response hook.
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import importlib
-import logging
-import os
-import ssl
+import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from aiohttp import web
 
 from cliproxy import __version__, jsonio
-from cliproxy.api import chat, claude, gemini, models, responses, responses_ws
-from cliproxy.appkeys import RUNTIME
-from cliproxy.config.load import ConfigError
-from cliproxy.request_log import log_request
+from cliproxy.api import chat, claude, gemini, models, responses, responses_ws, whoami, ws_relay
+from cliproxy.management.app import PREFIX as MANAGEMENT_PREFIX
+from cliproxy.management.app import build_management_app
+from cliproxy.management.config_writer import CONFIG_WRITER, ConfigWriter
+from cliproxy.management.oauth import install as install_oauth_logins
+from cliproxy.management.usage_api import USAGE_STATS, UsageStats
 from cliproxy.runtime import RuntimeHolder
-from cliproxy.server.access import add_cors_headers, front_door
-
-log = logging.getLogger(__name__)
+from cliproxy.server.access import WS_RELAY_PATH, add_cors_headers, front_door
+from cliproxy.server.services import SERVICES, Services, build_services
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
-SHUTDOWN_GRACE_SECONDS = 30.0
-# Net allocations before a young GC pass (Python's default: 700). See `calm_gc`.
-GC_YOUNG_THRESHOLD = 20_000
-
-# Feature modules installed into every app, in order ("module:function").
-FEATURES: tuple[str, ...] = (
-    "cliproxy.routing.dispatch:install",
-    "cliproxy.logs:install",
-    "cliproxy.log_files:install",
-    "cliproxy.request_log:install",
-    "cliproxy.watch:install",
-    "cliproxy.management:install",
-    "cliproxy.api.ws_relay:install",
-    "cliproxy.api.responses_ws:install",
-    "cliproxy.policy:install",
-    "cliproxy.credentials.service:install",
-    "cliproxy.management.oauth:install",
-)
 
 ROOT_BODY = jsonio.dumps(
     {
@@ -56,7 +33,6 @@ ROOT_BODY = jsonio.dumps(
     }
 )
 HEALTH_BODY = b'{"status":"ok"}'
-
 
 SAFE_MODE_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>cliproxy: example API keys</title></head>
@@ -73,7 +49,7 @@ replaced.</p>
 
 
 async def root(request: web.Request) -> web.Response:
-    if request.app[RUNTIME].current.safe_mode:  # spec §1: a warning page instead of the banner
+    if request.app[SERVICES].holder.current.safe_mode:  # a warning page instead of the banner
         return web.Response(body=SAFE_MODE_PAGE, content_type="text/html", charset="utf-8")
     return web.Response(body=ROOT_BODY, content_type="application/json")
 
@@ -85,13 +61,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def add_client_routes(app: web.Application) -> None:
-    """Every client-facing path (spec §6.1, client-protocols §4 for the Gemini `/v1` spellings)."""
+    """Every client-facing path (Gemini also under `/v1`, which google-genai 3.x uses by default)."""
     r = app.router
     r.add_post("/v1/chat/completions", chat.chat_completions)
     r.add_post("/v1/completions", chat.completions)
     r.add_post("/v1/responses", responses.create_response)
     r.add_post("/backend-api/codex/responses", responses.create_response)
-    r.add_get("/v1/responses", responses_ws.responses_socket, allow_head=False)  # WebSocket mode (spec §3.2)
+    r.add_get("/v1/responses", responses_ws.responses_socket, allow_head=False)  # the Responses WebSocket
     r.add_get("/backend-api/codex/responses", responses_ws.responses_socket, allow_head=False)
     r.add_post("/v1/messages", claude.messages)
     r.add_post("/v1/messages/count_tokens", claude.count_tokens)
@@ -101,104 +77,48 @@ def add_client_routes(app: web.Application) -> None:
     r.add_get("/v1beta/models", models.list_models)
     r.add_get("/v1beta/models/{model:.+}", models.get_model)
     r.add_get("/v1/models/{model:.+}", models.get_model)
+    r.add_get(whoami.PATH, whoami.get_whoami)
+    r.add_get(WS_RELAY_PATH, ws_relay.relay_socket)
 
 
-def response_hook(app: web.Application) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+def response_hook(services: Services) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     """The one `on_response_prepare` hook (every response, sub-apps' too): CORS headers, the request
     id, the request log. One hook, not one per feature: each costs a coroutine per response."""
+    log_request = services.request_logs.log
 
     async def prepare(request: web.Request, response: web.StreamResponse) -> None:
         add_cors_headers(request, response)
-        log_request(app, request, response)
+        log_request(request, response)
 
     return prepare
 
 
-def build_app(holder: RuntimeHolder, *, features: tuple[str, ...] | None = None) -> web.Application:
-    """The whole server as an aiohttp app (tests run it with the aiohttp test server)."""
-    app = web.Application(middlewares=[front_door()], client_max_size=MAX_REQUEST_BYTES)
-    app[RUNTIME] = holder
-    app.on_response_prepare.append(response_hook(app))
+def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monotonic) -> web.Application:
+    """The whole server as an aiohttp app (tests run it with the aiohttp test server).
+
+    `clock` drives cooldowns; tests pass a hand-driven one.
+    """
+    services = build_services(holder, clock=clock)
+    app = web.Application(middlewares=[front_door(holder=holder)], client_max_size=MAX_REQUEST_BYTES)
+    app[SERVICES] = services
+    app.cleanup_ctx.append(services.run)
+    app.on_response_prepare.append(response_hook(services))
     app.router.add_get("/", root)
-    app.router.add_get("/healthz", healthz)  # HEAD too (spec §8.1 health checks)
+    app.router.add_get("/healthz", healthz)  # HEAD too, for health checks
     add_client_routes(app)
-    for spec in FEATURES if features is None else features:
-        module_name, _, func_name = spec.partition(":")
-        install: Callable[[web.Application], None] = getattr(importlib.import_module(module_name), func_name)
-        install(app)
+
+    sockets = responses_ws.ResponsesSockets()
+    app[responses_ws.RESPONSES_SOCKETS] = sockets
+    app.on_shutdown.append(sockets.close_on_shutdown)
+    relay = ws_relay.RelaySessions()
+    app[ws_relay.RELAY_SESSIONS] = relay
+    holder.listeners.append(relay.on_swap)
+    app.on_shutdown.append(relay.close_on_shutdown)
+
+    app[CONFIG_WRITER] = ConfigWriter(services.reloader)
+    stats = UsageStats(holder)
+    app[USAGE_STATS] = stats
+    services.usage.subscribe(stats.observe)
+    install_oauth_logins(app)
+    app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder))
     return app
-
-
-def ssl_context(cert: str, key: str) -> ssl.SSLContext:
-    """The server TLS context; raises `ConfigError` naming the file when it cannot be used."""
-    for name, value in (("tls.cert", cert), ("tls.key", key)):
-        file = Path(value).expanduser()
-        if not file.is_file():
-            raise ConfigError([f"{name}: file not found: {file}"])
-        if not os.access(file, os.R_OK):
-            raise ConfigError([f"{name}: file not readable: {file}"])
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        ctx.load_cert_chain(Path(cert).expanduser(), Path(key).expanduser())
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError([f"tls: cannot load the certificate and key ({exc.__class__.__name__}: {exc})"]) from None
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-def calm_gc(app: web.Application) -> None:
-    """Keep the cyclic garbage collector off the request path (the served process only, not tests).
-
-    Reference counting frees almost everything a request allocates, but with Python's default
-    threshold 64 requests in flight start a young pass every few requests and promote what is still
-    live, and the full passes that follow walk every module, config and price-table object (80k+),
-    tens of ms each: 10-15 % of the CPU of a passthrough. So: freeze what exists once the app has
-    started (and again once the price table has loaded in the background), and raise the young
-    threshold so in-flight requests are done before a pass sees them. Cycles are still collected.
-    """
-
-    def freeze(_: object = None) -> None:
-        gc.collect()
-        gc.freeze()
-
-    async def on_startup(app: web.Application) -> None:
-        freeze()
-        from cliproxy.appkeys import POLICY
-
-        policy = app.get(POLICY)
-        if policy is not None:  # the price table loads in a worker thread after startup
-            policy.start_loading_prices().add_done_callback(freeze)
-
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
-    app.on_startup.append(on_startup)
-
-
-def serve(holder: RuntimeHolder) -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish.
-
-    Raises `ConfigError` when the TLS files cannot be used, `OSError` when the port cannot be bound.
-    """
-    import uvloop
-
-    from cliproxy.logs import AccessLogger
-
-    config = holder.current.config
-    context = ssl_context(config.tls.cert, config.tls.key) if config.tls.enable else None
-    app = build_app(holder)
-    calm_gc(app)
-    scheme = "https" if context else "http"
-    host = config.host or None
-    log.info("cliproxy %s listening on %s://%s:%d", __version__, scheme, config.host or "*", config.port)
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(
-        app,
-        host=host,
-        port=config.port,
-        ssl_context=context,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=logging.getLogger("cliproxy.access"),
-        access_log_class=AccessLogger,
-        print=None,
-        handle_signals=True,
-        handler_cancellation=True,  # a client that disconnects cancels its upstream request
-    )

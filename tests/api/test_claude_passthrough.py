@@ -255,7 +255,7 @@ async def test_bad_request_not_retried(upstream: tuple[FakeUpstream, str], start
         "type": "error",
         "error": {"type": "invalid_request_error", "message": "fake upstream error 400"},
     }
-    assert len(fake.seen) == 1 and not proxy.state.cooldowns
+    assert len(fake.seen) == 1 and not proxy.health.snapshot()
 
 
 async def test_all_cooling_is_anthropic_429_with_retry_after(

@@ -197,8 +197,8 @@ async def test_failover_and_retry_info_cooldown(upstream: tuple[FakeUpstream, st
     answer = await client(proxy).aio.models.generate_content(model="gemini-fake", contents="hi")
     assert answer.text == "Hello from fake"
     assert len(fake.seen) == 2
-    (cooldown,) = proxy.state.cooldowns.values()
-    assert cooldown.until - clock.now == 33  # the RetryInfo hint, not the 1 s backoff
+    (cooldown,) = proxy.health.snapshot()
+    assert cooldown.seconds == 33  # the RetryInfo hint, not the 1 s backoff
 
 
 async def test_bad_request_not_retried_and_verbatim(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:

@@ -164,8 +164,8 @@ async def test_failover_with_codex_usage_limit_hint(upstream: tuple[FakeUpstream
     fake.fail(429, body=limit)
     answer = await client(proxy).responses.create(model="gpt-fake", input="hi")
     assert answer.output_text == "Hello from fake" and len(fake.seen) == 2
-    (cooldown,) = proxy.state.cooldowns.values()
-    assert cooldown.until - clock.now == 120
+    (cooldown,) = proxy.health.snapshot()
+    assert cooldown.seconds == 120
     clock.advance(120)  # both usable again; a 502 before the first byte moves a stream on too
     fake.fail(502, times=1)
     async with client(proxy).responses.stream(model="gpt-fake", input="hi") as stream:
@@ -184,7 +184,7 @@ async def test_bad_request_not_retried(upstream: tuple[FakeUpstream, str], start
         "param": None,
         "code": None,
     }
-    assert len(fake.seen) == 1 and not proxy.state.cooldowns
+    assert len(fake.seen) == 1 and not proxy.health.snapshot()
 
 
 async def test_all_cooling_is_openai_429_with_retry_after(

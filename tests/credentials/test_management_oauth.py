@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cliproxy.appkeys import CREDENTIALS, RUNTIME
 from cliproxy.credentials.store import AuthFileCredential
 from cliproxy.management.oauth import OAUTH_LOGINS
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 from tests.fakes.oauth import FakeOAuth
 
@@ -105,10 +105,10 @@ async def test_claude_pasted_redirect_url_and_replays(server: TestServer, tmp_pa
     assert not list((tmp_path / "auths").glob(".oauth-*"))  # the hand-off file is consumed
     # Registered with the runtime without waiting for the watcher.
     for _ in range(500):
-        if any(isinstance(c, AuthFileCredential) for c in server.app[RUNTIME].current.auth_files):
+        if any(isinstance(c, AuthFileCredential) for c in server.app[SERVICES].holder.current.auth_files):
             break
         await asyncio.sleep(0.01)
-    assert [c.id for c in server.app[RUNTIME].current.auth_files] == [saved.name]
+    assert [c.id for c in server.app[SERVICES].holder.current.auth_files] == [saved.name]
     status, reply = await call(server, "POST", "/oauth-callback", json={"provider": "claude", "redirect_url": location})
     assert (status, reply) == (409, {"error": "oauth flow is already completed"})
 
@@ -211,7 +211,7 @@ async def test_server_refreshes_due_credentials_and_shows_failures_in_auth_files
     saved = json.loads((auths / "claude-a.json").read_text())
     assert saved["access_token"] != "at-a" and saved["prefix"] == "keep"
     assert fake_oauth.requests["claude:refresh"] == 1 and fake_oauth.requests["codex:refresh"] == 1
-    assert server.app is not None and server.app[CREDENTIALS].started
+    assert server.app is not None and server.app[SERVICES].credentials.started
 
 
 async def test_web_relogin_keeps_user_fields_of_the_existing_file(server: TestServer, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from cliproxy.appkeys import ROUTING, USAGE
-from cliproxy.routing.scheduler import RoutingState
+from cliproxy.routing.health import LocalCredentialHealth
+from cliproxy.server.services import SERVICES
 from cliproxy.usage import UsageStore
 from tests.conftest import app_from_config, write_config
 from tests.fakes.upstreams import FakeUpstream
@@ -23,7 +23,7 @@ CLIENT_KEY = "sk-client-test-key"
 
 
 class Clock:
-    """A hand-driven clock for cooldown tests (injected into `RoutingState`)."""
+    """A hand-driven clock for cooldown tests (injected into the credential health)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -38,7 +38,7 @@ class Clock:
 @dataclass
 class Proxy:
     server: TestServer
-    state: RoutingState
+    health: LocalCredentialHealth
     usage: UsageStore
 
     @property
@@ -83,11 +83,10 @@ def start_proxy(tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServ
         text = textwrap.dedent(text)
         if "api-keys" not in text:
             text = f"api-keys: [{CLIENT_KEY}]\n" + text
-        app = app_from_config(write_config(tmp_path, text))
-        state = RoutingState(clock) if clock is not None else RoutingState()
-        app[ROUTING] = state
+        app = app_from_config(write_config(tmp_path, text), clock=clock)
         server = await aiohttp_server(app)
-        return Proxy(server, state, app[USAGE])
+        services = app[SERVICES]
+        return Proxy(server, services.health, services.usage)
 
     return start
 

@@ -9,7 +9,7 @@ import aiohttp
 import bcrypt
 from aiohttp.test_utils import TestServer
 
-from cliproxy.appkeys import RUNTIME
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 
 ADMIN = "admin-secret-value"
@@ -48,7 +48,7 @@ async def whoami(server: TestServer, key: str) -> tuple[int, Any]:
 async def test_key_lifecycle(proxy: ProxyFactory) -> None:
     server = await proxy(CONFIG)
     assert server.app is not None
-    config_path = server.app[RUNTIME].current.config_path
+    config_path = server.app[SERVICES].holder.current.config_path
 
     status, created = await mgmt(
         server,
@@ -103,7 +103,7 @@ async def test_key_lifecycle(proxy: ProxyFactory) -> None:
 async def test_bad_fields_are_400_and_leave_the_file(proxy: ProxyFactory) -> None:
     server = await proxy(CONFIG)
     assert server.app is not None
-    before = server.app[RUNTIME].current.config_path.read_bytes()
+    before = server.app[SERVICES].holder.current.config_path.read_bytes()
     for body in (
         {"models": ["x"]},
         {"name": "a", "max-requests-per-minute": 0},
@@ -114,7 +114,7 @@ async def test_bad_fields_are_400_and_leave_the_file(proxy: ProxyFactory) -> Non
         status, err = await mgmt(server, "POST", "/client-keys", body)
         assert status == 400, (body, err)
         assert err["error"] == "invalid client key"
-    assert server.app[RUNTIME].current.config_path.read_bytes() == before
+    assert server.app[SERVICES].holder.current.config_path.read_bytes() == before
 
 
 async def test_viewer_lists_but_cannot_create(proxy: ProxyFactory) -> None:

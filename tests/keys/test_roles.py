@@ -12,9 +12,9 @@ import bcrypt
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.management.guard import KEYLESS_PATHS
 from cliproxy.management.roles import redact_tree
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 
 ADMIN = "admin-secret-value"
@@ -110,7 +110,7 @@ async def test_viewer_and_admin_on_every_management_route(proxy: ProxyFactory, t
     routes = management_routes(server)
     assert ("GET", "/v0/management/config") in routes
     assert server.app is not None
-    config_path = server.app[RUNTIME].current.config_path
+    config_path = server.app[SERVICES].holder.current.config_path
     before = config_path.read_bytes()
     for method, path in routes:
         status, text = await call(server, method, path, VIEWER)

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 import yaml
 
-from cliproxy.appkeys import RUNTIME, USAGE
 from cliproxy.credentials.store import auth_index_for
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 from tests.management.client import MANAGEMENT_BLOCK, Mgmt
 
@@ -42,7 +42,7 @@ def auth_dir(tmp_path: Path) -> Path:
 
 
 def loaded_names(server: Any) -> list[str]:
-    return sorted(c.name for c in server.app[RUNTIME].current.auth_files)
+    return sorted(c.name for c in server.app[SERVICES].holder.current.auth_files)
 
 
 async def test_list(proxy: ProxyFactory, auth_dir: Path) -> None:
@@ -217,7 +217,7 @@ async def test_status_for_a_file(proxy: ProxyFactory, auth_dir: Path) -> None:
     assert (reply.status, reply.json()) == (200, {"status": "ok", "disabled": True})
     assert json.loads(path.read_text())["disabled"] is True
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    cred = next(c for c in server.app[RUNTIME].current.auth_files if c.name == path.name)
+    cred = next(c for c in server.app[SERVICES].holder.current.auth_files if c.name == path.name)
     assert cred.disabled is True
     listed = (await mgmt.get(f"/auth-files?name={path.name}")).json()["files"][0]
     assert listed["status"] == "disabled" and listed["disabled"] is True
@@ -244,7 +244,7 @@ async def test_status_for_a_config_key_uses_excluded_models(
     text = (tmp_path / "config.yaml").read_text()
     assert yaml.safe_load(text)["claude-api-key"][0]["excluded-models"] == ["*"]
     assert "# keep me" in text
-    assert server.app[RUNTIME].current.config.claude_api_key[0].excluded_models == ("*",)
+    assert server.app[SERVICES].holder.current.config.claude_api_key[0].excluded_models == ("*",)
     await mgmt.patch("/auth-files/status", json={"auth_index": index, "disabled": False})
     assert "excluded-models" not in yaml.safe_load((tmp_path / "config.yaml").read_text())["claude-api-key"][0]
 
@@ -269,7 +269,7 @@ async def test_fields(proxy: ProxyFactory, auth_dir: Path) -> None:
     assert data["prefix"] == "team" and data["weight"] == 3
     assert data["meta"] == {"owner": {"team": "blue"}}
     assert "request_retry" not in data and data["headers"] == {"X-Team": "blue"}
-    cred = next(c for c in server.app[RUNTIME].current.auth_files if c.name == path.name)
+    cred = next(c for c in server.app[SERVICES].holder.current.auth_files if c.name == path.name)
     assert (cred.prefix, cred.proxy_url, cred.weight) == ("team", "socks5://127.0.0.1:1080", 3)
     reply = await mgmt.patch("/auth-files/fields", json={"name": path.name, "weight": None})
     assert reply.status == 200 and "weight" not in json.loads(path.read_text())
@@ -292,7 +292,7 @@ async def test_list_shows_request_counters_from_the_usage_store(proxy: ProxyFact
     server = await proxy(CONFIG)
     path = auth_dir / "claude-a@example.com.json"
     index = auth_index_for("claude", path.absolute())
-    store = server.app[USAGE]
+    store = server.app[SERVICES].usage
     store.add(record(auth_index=index, credential_id=path.name))
     store.add(record(auth_index=index, credential_id=path.name, failed=True, status=500))
     store.add(record(auth_index="another-credential"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cliproxy.appkeys import RUNTIME
+from cliproxy.server.services import SERVICES
 from tests.config.styled import SECRET_TOKEN, STYLED_CONFIG
 from tests.conftest import ProxyFactory
 from tests.management.client import SECRET_HASH, VIEWER_HASH, Mgmt
@@ -46,7 +46,7 @@ async def test_put_round_trip_keeps_access_and_comments(proxy: ProxyFactory, tmp
     assert (tmp_path / "config.yaml").read_text() == STYLED.replace(
         "debug: false", "debug: true # turned on from the editor"
     )
-    assert server.app[RUNTIME].current.config.debug is True  # live on return
+    assert server.app[SERVICES].holder.current.config.debug is True  # live on return
     assert (await mgmt.get("/debug")).json() == {"debug": True}  # and the secret still works
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from cliproxy.appkeys import CONFIG_WRITER, RUNTIME
-from cliproxy.management.config_writer import ConfigDoc, ConfigWriter
+from cliproxy.management.config_writer import CONFIG_WRITER, ConfigDoc, ConfigWriter
+from cliproxy.server.services import SERVICES
 from tests.config.styled import SECRET_TOKEN, STYLED_CONFIG
 from tests.conftest import ProxyFactory, app_from_config, write_config
 from tests.management.client import MANAGEMENT_BLOCK, SECRET_HASH, Mgmt
@@ -64,7 +64,7 @@ async def test_three_endpoints_keep_every_comment_and_untouched_line(proxy: Prox
     comments = [line for line in STYLED.splitlines() if line.lstrip().startswith("#")]
     assert [line for line in after.splitlines() if line.lstrip().startswith("#")] == comments
     # And the live config agrees with the file.
-    config = server.app[RUNTIME].current.config
+    config = server.app[SERVICES].holder.current.config
     assert config.debug is True
     assert "sk-client-new-0004" in config.api_keys
     assert config.claude_api_key[1].weight == 9
@@ -145,7 +145,7 @@ async def test_writer_lock_orders_direct_updates(proxy: ProxyFactory) -> None:
 
     results = await asyncio.gather(*(writer.update(bump) for _ in range(5)))
     assert sorted(results) == [1, 2, 3, 4, 5]
-    assert server.app[RUNTIME].current.config.request_retry == 5
+    assert server.app[SERVICES].holder.current.config.request_retry == 5
 
 
 async def test_failed_rename_leaves_the_old_file_and_the_old_runtime(
@@ -161,7 +161,7 @@ async def test_failed_rename_leaves_the_old_file_and_the_old_runtime(
         calls.append((src, dst))
         raise OSError(5, "Input/output error")
 
-    app[CONFIG_WRITER] = ConfigWriter(app, replace=crash_at_rename)
+    app[CONFIG_WRITER] = ConfigWriter(app[SERVICES].reloader, replace=crash_at_rename)
     server = await aiohttp_server(app)
     mgmt = Mgmt(server)
     reply = await mgmt.put("/debug", json={"value": True})
@@ -171,7 +171,7 @@ async def test_failed_rename_leaves_the_old_file_and_the_old_runtime(
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]  # the temp file is gone
     assert (path.stat().st_mode & 0o777) == 0o600
-    assert app[RUNTIME].current.config.debug is False
+    assert app[SERVICES].holder.current.config.debug is False
     assert (await mgmt.get("/debug")).json() == {"debug": False}
 
 
@@ -217,7 +217,7 @@ async def test_an_edit_of_a_deleted_file_is_refused_not_a_fresh_open_config(
     reply = await mgmt.put("/debug", json={"value": True})
     assert reply.status == 500 and reply.json()["error"].startswith("failed to save config: config.yaml not found")
     assert not path.exists()
-    assert server.app[RUNTIME].current.config.api_keys == ("sk-keep-me-key-1",)  # still guarded
+    assert server.app[SERVICES].holder.current.config.api_keys == ("sk-keep-me-key-1",)  # still guarded
     # The whole file can still be put back through the API.
     text = "host: 127.0.0.1\napi-keys: [sk-keep-me-key-1]\n" + MANAGEMENT_BLOCK
     assert (await mgmt.put("/config.yaml", data=text.encode())).status == 200

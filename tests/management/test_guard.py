@@ -12,11 +12,12 @@ import bcrypt
 import pytest
 from aiohttp.test_utils import TestServer
 
-from cliproxy import __version__, management
-from cliproxy.appkeys import RUNTIME
+from cliproxy import __version__
+from cliproxy.management import app as management_app
 from cliproxy.config.load import load_config
 from cliproxy.management.guard import go_duration
 from cliproxy.runtime import build_runtime
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory, write_config
 
 SECRET = "mgmt-secret-value"
@@ -127,7 +128,9 @@ async def test_success_resets_the_failure_count(proxy: ProxyFactory) -> None:
 async def test_viewer_key_reads_but_cannot_write(
     tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(management, "RESOURCE_MODULES", (*management.RESOURCE_MODULES, "tests.management.admin_probe"))
+    from tests.management import admin_probe
+
+    monkeypatch.setattr(management_app, "RESOURCES", (*management_app.RESOURCES, admin_probe))
     from tests.conftest import app_from_config
 
     server: TestServer = await aiohttp_server(app_from_config(write_config(tmp_path, CONFIG)))
@@ -206,7 +209,7 @@ async def test_management_password_env_works_remotely_in_plaintext(
 
 async def test_secret_added_and_removed_at_runtime(proxy: ProxyFactory, tmp_path: Path) -> None:
     server = await proxy("host: 127.0.0.1\n")
-    holder = server.app[RUNTIME]
+    holder = server.app[SERVICES].holder
     assert (await get(server, "/config", bearer(SECRET)))[0] == 404
     holder.swap(build_runtime(load_config(write_config(tmp_path, CONFIG))))
     assert (await get(server, "/config", bearer(SECRET)))[0] == 200

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cliproxy.appkeys import RUNTIME
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 from tests.management.client import MANAGEMENT_BLOCK, Mgmt
 
@@ -223,7 +223,7 @@ async def test_delete(proxy: ProxyFactory, tmp_path: Path) -> None:
     assert (await mgmt.delete("/claude-api-key?api-key=sk-ant-2&base-url=https://claude.example")).status == 200
     assert (await mgmt.delete("/claude-api-key?index=0")).status == 200
     assert on_disk(tmp_path, "claude-api-key") == []
-    assert len(server.app[RUNTIME].current.config.claude_api_key) == 0
+    assert len(server.app[SERVICES].holder.current.config.claude_api_key) == 0
     reply = await mgmt.delete("/codex-api-key")
     assert (reply.status, reply.json()) == (400, {"error": "missing api-key or index"})
     reply = await mgmt.delete("/vertex-api-key?index=3")
@@ -262,7 +262,7 @@ async def test_openai_compatibility_patch_and_delete(proxy: ProxyFactory, tmp_pa
 async def test_auth_index_joins_with_the_routing_credentials(proxy: ProxyFactory) -> None:
     server = await proxy(CONFIG)
     mgmt = Mgmt(server)
-    catalog = {c.auth_index for c in server.app[RUNTIME].current.catalog.credentials}
+    catalog = {c.auth_index for c in server.app[SERVICES].holder.current.catalog.credentials}
     for kind in ("gemini-api-key", "claude-api-key", "codex-api-key", "vertex-api-key"):
         for entry in (await mgmt.get(f"/{kind}")).json()[kind]:
             assert entry["auth-index"] in catalog, (kind, entry)

@@ -9,9 +9,11 @@ from typing import Any
 import openai
 import pytest
 
-from cliproxy.appkeys import ROUTING, RUNTIME, USAGE
 from cliproxy.clientkeys import redact
-from cliproxy.routing.scheduler import RoutingState
+from cliproxy.routing.failures import Failure
+from cliproxy.routing.health import CoolingSettings
+from cliproxy.server.services import SERVICES
+from cliproxy.translate import Dialect
 from cliproxy.usage import UsageRecord
 from tests.conftest import ProxyFactory
 from tests.fakes.fixtures import CLIENT_KEY, Starter, start_proxy, upstream
@@ -55,7 +57,7 @@ def record(**overrides: Any) -> UsageRecord:
 
 async def test_usage_totals_per_key_credential_and_model(proxy: ProxyFactory) -> None:
     server = await proxy(CONFIG)
-    store = server.app[USAGE]
+    store = server.app[SERVICES].usage
     store.add(record())
     store.add(record(client_key="ci-bot", failed=True, status=529, input_tokens=3, output_tokens=0, total_tokens=3))
     store.add(record(alias="gpt-5", model="gpt-5", auth_index="fedcba9876543210", credential_id="codex-api-key[0]"))
@@ -81,7 +83,7 @@ async def test_usage_queue_pops_oldest_first(proxy: ProxyFactory) -> None:
     server = await proxy(CONFIG)
     mgmt = Mgmt(server)
     for n in range(3):
-        server.app[USAGE].add(record(request_id=f"req_{n}"))
+        server.app[SERVICES].usage.add(record(request_id=f"req_{n}"))
     reply = await mgmt.get("/usage-queue")
     assert reply.status == 200
     (first,) = reply.json()
@@ -111,7 +113,7 @@ async def test_usage_queue_pops_oldest_first(proxy: ProxyFactory) -> None:
 
 async def test_usage_queue_is_empty_while_statistics_are_off(proxy: ProxyFactory) -> None:
     server = await proxy(CONFIG.replace("usage-statistics-enabled: true", "usage-statistics-enabled: false"))
-    server.app[USAGE].add(record())
+    server.app[SERVICES].usage.add(record())
     mgmt = Mgmt(server)
     assert (await mgmt.get("/usage-queue?count=5")).json() == []
     assert (await mgmt.get("/usage")).json()["usage"]["total_requests"] == 1  # totals are always kept
@@ -121,17 +123,19 @@ async def test_reset_quota_clears_cooldowns(proxy: ProxyFactory) -> None:
     server = await proxy(CONFIG)
     mgmt = Mgmt(server)
     (entry,) = (await mgmt.get("/claude-api-key")).json()["claude-api-key"]
-    cred = next(c for c in server.app[RUNTIME].current.catalog.credentials if c.auth_index == entry["auth-index"])
-    state: RoutingState = server.app[ROUTING]
-    state.failure(cred.id, "claude-sonnet-4-5", 429)
-    state.failure(cred.id, "claude-opus-4-1", 429)
+    cred = next(
+        c for c in server.app[SERVICES].holder.current.catalog.credentials if c.auth_index == entry["auth-index"]
+    )
+    health = server.app[SERVICES].health
+    for model in ("claude-sonnet-4-5", "claude-opus-4-1"):
+        await health.failed(cred.id, model, Failure(429, b"", Dialect.CLAUDE), CoolingSettings(False, 0))
     reply = await mgmt.post("/reset-quota", json={"auth_index": entry["auth-index"]})
     assert reply.json() == {
         "status": "ok",
         "auth_index": entry["auth-index"],
         "models": ["claude-opus-4-1", "claude-sonnet-4-5"],
     }
-    assert not any(key[0] == cred.id for key in state.cooldowns)
+    assert not any(c.credential_id == cred.id for c in health.snapshot())
     reply = await mgmt.post("/reset-quota", json={})
     assert (reply.status, reply.json()) == (400, {"error": "auth_index is required"})
     reply = await mgmt.post("/reset-quota", json={"auth_index": "nope"})
@@ -146,8 +150,8 @@ async def test_api_key_usage_per_config_key(proxy: ProxyFactory) -> None:
     server = await proxy(config)
     mgmt = Mgmt(server)
     (claude,) = (await mgmt.get("/claude-api-key")).json()["claude-api-key"]
-    server.app[USAGE].add(record(auth_index=claude["auth-index"]))
-    server.app[USAGE].add(record(auth_index=claude["auth-index"], failed=True, status=500))
+    server.app[SERVICES].usage.add(record(auth_index=claude["auth-index"]))
+    server.app[SERVICES].usage.add(record(auth_index=claude["auth-index"], failed=True, status=500))
     data = (await mgmt.get("/api-key-usage")).json()
     entry = data["claude"]["|sk-ant-usage-key"]
     assert (entry["success"], entry["failed"], len(entry["recent_requests"])) == (1, 1, 20)
@@ -211,6 +215,6 @@ openai-compatibility:
     assert ok["api_key"] == redact(CLIENT_KEY) and CLIENT_KEY not in json.dumps(ok)
     assert ok["fail"] == {"status_code": 200, "body": ""} and ok["failed"] is False
     assert failed["failed"] is True and failed["fail"]["status_code"] == 500
-    runtime = proxy.server.app[RUNTIME].current
+    runtime = proxy.server.app[SERVICES].holder.current
     (cred,) = [c for c in runtime.catalog.credentials if c.api_key == "sk-up-usage-1"]
     assert ok["auth_index"] == cred.auth_index

@@ -84,7 +84,7 @@ async def test_request_fault_is_not_retried(
     assert caught.value.status_code == status
     assert caught.value.body["message"] == f"fake upstream error {status}"  # type: ignore[index]
     assert len(fake.seen) == 1
-    assert not proxy.state.cooldowns
+    assert not proxy.health.snapshot()
 
 
 async def test_invalid_request_body_type_is_a_fault_even_on_500(
@@ -138,7 +138,7 @@ async def test_cooldown_then_expiry_with_injected_clock(
     assert len(fake.seen) == 1
     clock.advance(1.5)  # the cooldown clears itself: no timer, no restart
     assert await ask(proxy) == "Hello from fake"
-    assert not proxy.state.cooldowns  # success reset the backoff
+    assert not proxy.health.snapshot()  # success reset the backoff
 
 
 async def test_retry_after_hint_sets_cooldown(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
@@ -148,8 +148,8 @@ async def test_retry_after_hint_sets_cooldown(upstream: tuple[FakeUpstream, str]
     fake.fail(429, headers={"Retry-After": "42"}, times=1)
     with pytest.raises(openai.RateLimitError):
         await ask(proxy)
-    (entry,) = proxy.state.cooldowns.values()
-    assert entry.until - clock.now == 42
+    (entry,) = proxy.health.snapshot()
+    assert entry.seconds == 42
     clock.advance(41)
     with pytest.raises(openai.RateLimitError) as caught:
         await ask(proxy)
@@ -166,7 +166,7 @@ async def test_transient_and_auth_cooldown_durations(upstream: tuple[FakeUpstrea
     fake.fail(401, key="sk-up-b", times=1)
     with pytest.raises(openai.APIStatusError):
         await ask(proxy)
-    remaining = sorted(round(e.until - clock.now) for e in proxy.state.cooldowns.values())
+    remaining = sorted(round(e.seconds) for e in proxy.health.snapshot())
     assert remaining == [60, 1800]
 
 
@@ -176,7 +176,7 @@ async def test_disable_cooling(upstream: tuple[FakeUpstream, str], start_proxy: 
     fake.fail(429, times=1)
     with pytest.raises(openai.RateLimitError):
         await ask(proxy)
-    assert not proxy.state.cooldowns
+    assert not proxy.health.snapshot()
     assert await ask(proxy) == "Hello from fake"
 
 
@@ -311,7 +311,7 @@ async def test_request_scoped_error_rules(
             await ask(proxy)
         assert caught.value.status_code == status
     assert len(fake.seen) == calls
-    assert bool(proxy.state.cooldowns) is cooled
+    assert bool(proxy.health.snapshot()) is cooled
 
 
 async def test_request_scoped_error_rule_that_does_not_match_changes_nothing(
@@ -340,4 +340,4 @@ async def test_request_scoped_error_rules_of_a_key_entry(
     fake.fail(529, dialect="claude")
     status, body = await ask_claude(proxy)
     assert status == 529 and body["type"] == "error"
-    assert len(fake.seen) == 1 and not proxy.state.cooldowns
+    assert len(fake.seen) == 1 and not proxy.health.snapshot()

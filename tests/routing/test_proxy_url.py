@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
-from cliproxy.appkeys import RUNTIME
-from cliproxy.watch import reload_now
+from cliproxy.server.services import SERVICES
 from tests.fakes.fixtures import CLIENT_KEY, Clock, Proxy, Starter
 from tests.fakes.upstreams import FakeUpstream
 
@@ -179,7 +178,7 @@ async def test_default_anthropic_base_uses_x_api_key(local_proxy: type[LocalProx
         "  - api-key: sk-ant-custom\n    base-url: https://gateway.example\n    proxy-url: http://127.0.0.1:{port}\n"
         "    models: [{name: claude-other}]\n".replace("{port}", str(hop.port))
     )
-    creds = {c.api_key: c for c in proxy.server.app[RUNTIME].current.catalog.credentials}
+    creds = {c.api_key: c for c in proxy.server.app[SERVICES].holder.current.catalog.credentials}
     assert creds["sk-ant-real"].headers["x-api-key"] == "sk-ant-real"
     assert "Authorization" not in creds["sk-ant-real"].headers
     assert creds["sk-ant-custom"].headers["Authorization"] == "Bearer sk-ant-custom"
@@ -219,23 +218,23 @@ async def test_credential_ids_and_cooldowns_survive_reload(
     clock = Clock()
     proxy = await start_proxy(compat(base), clock=clock)
     app = proxy.server.app
-    (before,) = app[RUNTIME].current.catalog.credentials
+    (before,) = app[SERVICES].holder.current.catalog.credentials
     fake.fail(429, headers={"Retry-After": "30"})
     assert await chat(proxy) == 429
-    path = app[RUNTIME].current.config_path
+    path = app[SERVICES].holder.current.config_path
     text = path.read_text()
     # non-identity edits: another model, a priority; the cooldown must still hold afterwards
     path.write_text(
         text.replace("models: [{name: gpt-fake}]", "priority: 3\n    models: [{name: gpt-fake}, {name: more}]")
     )
-    await reload_now(app, force=True)
-    (after,) = app[RUNTIME].current.catalog.credentials
+    await app[SERVICES].reloader.reload_now(force=True)
+    (after,) = app[SERVICES].holder.current.catalog.credentials
     assert after is not before and after.id == before.id and after.priority == 3
     assert await chat(proxy) == 429 and len(fake.seen) == 1  # still cooling: no upstream call
     # an identity edit (the key) is a new credential with a fresh state
     path.write_text(path.read_text().replace("sk-up", "sk-up-rotated"))
-    await reload_now(app, force=True)
-    (rotated,) = app[RUNTIME].current.catalog.credentials
+    await app[SERVICES].reloader.reload_now(force=True)
+    (rotated,) = app[SERVICES].holder.current.catalog.credentials
     assert rotated.id != before.id and rotated.id.startswith("openai-compatibility:fake:")
     assert await chat(proxy) == 200
 

@@ -12,9 +12,8 @@ import aiohttp
 import bcrypt
 from aiohttp.test_utils import TestServer
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.config.write import atomic_write_text
-from cliproxy.watch import reload_now
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 
 DEADLINE_SECONDS = 2.0  # the promise: a change is live within 2 s of the write
@@ -57,7 +56,7 @@ async def reload_status(server: TestServer) -> dict[str, object]:
 
 
 def config_path(server: TestServer) -> Path:
-    return server.app[RUNTIME].current.config_path
+    return server.app[SERVICES].holder.current.config_path
 
 
 async def test_new_key_works_and_removed_key_stops_without_restart(proxy: ProxyFactory) -> None:
@@ -71,7 +70,7 @@ async def test_new_key_works_and_removed_key_stops_without_restart(proxy: ProxyF
 
     await until(swapped)
     assert await status_for(server, "sk-old-key-1111") == 401
-    assert server.app[RUNTIME].current.generation >= 1
+    assert server.app[SERVICES].holder.current.generation >= 1
 
 
 async def test_atomic_replace_is_picked_up(proxy: ProxyFactory) -> None:
@@ -131,20 +130,20 @@ async def test_reload_now_applies_before_returning(proxy: ProxyFactory) -> None:
     server = await proxy(config("sk-first-key-1111"))
     path = config_path(server)
     atomic_write_text(path, config("sk-second-key-2222"))
-    status = await reload_now(server.app)
+    status = await server.app[SERVICES].reloader.reload_now()
     assert status.ok, status.message
     assert await status_for(server, "sk-second-key-2222") != 401
     assert await status_for(server, "sk-first-key-1111") == 401
-    generation = server.app[RUNTIME].current.generation
-    again = await reload_now(server.app)  # hash gate: nothing changed, nothing rebuilt
+    generation = server.app[SERVICES].holder.current.generation
+    again = await server.app[SERVICES].reloader.reload_now()  # hash gate: nothing changed, nothing rebuilt
     assert again.ok and again.message == "no changes"
-    assert server.app[RUNTIME].current.generation == generation
+    assert server.app[SERVICES].holder.current.generation == generation
 
 
 async def test_empty_file_is_ignored(proxy: ProxyFactory) -> None:
     server = await proxy(config("sk-kept-key-1111"))
     config_path(server).write_text("")
-    status = await reload_now(server.app)
+    status = await server.app[SERVICES].reloader.reload_now()
     assert status.ok and status.message == "config file is empty"
     assert await status_for(server, "sk-kept-key-1111") != 401
 
@@ -154,7 +153,7 @@ async def test_listener_changes_are_reported_as_needing_restart(proxy: ProxyFact
     atomic_write_text(
         config_path(server), config("sk-key-1111", extra="port: 9999\ntls:\n  enable: false\n  cert: x\n")
     )
-    await reload_now(server.app)
+    await server.app[SERVICES].reloader.reload_now()
     status = await reload_status(server)
     assert status["ok"] is True
     assert status["restart_required"] == ["port", "tls"]
@@ -192,7 +191,7 @@ async def test_auth_dir_json_changes_trigger_a_rebuild(
     auths = tmp_path / "auths"
     auths.mkdir()
     server = await aiohttp_server(app_from_config(write_config(tmp_path, "auth-dir: ./auths\n")))
-    holder = server.app[RUNTIME]
+    holder = server.app[SERVICES].holder
     assert holder.current.auth_dir == auths.resolve()
     generation = holder.current.generation
     (auths / "claude-user.json").write_text('{"type": "claude"}')
@@ -209,7 +208,7 @@ async def test_auth_dir_created_after_start_is_watched(
     from tests.conftest import app_from_config, write_config
 
     server = await aiohttp_server(app_from_config(write_config(tmp_path, "auth-dir: ./late\n")))
-    holder = server.app[RUNTIME]
+    holder = server.app[SERVICES].holder
     late = tmp_path / "late"
     late.mkdir()
     generation = holder.current.generation

@@ -6,9 +6,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from cliproxy.appkeys import RUNTIME
 from cliproxy.config.write import atomic_write_text
-from cliproxy.watch import reload_now
+from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 
 KEY = "sk-ws-client-key-1234"
@@ -19,8 +18,8 @@ def config(ws_auth: bool) -> str:
 
 
 async def set_ws_auth(server: TestServer, value: bool) -> None:
-    atomic_write_text(server.app[RUNTIME].current.config_path, config(value))
-    status = await reload_now(server.app)
+    atomic_write_text(server.app[SERVICES].holder.current.config_path, config(value))
+    status = await server.app[SERVICES].reloader.reload_now()
     assert status.ok, status.message
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 import websockets
 
-from cliproxy.appkeys import RESPONSES_SOCKETS
+from cliproxy.api.responses_ws import RESPONSES_SOCKETS
 from tests.fakes.fixtures import CLIENT_KEY, Starter
 from tests.fakes.upstreams import FakeUpstream, events_of, wire_body
 from tests.ws.helpers import TOOL, codex_config, raw_connect, turn, user

@@ -173,7 +173,7 @@ async def test_errors_are_in_band_and_the_socket_stays_open(
         assert error.error["message"] == "fake upstream error 429"  # the upstream's own error object
 
         fake.plan.clear()
-        proxy.state.cooldowns.clear()
+        await proxy.health.clear()
         await conn.response.create(model="gpt-fake", input="hi")
         events = await until_terminal(conn)
         assert events[-1].type == "response.completed"

@@ -1,4 +1,4 @@
-"""Request logs (spec §8.4): one file per API request, for debugging a client or a provider.
+"""Request logs: one file per API request, for debugging a client or a provider.
 
 With `request-log: true` every non-GET request outside `/v0/management`, and every Responses
 WebSocket upgrade, is written to `<logs dir>/<path>-<YYYY-MM-DDTHHMMSS>-<request id>.log`: the
@@ -22,15 +22,15 @@ import datetime as dt
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from cliproxy.appkeys import REDACTOR, REQUEST_LOG_TASKS, RUNTIME
 from cliproxy.clientkeys import redact
 from cliproxy.log_files import logs_dir
 from cliproxy.logs import SENSITIVE_NAME
+from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.access import REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -112,53 +112,41 @@ def error_files(directory: Path) -> list[Path]:
         return []
 
 
-def log_request(app: web.Application, request: web.Request, response: web.StreamResponse) -> None:
-    """Called by the server's response hook (`app` is the main app): decide whether this response
-    gets a file, and schedule it."""
-    method = request.method
-    if method == "GET":
-        if request.path not in WEBSOCKET_PATHS or response.status != 101:
-            return  # GETs are not logged, except the Responses WebSocket upgrade (spec §8.4)
-    elif method == "OPTIONS" or request.path.startswith(MANAGEMENT_PREFIXES):
-        return
-    tasks = app.get(REQUEST_LOG_TASKS)
-    if tasks is None:  # an app built without this feature (tests)
-        return
-    runtime = app[RUNTIME].current
-    config = runtime.config
-    failed = response.status >= 400
-    if not (config.request_log or failed):
-        return
-    when = dt.datetime.now(dt.UTC)
-    redactor = app.get(REDACTOR)
-    mask: Callable[[str], str] = redactor.mask if redactor is not None else str
-    text = mask(render(request, response, when))
-    name = file_name(request.path, request.get(REQUEST_ID, "none"), when, error=not config.request_log)
-    directory = logs_dir(runtime)
-    task = asyncio.create_task(asyncio.to_thread(write_log, directory, name, text, config.error_logs_max_files))
-    tasks.add(task)
-    task.add_done_callback(_finished(tasks))
+class RequestLogs:
+    """Decides which responses get a file and writes them in worker threads; `flush` waits for them."""
 
+    def __init__(self, holder: RuntimeHolder, mask: Callable[[str], str]) -> None:
+        self.holder = holder
+        self.mask = mask  # the log redactor's: no configured secret reaches a file
+        self.pending: set[asyncio.Task[None]] = set()
 
-def _finished(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
-    def done(task: asyncio.Task[None]) -> None:
-        tasks.discard(task)
+    def log(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Called by the server's response hook: decide whether this response gets a file, and schedule it."""
+        method = request.method
+        if method == "GET":
+            if request.path not in WEBSOCKET_PATHS or response.status != 101:
+                return  # GETs are not logged, except the Responses WebSocket upgrade
+        elif method == "OPTIONS" or request.path.startswith(MANAGEMENT_PREFIXES):
+            return
+        runtime = self.holder.current
+        config = runtime.config
+        failed = response.status >= 400
+        if not (config.request_log or failed):
+            return
+        when = dt.datetime.now(dt.UTC)
+        text = self.mask(render(request, response, when))
+        name = file_name(request.path, request.get(REQUEST_ID, "none"), when, error=not config.request_log)
+        directory = logs_dir(runtime)
+        task = asyncio.create_task(asyncio.to_thread(write_log, directory, name, text, config.error_logs_max_files))
+        self.pending.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("request log not written: %s", task.exception())
 
-    return done
-
-
-async def _flush_ctx(app: web.Application) -> AsyncIterator[None]:
-    """On shutdown, let the files still being written finish."""
-    yield
-    tasks = app[REQUEST_LOG_TASKS]
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def install(app: web.Application) -> None:
-    """`FEATURES` hook: the set of pending writes (the server's response hook calls `log_request`)."""
-    pending: set[asyncio.Task[None]] = set()
-    app[REQUEST_LOG_TASKS] = pending
-    app.cleanup_ctx.append(_flush_ctx)
+    async def flush(self) -> None:
+        """On shutdown, let the files still being written finish."""
+        if self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)

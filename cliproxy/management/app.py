@@ -1,0 +1,57 @@
+"""The management sub-application: `/v0/management`, behind its own guard.
+
+Being a sub-app keeps the guard off the client hot path. Each resource module has its
+`routes: web.RouteTableDef`; they are all mounted here.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from cliproxy.management import (
+    api_call,
+    api_keys,
+    auth_files,
+    client_keys,
+    config_api,
+    config_file,
+    credential_status,
+    logs_api,
+    models_api,
+    oauth,
+    oauth_maps,
+    providers,
+    scalars,
+    usage_api,
+)
+from cliproxy.management.guard import GuardState, add_management_headers, management_guard
+from cliproxy.management.roles import viewer_filter
+from cliproxy.runtime import RuntimeHolder
+
+PREFIX = "/v0/management"
+RESOURCES = (
+    config_api,
+    config_file,
+    scalars,
+    api_keys,
+    providers,
+    oauth_maps,
+    auth_files,
+    models_api,
+    usage_api,
+    logs_api,
+    api_call,
+    client_keys,
+    credential_status,
+    oauth,
+)
+
+
+def build_management_app(holder: RuntimeHolder) -> web.Application:
+    """The sub-app; its handlers find the shared services on the root app (`request.config_dict`)."""
+    # The guard decides the role; the viewer filter then keeps viewers read-only and redacted.
+    mgmt = web.Application(middlewares=[management_guard(holder=holder, state=GuardState()), viewer_filter()])
+    mgmt.on_response_prepare.append(add_management_headers)
+    for resource in RESOURCES:
+        mgmt.add_routes(resource.routes)
+    return mgmt

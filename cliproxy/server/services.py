@@ -1,0 +1,132 @@
+"""The composition root's services: every long-lived object of a running server, built in one place.
+
+`build_services` constructs them in dependency order and hands each its collaborators; nothing below
+`server/` looks a collaborator up anywhere. `Services.run` is the server's lifecycle (an aiohttp
+`cleanup_ctx`): it starts what needs the event loop and stops it all in reverse order. Handlers in
+`api/` and `management/` reach the services through `request.app[SERVICES]` (the one application key
+for them), and tests read the same public objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from cliproxy.credentials.service import CredentialService
+from cliproxy.log_files import FileLogging
+from cliproxy.logs import Redactor, attach_redactor, collect_secrets, follow_runtime
+from cliproxy.policy.accounting import UsageAccountant, open_usage_db, restore_ledger
+from cliproxy.policy.limits import KeyPolicy
+from cliproxy.policy.state import LocalKeyPolicyState
+from cliproxy.pricing import Prices
+from cliproxy.routing.dispatch import Dispatcher
+from cliproxy.routing.health import LocalCredentialHealth
+from cliproxy.routing.scheduler import Scheduler
+from cliproxy.runtime import Runtime, RuntimeHolder
+from cliproxy.server.request_log import RequestLogs
+from cliproxy.upstream.base import Sessions
+from cliproxy.usage import UsageStore
+from cliproxy.usage_db import UsageDB, resolve_path
+from cliproxy.watch import Reloader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Services:
+    """The long-lived objects of one server; see the module docstring."""
+
+    holder: RuntimeHolder  # the current runtime snapshot
+    health: LocalCredentialHealth  # cooldowns: who decides and who reads
+    scheduler: Scheduler  # credential picking (cursors, weights)
+    key_state: LocalKeyPolicyState  # per-key counters: rate windows, in flight, daily tokens and spend
+    prices: Prices  # litellm's price table, loaded after startup
+    policy: KeyPolicy  # per-key scopes and limits
+    usage: UsageStore  # per-request usage records and their subscribers
+    upstreams: Sessions  # pooled upstream HTTP clients
+    dispatcher: Dispatcher  # the retry loop every API handler calls
+    credentials: CredentialService  # OAuth tokens: refresher, vertex minting
+    reloader: Reloader  # hot reload (file watcher, management writes)
+    redactor: Redactor  # masks every configured secret in every log line
+    file_logging: FileLogging  # `logging-to-file`
+    request_logs: RequestLogs  # `request-log` and the error request logs
+    usage_db: UsageDB | None = None  # the SQLite usage file, open while the server runs
+
+    async def run(self, app: web.Application) -> AsyncIterator[None]:
+        """Startup and shutdown, in dependency order (an aiohttp `cleanup_ctx`)."""
+        detach = attach_redactor(self.redactor)  # first: every later log line is masked
+        holder = self.holder
+        file_logging, redactor = self.file_logging, self.redactor
+
+        def follow_file_logging(old: Runtime, new: Runtime) -> None:
+            file_logging.apply(new, redactor)
+
+        file_logging.apply(holder.current, redactor)
+        holder.listeners.append(follow_file_logging)
+        runtime = holder.current
+        self.usage_db = await open_usage_db(
+            resolve_path(runtime.config.usage_db, runtime.auth_dir, runtime.config_path.parent)
+        )
+        if self.usage_db is not None:  # before any request: limits count what earlier runs used
+            await restore_ledger(self.usage_db, self.key_state)
+        accountant = UsageAccountant(self.key_state, self.prices, self.usage_db)
+        unsubscribe = self.usage.subscribe(accountant.account)
+        await self.credentials.start()
+        await self.reloader.start()
+        try:
+            yield
+        finally:
+            await self.reloader.stop()
+            await self.credentials.stop()
+            await self.request_logs.flush()
+            unsubscribe()
+            if self.usage_db is not None:
+                await self.usage_db.close()
+            await self.upstreams.close()
+            holder.listeners.remove(follow_file_logging)
+            await asyncio.to_thread(file_logging.stop, wait=True)
+            detach()
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monotonic) -> Services:
+    """Every service of one server, wired; `clock` drives cooldowns (tests pass a hand-driven one)."""
+    redactor = Redactor()
+    redactor.update(collect_secrets(holder.current))
+    health = LocalCredentialHealth(clock)
+    scheduler = Scheduler(health)
+    key_state = LocalKeyPolicyState()
+    prices = Prices()
+    policy = KeyPolicy(key_state, prices)
+    usage = UsageStore()
+    upstreams = Sessions()
+    reloader = Reloader(holder)
+    credentials = CredentialService(auth_files=lambda: holder.current.auth_files, on_changed=reloader.request_reload)
+    services = Services(
+        holder=holder,
+        health=health,
+        scheduler=scheduler,
+        key_state=key_state,
+        prices=prices,
+        policy=policy,
+        usage=usage,
+        upstreams=upstreams,
+        dispatcher=Dispatcher(health=health, scheduler=scheduler, policy=policy, usage=usage, sessions=upstreams),
+        credentials=credentials,
+        reloader=reloader,
+        redactor=redactor,
+        file_logging=FileLogging(),
+        request_logs=RequestLogs(holder, redactor.mask),
+    )
+    credentials.on_swap(holder.current, holder.current)  # bind the first snapshot's executors
+    # The redactor first, so every later listener's log lines are already masked.
+    holder.listeners.insert(0, follow_runtime(redactor))
+    holder.listeners.append(credentials.on_swap)
+    return services
