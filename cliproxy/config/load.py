@@ -112,7 +112,7 @@ def parse_config_text(text: str, *, source: str = "config") -> tuple[Config, lis
 
 
 def management_password_from_env() -> str:
-    """`MANAGEMENT_PASSWORD`, trimmed; '' when unset (spec §2.1)."""
+    """`MANAGEMENT_PASSWORD`, trimmed; '' when unset."""
     return os.environ.get("MANAGEMENT_PASSWORD", "").strip()
 
 

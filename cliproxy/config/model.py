@@ -85,7 +85,7 @@ def check_proxy_url(value: str) -> str:
 
 
 def normalise_prefix(value: str) -> str:
-    """Trim slashes at the ends; a prefix that still contains `/` is ignored (spec §5.3)."""
+    """Trim slashes at the ends; a prefix that still contains `/` is ignored (as in CLIProxyAPI)."""
     value = value.strip().strip("/")
     return "" if "/" in value else value
 
@@ -131,7 +131,7 @@ class ScopedErrorRule(Section):
 
 
 class _CredentialFields(Section):
-    """Fields shared by every provider key entry (spec §5.2)."""
+    """Fields shared by every provider key entry."""
 
     api_key: str = ""
     base_url: str = ""
@@ -403,7 +403,7 @@ class Streaming(Section):
 
 
 class Config(Section):
-    """The whole config file. Defaults are CLIProxyAPI's (spec §8.10, §10.1)."""
+    """The whole config file. Defaults are CLIProxyAPI's, so its config files load unchanged."""
 
     host: str = ""
     port: int = Field(default=8317, ge=0, le=65535)
@@ -424,7 +424,7 @@ class Config(Section):
     request_log: bool = False
     log_format: Literal["text", "json"] = "text"
     logging_to_file: bool = False
-    logs_dir: str = ""  # cliproxy's own: where `logging-to-file` writes ('' = spec §8.4's choice)
+    logs_dir: str = ""  # cliproxy's own: where `logging-to-file` writes ('' = the default order, see log_files.py)
     logs_max_total_size_mb: int = 0
     error_logs_max_files: int = 10
     ws_auth: bool = True
@@ -457,7 +457,7 @@ class Config(Section):
     @field_validator("logs_max_total_size_mb")
     @classmethod
     def _no_negative_size(cls, value: int) -> int:
-        return max(value, 0)  # as the management toggle stores it (spec §2.4)
+        return max(value, 0)  # as CLIProxyAPI's management toggle stores it
 
     @field_validator("error_logs_max_files")
     @classmethod

@@ -1,4 +1,4 @@
-"""`POST /api-call` (spec §2.8): an HTTP request on behalf of the web panel, with a credential's token.
+"""`POST /api-call`: an HTTP request on behalf of the web panel, with a credential's token.
 
 The panel's quota pages call provider endpoints (usage, limits) with the token of one credential:
 `$TOKEN$` in a header value becomes that credential's token, refreshed first when it has expired.

@@ -1,4 +1,4 @@
-"""`/api-keys`: the plain-string client keys, with CLIProxyAPI's list semantics (spec §2.5).
+"""`/api-keys`: the plain-string client keys, with CLIProxyAPI's list semantics.
 
 `api-keys` may also hold key objects (per-key scopes and limits, managed by the keys API). This
 endpoint shows and edits only the string entries, which is all CLIProxyAPI and its web panel

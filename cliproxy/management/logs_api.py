@@ -1,4 +1,4 @@
-"""`GET`/`DELETE /logs`: read and clear the `logging-to-file` app log (spec §8.4); and the request
+"""`GET`/`DELETE /logs`: read and clear the `logging-to-file` app log; and the request
 logs: `GET /request-error-logs` (list), `/request-error-logs/{name}`, `/request-log-by-id/{id}`.
 
 `GET /logs?after=<unix seconds>&limit=N` answers `{"lines", "line-count", "latest-timestamp"}`

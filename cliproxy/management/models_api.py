@@ -1,5 +1,5 @@
 """Model lists for the web panel: `GET /auth-files/models?name=` (what one credential file serves
-now) and `GET /model-definitions/{channel}` (the packaged catalog of a provider), spec §2.4."""
+now) and `GET /model-definitions/{channel}` (the packaged catalog of a provider)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """OAuth maps: `oauth-excluded-models` (provider → patterns), `oauth-model-alias` (channel →
 aliases) and `oauth-request-scoped-errors` (channel → error rules), with CLIProxyAPI's
-PUT/PATCH/DELETE rules (spec §2.6)."""
+PUT/PATCH/DELETE rules."""
 
 from __future__ import annotations
 

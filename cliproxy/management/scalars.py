@@ -1,6 +1,6 @@
 """Scalar settings: `GET` returns `{"<yaml-key>": value}`, `PUT`/`PATCH` take `{"value": <typed>}`.
 
-A missing or mistyped `value` is 400 `{"error":"invalid body"}` (spec §2.3); a value the config
+A missing or mistyped `value` is 400 `{"error":"invalid body"}` (as in CLIProxyAPI); a value the config
 schema refuses (say a proxy URL with an unknown scheme) is 422 `invalid_config`, file untouched.
 """
 

@@ -127,7 +127,7 @@ class CredentialCounters:
 
 
 def queue_record(record: UsageRecord) -> dict[str, Any]:
-    """A usage record in CLIProxyAPI's `usage-queue` shape (spec §8.5)."""
+    """A usage record in CLIProxyAPI's `usage-queue` shape."""
     tokens = {
         "input_tokens": record.input_tokens,
         "output_tokens": record.output_tokens,

@@ -1,6 +1,6 @@
 """Model id → candidate credentials, precomputed once per snapshot so a request costs one dict lookup.
 
-Registration (spec §5.3, §5.4): every model a credential offers is registered under its
+Registration, as in CLIProxyAPI: every model a credential offers is registered under its
 client-visible id; a prefixed credential registers `prefix/id`, and also the bare id unless
 `force-model-prefix` is on (or the prefix equals the id). A thinking suffix `name(value)` is
 looked up on the base name and kept for the upstream call. Candidates are grouped into priority
@@ -17,7 +17,7 @@ from cliproxy.config.model import Config
 from cliproxy.routing.credentials import Credential, ModelOffer, from_auth_files, synthesize
 
 CLOAK_PREFIX = "claude-fable-5-dd-"
-DEFAULT_CONTEXT_TOKENS = 200_000  # Anthropic listing defaults (spec §5.5)
+DEFAULT_CONTEXT_TOKENS = 200_000  # Anthropic listing defaults
 DEFAULT_OUTPUT_TOKENS = 64_000
 
 
@@ -78,7 +78,8 @@ class Catalog:
 
 
 def cloak(model_id: str) -> str:
-    """Spec §5.4: non-claude ids in an Anthropic-format listing, so Claude Code accepts them."""
+    """A non-claude id as an Anthropic-format listing shows it, so Claude Code accepts it (CLIProxyAPI's
+    `claude-fable-5-dd-` cloak)."""
     return model_id if model_id.startswith("claude-") else CLOAK_PREFIX + model_id[::-1]
 
 

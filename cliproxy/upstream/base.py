@@ -89,7 +89,7 @@ def host_of(url: str) -> str:
 
 
 class UpstreamBody(Protocol):
-    """The streaming body of an upstream answer (aiohttp's `StreamReader`, or `http1.Body`)."""
+    """The streaming body of an upstream answer (aiohttp's `StreamReader`, or `http1_response.Body`)."""
 
     async def readany(self) -> bytes: ...
     def iter_any(self) -> AsyncIterator[bytes]: ...
@@ -98,7 +98,7 @@ class UpstreamBody(Protocol):
 class UpstreamResponse(Protocol):
     """An upstream answer whose status and headers are known; the body is still on the wire.
 
-    Both clients give one: `aiohttp.ClientResponse` for proxied calls, `http1.Response` for direct ones.
+    Both clients give one: `aiohttp.ClientResponse` for proxied calls, `http1_response.Response` for direct ones.
     """
 
     @property

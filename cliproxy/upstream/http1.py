@@ -17,7 +17,6 @@ import asyncio
 import ssl
 import time
 import zlib
-from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -26,10 +25,11 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from cliproxy.upstream.http1_response import Body, Response
+
 MAX_HEAD_BYTES = 64 * 1024
 MAX_IDLE_PER_ORIGIN = 64
 IDLE_SECONDS = 15.0  # an idle connection older than this is not reused (as aiohttp's keepalive_timeout)
-PAUSE_AT_BYTES = 256 * 1024  # buffered body bytes at which we stop reading the upstream socket
 _NO_BODY_STATUSES = frozenset((204, 304))
 _TARGET_SAFE = "/:@!$&'()*+,;=-._~%"
 
@@ -79,109 +79,6 @@ def header_block(headers: Mapping[str, str]) -> bytes:
     if text.count("\n") != len(headers) or text.count("\r") != len(headers):
         raise ValueError("newline or carriage return in an upstream header")
     return text.encode("utf-8")
-
-
-class Body:
-    """The body of one response as it arrives; `Response.content` (aiohttp's name for it)."""
-
-    __slots__ = ("_buffered", "_chunks", "_conn", "_eof", "_exc", "_waiter")
-
-    def __init__(self, conn: _Connection) -> None:
-        self._conn = conn
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._eof = False
-        self._exc: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered > PAUSE_AT_BYTES:
-            self._conn.pause()
-        self._wake()
-
-    def _end(self, exc: BaseException | None = None) -> None:
-        if not self._eof:
-            self._eof = True
-            self._exc = exc
-            self._wake()
-
-    async def _wait(self) -> None:
-        self._conn.resume()
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
-        await waiter
-
-    async def readany(self) -> bytes:
-        """The bytes that arrived since the last call (waiting for some); b"" at the end."""
-        while True:
-            chunks = self._chunks
-            if chunks:
-                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                self._buffered = 0
-                return data
-            if self._eof:
-                if self._exc is not None:
-                    raise self._exc
-                return b""
-            await self._wait()
-
-    async def read(self) -> bytes:
-        """The whole body."""
-        while not self._eof:
-            await self._wait()
-        if self._exc is not None:
-            raise self._exc
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        return data
-
-    def iter_any(self) -> Body:
-        """Iterate over `readany` results (a plain iterator: an abandoned async generator would
-        cost a finalizer task)."""
-        return self
-
-    def __aiter__(self) -> Body:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self.readany()
-        if not chunk:
-            raise StopAsyncIteration
-        return chunk
-
-
-class Response:
-    """Status and headers of an upstream answer; the body streams in through `content`."""
-
-    __slots__ = ("_conn", "content", "headers", "status", "version")
-
-    def __init__(self, conn: _Connection, status: int, headers: CIMultiDictProxy[str], version: str) -> None:
-        self._conn = conn
-        self.status = status
-        self.headers = headers
-        self.version = version
-        self.content = Body(conn)
-
-    async def read(self) -> bytes:
-        return await self.content.read()
-
-    def release(self) -> None:
-        """Done with this answer: the connection goes back to the pool if it was read to its end."""
-        self._conn.finish(self)
-
-    def close(self) -> None:
-        """Drop the connection (the upstream sees it close): the client went away or we gave up."""
-        self._conn.drop()
 
 
 class _Connection(asyncio.Protocol):

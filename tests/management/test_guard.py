@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from cliproxy import __version__
-from cliproxy.management import app as management_app
 from cliproxy.config.load import load_config
+from cliproxy.management import app as management_app
 from cliproxy.management.guard import go_duration
 from cliproxy.runtime import build_runtime
 from cliproxy.server.services import SERVICES

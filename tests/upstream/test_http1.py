@@ -21,7 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from cliproxy.upstream import http1
-from cliproxy.upstream.http1 import PAUSE_AT_BYTES, Http1Pool
+from cliproxy.upstream.http1 import Http1Pool
+from cliproxy.upstream.http1_response import PAUSE_AT_BYTES
 from tests.server.test_process import self_signed
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
