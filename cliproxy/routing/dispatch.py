@@ -46,10 +46,13 @@ from cliproxy.routing.scheduler import RoutingState
 from cliproxy.runtime import Runtime
 from cliproxy.translate import Dialect, convert
 from cliproxy.translate.errors import error_body, stream_error_frame
+from cliproxy.translate.ir import Usage
 from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL, PayloadRules
 from cliproxy.translate.sse import DONE_FRAME, SSEEvent, SSEParser
+from cliproxy.translate.tokens import count_tokens_estimate
+from cliproxy.translate.usage import native_input_tokens, usage_in_answer, usage_of_body, usage_of_event
 from cliproxy.upstream.base import Sessions, UpstreamResponse
-from cliproxy.usage import Tokens, UsageRecord, UsageStore, tokens_from, tokens_in_answer
+from cliproxy.usage import UsageRecord, UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +181,7 @@ class _Recorder:
         "store",
         "tokens",
         "ttft",
+        "upstream",
         "upstream_dialect",
         "upstream_model",
         "written",
@@ -193,8 +197,9 @@ class _Recorder:
         self.provider = ""
         self.upstream_model = ""
         self.upstream_dialect: str = ""
+        self.upstream: Dialect | None = None
         self.ttft: float | None = None
-        self.tokens: Tokens | None = None
+        self.tokens: Usage | None = None
         self.attempts = 0
         self.written = False
         self.release: Callable[[], None] | None = None
@@ -204,12 +209,13 @@ class _Recorder:
         self.attempts += 1
         self.cred_id, self.auth_index, self.provider = cred.id, cred.auth_index, cred.provider
         self.upstream_model, self.upstream_dialect = upstream_model, _DIALECT_NAME[cred.executor.dialect]
+        self.upstream = cred.executor.dialect
 
     def first_byte(self) -> None:
         if self.ttft is None:
             self.ttft = (time.monotonic() - self.start) * 1000.0
 
-    def add_tokens(self, tokens: Tokens | None) -> None:
+    def add_tokens(self, tokens: Usage | None) -> None:
         if tokens is not None:
             if self.tokens is None:
                 self.tokens = tokens
@@ -222,7 +228,7 @@ class _Recorder:
         self.written = True
         if self.release is not None:
             self.release()
-        t = self.tokens or Tokens()
+        t = self.tokens or Usage()
         call = self.call
         self.store.add(
             UsageRecord(
@@ -241,12 +247,12 @@ class _Recorder:
                 failed=status >= 400,
                 latency_ms=(time.monotonic() - self.start) * 1000.0,
                 ttft_ms=self.ttft,
-                input_tokens=t.input,
-                output_tokens=t.output,
-                cached_tokens=t.cached,
-                reasoning_tokens=t.reasoning,
-                cache_creation_tokens=t.cache_creation,
-                total_tokens=t.total,
+                input_tokens=native_input_tokens(self.upstream, t) if self.upstream else t.input_tokens,
+                output_tokens=t.output_tokens,
+                cached_tokens=t.cached_tokens,
+                reasoning_tokens=t.reasoning_tokens,
+                cache_creation_tokens=t.cache_creation_tokens,
+                total_tokens=t.total_tokens,
                 stream=call.stream,
                 attempts=self.attempts,
                 client_ip=call.client_ip,
@@ -277,7 +283,7 @@ def _scan_usage(dialect: Dialect, data: bytes, rec: _Recorder) -> None:
         for line in block.split(b"\n"):
             if line.startswith(b"data:") and b"usage" in line:
                 try:
-                    rec.add_tokens(tokens_from(dialect, jsonio.loads(line[5:])))
+                    rec.add_tokens(usage_of_event(dialect, jsonio.loads(line[5:])))
                 except ValueError:
                     pass
 
@@ -489,7 +495,7 @@ class _Attempt:
         """
         call = self.call
         try:
-            total = await asyncio.to_thread(convert.count_tokens_estimate, call.body, call.dialect, model=model)
+            total = await asyncio.to_thread(count_tokens_estimate, call.body, call.dialect, model=model)
         except Exception:  # an unreadable body or a tokenizer failure: a rough estimate beats a 500
             log.warning("token estimate failed for %s; using the body length", model, exc_info=True)
             total = max(1, len(call.raw) // 4)
@@ -512,14 +518,14 @@ class _Attempt:
         call = self.call
         if not translated:  # passthrough: only the usage object is needed, not the whole answer
             if call.action == "generate":
-                rec.add_tokens(tokens_in_answer(upstream, data))
+                rec.add_tokens(usage_in_answer(upstream, data))
             return Outcome(resp.status, _EMPTY_HEADERS, content_type, data, None, cand.credential.id, model)
         try:
             parsed = jsonio.loads(data)
         except ValueError:
             parsed = None
         if call.action == "generate":
-            rec.add_tokens(tokens_from(upstream, parsed))
+            rec.add_tokens(usage_of_body(upstream, parsed))
         if translated:
             try:
                 if not isinstance(parsed, dict):  # never hand another dialect's (or no) JSON to the client
@@ -742,7 +748,7 @@ async def _translate_stream(
         for ev in events:
             if b"usage" in ev.data:
                 try:
-                    rec.add_tokens(tokens_from(upstream, jsonio.loads(ev.data)))
+                    rec.add_tokens(usage_of_event(upstream, jsonio.loads(ev.data)))
                 except ValueError:
                     pass
             piece = translator.feed(ev)
