@@ -10,14 +10,7 @@ from cliproxy.translate import ir
 from cliproxy.translate.chat.request import content_parts
 from cliproxy.translate.chat.usage import usage_of, usage_out
 from cliproxy.translate.codec import as_int
-from cliproxy.translate.ir import (
-    Part,
-    Response,
-    StopReason,
-    TextPart,
-    ThinkingPart,
-    ToolCallPart,
-)
+from cliproxy.translate.ir import Part, Response, StopReason, TextPart, ThinkingPart, ToolCallPart
 
 FINISH_IN: dict[str, StopReason] = {
     "stop": "stop",

@@ -1,4 +1,4 @@
-"""Chat Completions streams ⇄ IR: `data:` chunks ending in `[DONE]`, which chat never sends after an error."""
+"""Chat Completions streams ⇄ IR: `data:` chunks ending in `[DONE]`, which never follows an error."""
 
 from __future__ import annotations
 

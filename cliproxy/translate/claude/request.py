@@ -28,8 +28,6 @@ DEFAULT_MAX_TOKENS = 8192  # Claude requires max_tokens; other dialects may omit
 
 _EPHEMERAL = {"type": "ephemeral"}
 
-# ---- requests ------------------------------------------------------------------------------------
-
 
 def _image_in(block: dict[str, Any]) -> ImagePart | None:
     src = block.get("source") or {}

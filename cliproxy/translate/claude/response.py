@@ -8,15 +8,7 @@ from cliproxy import jsonio
 from cliproxy.translate import ir
 from cliproxy.translate.claude.request import blocks_in
 from cliproxy.translate.claude.usage import usage_of, usage_out
-from cliproxy.translate.ir import (
-    Part,
-    Response,
-    StopReason,
-    TextPart,
-    ThinkingPart,
-    ToolCallPart,
-    Usage,
-)
+from cliproxy.translate.ir import Part, Response, StopReason, TextPart, ThinkingPart, ToolCallPart, Usage
 from cliproxy.translate.signatures import wrap
 
 STOP_IN: dict[str, StopReason] = {

@@ -8,14 +8,7 @@ from cliproxy import jsonio
 from cliproxy.translate import ir
 from cliproxy.translate.gemini.request import CallIds, parts_in
 from cliproxy.translate.gemini.usage import usage_of, usage_out
-from cliproxy.translate.ir import (
-    Part,
-    Response,
-    StopReason,
-    TextPart,
-    ThinkingPart,
-    ToolCallPart,
-)
+from cliproxy.translate.ir import Part, Response, StopReason, TextPart, ThinkingPart, ToolCallPart
 
 FINISH_IN: dict[str, StopReason] = {
     "STOP": "stop",

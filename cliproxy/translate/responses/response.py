@@ -7,15 +7,7 @@ from typing import Any
 
 from cliproxy.translate import ir
 from cliproxy.translate.codec import as_int
-from cliproxy.translate.ir import (
-    Part,
-    Response,
-    StopReason,
-    TextPart,
-    ThinkingPart,
-    ToolCallPart,
-    Usage,
-)
+from cliproxy.translate.ir import Part, Response, StopReason, TextPart, ThinkingPart, ToolCallPart, Usage
 from cliproxy.translate.responses.request import content_in
 from cliproxy.translate.responses.usage import usage_of, usage_out
 from cliproxy.translate.signatures import wrap
