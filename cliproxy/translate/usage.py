@@ -1,8 +1,8 @@
 """Token usage of any dialect's answers and stream events, as IR `Usage`, for translation and records.
 
 Each codec owns the one parser of its dialect's usage object; these entries pick it by `Dialect`.
-Passthrough traffic is the hot path: a streamed answer only parses the events that mention usage, and
-a whole answer only its usage object (`usage_in_answer`).
+Passthrough traffic is the hot path: callers parse only the stream events that mention usage, and
+`usage_in_answer` parses only the usage object of a long whole answer.
 """
 
 from __future__ import annotations
