@@ -23,8 +23,9 @@ from cliproxy.routing.request_body import build_body, upstream_headers
 from cliproxy.runtime import Runtime
 from cliproxy.translate import Dialect, convert
 from cliproxy.translate.errors import error_body
+from cliproxy.translate.tokens import count_tokens_estimate
+from cliproxy.translate.usage import usage_in_answer, usage_of_body
 from cliproxy.upstream.base import Sessions, UpstreamResponse
-from cliproxy.usage import tokens_from, tokens_in_answer
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Attempt:
         """
         call = self.call
         try:
-            total = await asyncio.to_thread(convert.count_tokens_estimate, call.body, call.dialect, model=model)
+            total = await asyncio.to_thread(count_tokens_estimate, call.body, call.dialect, model=model)
         except Exception:  # an unreadable body or a tokenizer failure: a rough estimate beats a 500
             log.warning("token estimate failed for %s; using the body length", model, exc_info=True)
             total = max(1, len(call.raw) // 4)
@@ -142,14 +143,14 @@ class Attempt:
         call = self.call
         if not translated:  # passthrough: only the usage object is needed, not the whole answer
             if call.action == "generate":
-                rec.add_tokens(tokens_in_answer(upstream, data))
+                rec.add_tokens(usage_in_answer(upstream, data))
             return Outcome(resp.status, _EMPTY_HEADERS, content_type, data, None, cand.credential.id, model)
         try:
             parsed = jsonio.loads(data)
         except ValueError:
             parsed = None
         if call.action == "generate":
-            rec.add_tokens(tokens_from(upstream, parsed))
+            rec.add_tokens(usage_of_body(upstream, parsed))
         try:
             if not isinstance(parsed, dict):  # never hand another dialect's (or no) JSON to the client
                 raise convert.TranslationError(f"not a JSON object ({content_type})")

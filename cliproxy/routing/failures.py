@@ -18,6 +18,7 @@ from typing import Any
 
 from cliproxy import jsonio
 from cliproxy.translate import Dialect
+from cliproxy.translate.claude.errors import status_of_type
 
 FAULT_STATUSES = frozenset({400, 409, 413, 422})
 RETRY_ROUND_STATUSES = frozenset({403, 408, 429, 500, 502, 503, 504})
@@ -44,18 +45,6 @@ _MODEL_UNSUPPORTED = re.compile(
 )
 _AFTER_SECONDS = re.compile(r"after\s+((?:\d+(?:\.\d+)?[hms])+|\d+(?:\.\d+)?)\b", re.I)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_ANTHROPIC_STATUS = {
-    "overloaded_error": 529,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "invalid_request_error": 400,
-    "request_too_large": 413,
-    "billing_error": 402,
-    "timeout_error": 504,
-}
 
 
 @dataclass(slots=True)
@@ -206,6 +195,6 @@ def status_of_stream_error(dialect: Dialect, data: bytes) -> tuple[int, bytes, s
     code = err.get("code")
     if isinstance(code, int) and 400 <= code < 600:
         status = code
-    elif isinstance(err.get("type"), str) and err["type"] in _ANTHROPIC_STATUS:
-        status = _ANTHROPIC_STATUS[err["type"]]
+    elif (by_type := status_of_type(err.get("type"))) is not None:
+        status = by_type
     return status, data, message

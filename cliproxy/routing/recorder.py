@@ -18,7 +18,9 @@ from cliproxy import jsonio
 from cliproxy.routing.call import Call
 from cliproxy.routing.catalog import Candidate
 from cliproxy.translate import Dialect
-from cliproxy.usage import Tokens, UsageRecord, UsageStore, tokens_from
+from cliproxy.translate.ir import Usage
+from cliproxy.translate.usage import native_input_tokens, usage_of_event
+from cliproxy.usage import UsageRecord, UsageStore
 
 MAX_SCAN_TAIL = 1 << 20  # bytes of an unfinished SSE block kept while looking for its usage
 _USER_AGENT = istr("User-Agent")
@@ -43,6 +45,7 @@ class UsageRecorder:
         "store",
         "tokens",
         "ttft",
+        "upstream",
         "upstream_dialect",
         "upstream_model",
         "written",
@@ -58,8 +61,9 @@ class UsageRecorder:
         self.provider = ""
         self.upstream_model = ""
         self.upstream_dialect: str = ""
+        self.upstream: Dialect | None = None
         self.ttft: float | None = None
-        self.tokens: Tokens | None = None
+        self.tokens: Usage | None = None
         self.attempts = 0
         self.written = False
         self.release: Callable[[], None] | None = None  # the key's concurrency slot, if it holds one
@@ -69,12 +73,13 @@ class UsageRecorder:
         self.attempts += 1
         self.cred_id, self.auth_index, self.provider = cred.id, cred.auth_index, cred.provider
         self.upstream_model, self.upstream_dialect = upstream_model, _DIALECT_NAME[cred.executor.dialect]
+        self.upstream = cred.executor.dialect
 
     def first_byte(self) -> None:
         if self.ttft is None:
             self.ttft = (time.monotonic() - self.start) * 1000.0
 
-    def add_tokens(self, tokens: Tokens | None) -> None:
+    def add_tokens(self, tokens: Usage | None) -> None:
         if tokens is not None:
             if self.tokens is None:
                 self.tokens = tokens
@@ -87,7 +92,7 @@ class UsageRecorder:
         self.written = True
         if self.release is not None:
             self.release()
-        t = self.tokens or Tokens()
+        t = self.tokens or Usage()
         call = self.call
         self.store.add(
             UsageRecord(
@@ -106,12 +111,12 @@ class UsageRecorder:
                 failed=status >= 400,
                 latency_ms=(time.monotonic() - self.start) * 1000.0,
                 ttft_ms=self.ttft,
-                input_tokens=t.input,
-                output_tokens=t.output,
-                cached_tokens=t.cached,
-                reasoning_tokens=t.reasoning,
-                cache_creation_tokens=t.cache_creation,
-                total_tokens=t.total,
+                input_tokens=native_input_tokens(self.upstream, t) if self.upstream else t.input_tokens,
+                output_tokens=t.output_tokens,
+                cached_tokens=t.cached_tokens,
+                reasoning_tokens=t.reasoning_tokens,
+                cache_creation_tokens=t.cache_creation_tokens,
+                total_tokens=t.total_tokens,
                 stream=call.stream,
                 attempts=self.attempts,
                 client_ip=call.client_ip,
@@ -142,7 +147,7 @@ def scan_usage(dialect: Dialect, data: bytes, rec: UsageRecorder) -> None:
         for line in block.split(b"\n"):
             if line.startswith(b"data:") and b"usage" in line:
                 try:
-                    rec.add_tokens(tokens_from(dialect, jsonio.loads(line[5:])))
+                    rec.add_tokens(usage_of_event(dialect, jsonio.loads(line[5:])))
                 except ValueError:
                     pass
 

@@ -21,8 +21,8 @@ from cliproxy.routing.recorder import StreamUsageScanner, UsageRecorder
 from cliproxy.translate import Dialect, convert
 from cliproxy.translate.errors import stream_error_frame
 from cliproxy.translate.sse import DONE_FRAME, SSEEvent, SSEParser
+from cliproxy.translate.usage import usage_of_event
 from cliproxy.upstream.base import UpstreamResponse
-from cliproxy.usage import tokens_from
 
 NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -186,7 +186,7 @@ async def translated_stream(
         for ev in events:
             if b"usage" in ev.data:
                 try:
-                    rec.add_tokens(tokens_from(upstream, jsonio.loads(ev.data)))
+                    rec.add_tokens(usage_of_event(upstream, jsonio.loads(ev.data)))
                 except ValueError:
                     pass
             piece = translator.feed(ev)

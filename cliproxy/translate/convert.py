@@ -1,7 +1,7 @@
 """The facade the dispatcher calls for cross-dialect traffic: decode with one codec, encode with another.
 
-Same-dialect traffic never comes here (it is passed through byte for byte), except for the usage
-extractors, which work on any body or stream event.
+Same-dialect traffic never comes here (it is passed through byte for byte), except for a model's
+thinking suffix, which is applied to the body in place.
 """
 
 from __future__ import annotations
@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from cliproxy import jsonio
-from cliproxy.translate import Dialect, chat, claude, gemini, responses
+from cliproxy.translate import Dialect
 from cliproxy.translate.accumulate import ResponseBuilder
-from cliproxy.translate.codec import Codec, StreamDecoder, StreamEncoder
+from cliproxy.translate.codec import StreamDecoder, StreamEncoder
+from cliproxy.translate.codecs import CODECS
 from cliproxy.translate.ir import ErrorEvent, Finish, Request, Usage
 from cliproxy.translate.payload import PayloadRules, apply_payload_rules
 from cliproxy.translate.reasoning import reasoning_from_suffix, split_thinking_suffix
 from cliproxy.translate.sse import SSEEvent
-from cliproxy.translate.tokens import count_tokens_estimate
 
 __all__ = [
+    "CODECS",
     "PayloadRules",
     "StreamAggregator",
     "StreamTranslator",
@@ -26,13 +27,10 @@ __all__ = [
     "Usage",
     "apply_payload_rules",
     "apply_thinking_suffix",
-    "count_tokens_estimate",
     "decode_request",
     "split_thinking_suffix",
     "translate_request",
     "translate_response",
-    "usage_from_event",
-    "usage_from_response",
 ]
 
 _BAD_SHAPE = (AttributeError, TypeError, KeyError, IndexError, ValueError)
@@ -40,14 +38,6 @@ _BAD_SHAPE = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
 class TranslationError(ValueError):
     """A body whose shape the source dialect does not allow (a client 400, or an upstream 502)."""
-
-
-CODECS: dict[Dialect, Codec] = {
-    Dialect.CHAT: chat.CODEC,
-    Dialect.RESPONSES: responses.CODEC,
-    Dialect.CLAUDE: claude.CODEC,
-    Dialect.GEMINI: gemini.CODEC,
-}
 
 
 def decode_request(body: dict[str, Any], src: Dialect, *, model: str | None = None) -> Request:
@@ -208,17 +198,3 @@ class StreamAggregator:
         resp = self._builder.result()
         resp.model = self._model or resp.model
         return CODECS[self._dialect].encode_response(resp)
-
-
-def usage_from_response(dialect: Dialect, body: dict[str, Any]) -> Usage | None:
-    """Usage of a non-stream body of any dialect (also on passthrough traffic)."""
-    return CODECS[dialect].usage_from_response(body)
-
-
-def usage_from_event(dialect: Dialect, event_data: dict[str, Any]) -> Usage | None:
-    """Usage carried by one parsed stream event, if any (chat usage chunk, claude message_delta, …).
-
-    Claude splits it: `message_start` has the input side, `message_delta` the output side (with zero
-    input in most cases); callers keep the maximum of each field.
-    """
-    return CODECS[dialect].usage_from_event(event_data)

@@ -3,8 +3,8 @@
 One hub instead of N×N pair translators: each dialect only knows how to map itself to these types.
 Conventions that every codec follows:
 - `Usage.input_tokens` counts the whole prompt, cached and cache-creation tokens included (the OpenAI
-  convention); `output_tokens` includes reasoning tokens. Codecs whose wire splits them (Claude,
-  Gemini) add or subtract on the way in and out.
+  convention), and Gemini's tool-use prompt too; `output_tokens` includes reasoning tokens. Codecs
+  whose wire splits them (Claude, Gemini) add or subtract on the way in and out.
 - Tool results live in `user` messages (as Claude puts them); a `system` message inside `messages`
   is a mid-conversation system entry (leading ones go to `Request.system`).
 - Tool-call arguments are always a JSON *string*, as streamed; codecs that need an object parse it.
@@ -146,15 +146,36 @@ class Request:
 
 @dataclass(slots=True)
 class Usage:
+    """Token counts of one answer, in the conventions above; `reported_total` is 0 unless the wire sent one."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     cache_creation_tokens: int = 0
+    reported_total: int = 0
 
     @property
     def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+        """The upstream's own total when it states one, else input plus output."""
+        return self.reported_total or self.input_tokens + self.output_tokens
+
+    def merge(self, later: Usage) -> None:
+        """Later reports win field by field when they carry a value: streams report usage in pieces
+        (Claude's input in `message_start`, its output in `message_delta`), so a zero means "not in
+        this report", never "reset to zero"."""
+        if later.input_tokens:
+            self.input_tokens = later.input_tokens
+        if later.output_tokens:
+            self.output_tokens = later.output_tokens
+        if later.cached_tokens:
+            self.cached_tokens = later.cached_tokens
+        if later.reasoning_tokens:
+            self.reasoning_tokens = later.reasoning_tokens
+        if later.cache_creation_tokens:
+            self.cache_creation_tokens = later.cache_creation_tokens
+        if later.reported_total:
+            self.reported_total = later.reported_total
 
 
 @dataclass(slots=True)

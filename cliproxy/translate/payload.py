@@ -1,4 +1,6 @@
-"""Payload rules (spec §8.7): edits to the upstream body after translation, chosen by model and protocol.
+"""Payload rules: edits to the upstream body after translation, chosen by model and protocol.
+
+The rule format, its order and its protocol names follow CLIProxyAPI's `payload:` section.
 
 Order: `default` (only where the ORIGINAL client body lacks the path; first matching rule wins per
 path), `default-raw`, `override` (last rule wins), `override-raw`, then `filter` (delete paths).
@@ -18,8 +20,8 @@ from cliproxy.translate import Dialect
 
 _MISSING = object()
 
-# The names rules use (spec §8.7): `protocol` names the upstream format (a Responses upstream is
-# Codex), `from-protocol` the client's.
+# The names rules use, as in CLIProxyAPI: `protocol` names the upstream format (a Responses upstream
+# is Codex), `from-protocol` the client's.
 PROTOCOL: dict[Dialect, str] = {
     Dialect.CHAT: "openai",
     Dialect.RESPONSES: "codex",

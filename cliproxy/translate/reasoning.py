@@ -1,7 +1,8 @@
 """Reasoning levels and budgets: the one table every codec converts through, and the model suffix.
 
 Claude speaks budgets (or `adaptive`), OpenAI speaks effort levels, Gemini 2.5 budgets and Gemini 3
-levels. A suffix such as `gpt-5(high)` or `gemini-2.5-pro(8192)` (spec §5.4) overrides the body.
+levels. A model suffix such as `gpt-5(high)` or `gemini-2.5-pro(8192)` overrides the body's
+setting, as it does in CLIProxyAPI.
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ import os
 from typing import Any
 
 from cliproxy.translate import Dialect
+from cliproxy.translate.codecs import CODECS
+from cliproxy.translate.convert import decode_request
 
 
 def count_tokens_estimate(body: dict[str, Any], src: Dialect, *, model: str) -> int:
     """Estimated prompt tokens of a client body: messages, system prompt and tool definitions."""
-    from cliproxy.translate.convert import CODECS, decode_request
-
     req = decode_request(body, src, model=model)
     chat_body = CODECS[Dialect.CHAT].encode_request(req)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -10,8 +10,10 @@ import pytest
 
 from cliproxy import jsonio
 from cliproxy.translate import Dialect
-from cliproxy.translate.convert import count_tokens_estimate, usage_from_event, usage_from_response
 from cliproxy.translate.ir import Usage
+from cliproxy.translate.tokens import count_tokens_estimate
+from cliproxy.translate.usage import usage_of_body as usage_from_response
+from cliproxy.translate.usage import usage_of_event as usage_from_event
 from tests.translate.transcripts import nonstream_body, stream_events
 
 

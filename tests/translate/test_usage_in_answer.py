@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from cliproxy.translate import Dialect
-from cliproxy.usage import WHOLE_PARSE_BELOW, tokens_from, tokens_in_answer
+from cliproxy.translate.usage import WHOLE_PARSE_BELOW
+from cliproxy.translate.usage import usage_in_answer as tokens_in_answer
+from cliproxy.translate.usage import usage_of_body as tokens_from
 
 LONG_TEXT = 'He said "usage" twice: {"usage": {"prompt_tokens": 999}} ' * 200  # escaped inside JSON
 
@@ -79,7 +81,7 @@ def test_long_answer_tokens_match_a_whole_parse(dialect: Dialect) -> None:
     data = json.dumps(answer).encode()
     assert len(data) > WHOLE_PARSE_BELOW
     expected = tokens_from(dialect, answer)
-    assert expected is not None and expected.input and expected.output
+    assert expected is not None and expected.input_tokens and expected.output_tokens
     assert tokens_in_answer(dialect, data) == expected
     compact = json.dumps(answer, separators=(",", ":")).encode()
     assert tokens_in_answer(dialect, compact) == expected

@@ -1,0 +1,242 @@
+"""Responses (and Codex) requests ⇄ IR: input items, instructions, namespaced tools, reasoning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cliproxy.translate import ir
+from cliproxy.translate.ir import (
+    ImagePart,
+    Message,
+    Part,
+    Reasoning,
+    Request,
+    ResponseFormat,
+    TextPart,
+    ThinkingPart,
+    Tool,
+    ToolCallPart,
+    ToolChoice,
+    ToolResultPart,
+)
+from cliproxy.translate.reasoning import effort_for, is_off
+from cliproxy.translate.signatures import unwrap
+
+
+def content_in(content: Any) -> list[TextPart | ImagePart]:
+    if isinstance(content, str):
+        return [TextPart(content)]
+    out: list[TextPart | ImagePart] = []
+    for p in content or ():
+        kind = p.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            out.append(TextPart(p.get("text") or ""))
+        elif kind == "refusal":
+            out.append(TextPart(p.get("refusal") or ""))
+        elif kind == "input_image":
+            url = p.get("image_url")
+            if isinstance(url, dict):
+                url = url.get("url")
+            if isinstance(url, str):
+                out.append(ImagePart.from_url(url))
+    return out
+
+
+def _append(messages: list[Message], role: ir.Role, parts: list[Part]) -> None:
+    if messages and messages[-1].role == role and role != "system":
+        messages[-1].parts.extend(parts)
+    else:
+        messages.append(Message(role, parts))
+
+
+def _flat_tools(tools: Any, out: list[Tool]) -> None:
+    for t in tools or ():
+        kind = t.get("type")
+        if kind == "function":
+            out.append(Tool(t.get("name") or "", t.get("description"), t.get("parameters") or {}))
+        elif kind == "namespace":  # Codex groups sub-agent tools; other dialects only know flat functions
+            _flat_tools(t.get("tools"), out)
+
+
+def decode_request(body: dict[str, Any]) -> Request:
+    """A Responses body as IR: `input` items, `instructions`, namespaced (Codex) tools flattened."""
+    req = Request(model=body.get("model") or "")
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        req.system.append(TextPart(instructions))
+    inp = body.get("input")
+    if isinstance(inp, str):
+        req.messages.append(Message("user", [TextPart(inp)]))
+    else:
+        leading = True
+        for item in inp or ():
+            kind = item.get("type") or "message"
+            if kind == "message":
+                role = item.get("role")
+                parts = content_in(item.get("content"))
+                if role in ("system", "developer"):
+                    texts = [p for p in parts if isinstance(p, TextPart)]
+                    if leading:
+                        req.system.extend(texts)
+                    else:
+                        req.messages.append(Message("system", list(texts)))
+                    continue
+                leading = False
+                _append(req.messages, "assistant" if role == "assistant" else "user", list(parts))
+                continue
+            leading = False
+            if kind == "function_call":
+                call = ToolCallPart(item.get("call_id") or item.get("id") or "", item.get("name") or "", "")
+                call.arguments = item.get("arguments") or "{}"
+                _append(req.messages, "assistant", [call])
+            elif kind == "function_call_output":
+                out = item.get("output")
+                content = content_in(out) if out is not None else []
+                _append(req.messages, "user", [ToolResultPart(item.get("call_id") or "", content)])
+            elif kind == "reasoning":
+                text = "".join(s.get("text") or "" for s in item.get("summary") or ())
+                family, enc = unwrap(item.get("encrypted_content"), native="openai")
+                _append(req.messages, "assistant", [ThinkingPart(text, enc, family, item_id=item.get("id"))])
+    _flat_tools(body.get("tools"), req.tools)
+    tc = body.get("tool_choice")
+    if isinstance(tc, str) and tc in ("auto", "none", "required"):
+        req.tool_choice = ToolChoice(tc)  # type: ignore[arg-type]
+    elif isinstance(tc, dict) and tc.get("type") == "function":
+        req.tool_choice = ToolChoice("tool", tc.get("name"))
+    req.parallel_tool_calls = body.get("parallel_tool_calls")
+    req.max_tokens = body.get("max_output_tokens")
+    req.temperature = body.get("temperature")
+    req.top_p = body.get("top_p")
+    text_cfg = body.get("text")
+    fmt = text_cfg.get("format") if isinstance(text_cfg, dict) else None
+    if isinstance(fmt, dict):
+        if fmt.get("type") == "json_schema":
+            req.response_format = ResponseFormat("json_schema", fmt.get("schema"), fmt.get("name"), fmt.get("strict"))
+        elif fmt.get("type") == "json_object":
+            req.response_format = ResponseFormat("json_object")
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and (reasoning.get("effort") or reasoning.get("summary")):
+        req.reasoning = Reasoning(effort=reasoning.get("effort"), summary=reasoning.get("summary"))
+        if reasoning.get("summary") not in (None, "none"):
+            req.reasoning.include_thoughts = True
+    req.stream = bool(body.get("stream"))
+    req.user = body.get("user")
+    md = body.get("metadata")
+    req.metadata = md if isinstance(md, dict) else None
+    return req
+
+
+def _content_out(parts: list[TextPart | ImagePart], text_type: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if isinstance(p, TextPart):
+            out.append({"type": text_type, "text": p.text})
+        else:
+            out.append({"type": "input_image", "image_url": p.as_url()})
+    return out
+
+
+def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a stateless Responses body (`store: false`, full history, encrypted reasoning replayed)."""
+    items: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role == "system":
+            texts: list[TextPart | ImagePart] = [p for p in m.parts if isinstance(p, TextPart)]
+            items.append({"type": "message", "role": "developer", "content": _content_out(texts, "input_text")})
+            continue
+        assistant = m.role == "assistant"
+        run: list[TextPart | ImagePart] = []
+
+        def flush(run: list[TextPart | ImagePart] = run, assistant: bool = assistant) -> None:
+            if run:
+                role = "assistant" if assistant else "user"
+                content = _content_out(run, "output_text" if assistant else "input_text")
+                items.append({"type": "message", "role": role, "content": content})
+                run.clear()
+
+        for p in m.parts:
+            if isinstance(p, TextPart | ImagePart):
+                run.append(p)
+                continue
+            flush()
+            if isinstance(p, ToolCallPart):
+                items.append(
+                    {
+                        "type": "function_call",
+                        "call_id": ir.short_id(p.id, 64),
+                        "name": p.name,
+                        "arguments": p.arguments or "{}",
+                    }
+                )
+            elif isinstance(p, ToolResultPart):
+                output: Any = (
+                    ir.text_of(p.content)
+                    if all(isinstance(c, TextPart) for c in p.content)
+                    else _content_out(p.content, "input_text")
+                )
+                items.append({"type": "function_call_output", "call_id": ir.short_id(p.call_id, 64), "output": output})
+            elif isinstance(p, ThinkingPart) and p.family == "openai" and p.signature:
+                # Only encrypted reasoning can be replayed statelessly (store=false); the rest is dropped.
+                summary = [{"type": "summary_text", "text": p.text}] if p.text else []
+                rid = p.item_id or ir.new_id("rs_")
+                items.append({"type": "reasoning", "id": rid, "summary": summary, "encrypted_content": p.signature})
+        flush()
+    body: dict[str, Any] = {"model": req.model, "input": items}
+    if req.system:
+        body["instructions"] = "\n\n".join(p.text for p in req.system)
+    if req.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "name": t.name,
+                **({"description": t.description} if t.description else {}),
+                "parameters": t.parameters or {"type": "object", "properties": {}},
+            }
+            for t in req.tools
+        ]
+    if req.tool_choice is not None:
+        tc = req.tool_choice
+        body["tool_choice"] = tc.mode if tc.mode != "tool" else {"type": "function", "name": tc.name}
+    if req.parallel_tool_calls is not None and req.tools:
+        body["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.max_tokens is not None:
+        body["max_output_tokens"] = req.max_tokens
+    if req.temperature is not None:
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    rf = req.response_format
+    if rf is not None and rf.kind != "text":
+        if rf.kind == "json_schema":
+            fmt: dict[str, Any] = {"type": "json_schema", "name": rf.name or "response", "schema": rf.schema or {}}
+            if rf.strict is not None:
+                fmt["strict"] = rf.strict
+        else:
+            fmt = {"type": "json_object"}
+        body["text"] = {"format": fmt}
+    r = req.reasoning
+    if r is not None:
+        effort = "none" if is_off(r) else effort_for(r)
+        reasoning: dict[str, Any] = {}
+        if effort:
+            reasoning["effort"] = effort
+        if effort != "none" and (r.summary or r.include_thoughts):
+            reasoning["summary"] = r.summary or "auto"
+        if reasoning:
+            body["reasoning"] = reasoning
+        if effort != "none":
+            body["include"] = ["reasoning.encrypted_content"]
+    body["store"] = False  # the proxy always sends the full history
+    if req.stream:
+        body["stream"] = True
+    if req.user and len(req.user) <= ir.OPENAI_USER_MAX:
+        body["user"] = req.user
+    return body
+
+
+def set_reasoning(body: dict[str, Any], r: Reasoning, model: str) -> None:
+    """Same-dialect requests: put a model-suffix reasoning setting into a Responses body."""
+    effort = "none" if is_off(r) else effort_for(r)
+    if effort:
+        current = body.get("reasoning")
+        body["reasoning"] = {**(current if isinstance(current, dict) else {}), "effort": effort}
