@@ -109,11 +109,11 @@ class Attempt:
                 resp.close()
                 raise
             resp.release()
-            return self.whole(resp, data, cand, upstream, upstream_model, translated)
+            return self.whole(resp, data, cand, upstream, upstream_model, translated, built.tool_names)
         try:
             if call.stream:
-                return await self.stream(resp, cand, upstream, upstream_model, translated)
-            return await self.collect(resp, cand, upstream, upstream_model, translated)
+                return await self.stream(resp, cand, upstream, upstream_model, translated, built.tool_names)
+            return await self.collect(resp, cand, upstream, upstream_model, translated, built.tool_names)
         except BaseException:
             resp.close()
             raise
@@ -135,7 +135,14 @@ class Attempt:
         return Outcome(200, _EMPTY_HEADERS, JSON_CT, jsonio.dumps(body), None, cand.credential.id, model)
 
     def whole(
-        self, resp: UpstreamResponse, data: bytes, cand: Candidate, upstream: Dialect, model: str, translated: bool
+        self,
+        resp: UpstreamResponse,
+        data: bytes,
+        cand: Candidate,
+        upstream: Dialect,
+        model: str,
+        translated: bool,
+        names: dict[str, str],
     ) -> Outcome:
         rec = self.rec
         rec.first_byte()
@@ -154,14 +161,22 @@ class Attempt:
         try:
             if not isinstance(parsed, dict):  # never hand another dialect's (or no) JSON to the client
                 raise convert.TranslationError(f"not a JSON object ({content_type})")
-            data = jsonio.dumps(convert.translate_response(parsed, upstream, call.dialect, model=call.model))
+            data = jsonio.dumps(
+                convert.translate_response(parsed, upstream, call.dialect, model=call.model, names=names)
+            )
         except convert.TranslationError as exc:
             data = error_body(call.dialect, 502, f"upstream answer could not be translated: {exc}")
             return Outcome(502, _EMPTY_HEADERS, JSON_CT, data, None, cand.credential.id, model)
         return Outcome(resp.status, _EMPTY_HEADERS, JSON_CT, data, None, cand.credential.id, model)
 
     async def stream(
-        self, resp: UpstreamResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
+        self,
+        resp: UpstreamResponse,
+        cand: Candidate,
+        upstream: Dialect,
+        model: str,
+        translated: bool,
+        names: dict[str, str],
     ) -> Outcome | Failure:
         client = self.call.dialect
         first = await read_first(resp, client, upstream)
@@ -175,12 +190,18 @@ class Attempt:
             return Outcome(
                 200, dict(SSE_HEADERS), SSE_CT, None, passthrough, cand.credential.id, model, passthrough.aclose
             )
-        translator = convert.StreamTranslator(upstream, client, model=self.call.model)
+        translator = convert.StreamTranslator(upstream, client, model=self.call.model, names=names)
         events = translated_stream(resp, first, upstream, translator, rec)
         return Outcome(200, dict(SSE_HEADERS), SSE_CT, None, events, cand.credential.id, model, events.aclose)
 
     async def collect(
-        self, resp: UpstreamResponse, cand: Candidate, upstream: Dialect, model: str, translated: bool
+        self,
+        resp: UpstreamResponse,
+        cand: Candidate,
+        upstream: Dialect,
+        model: str,
+        translated: bool,
+        names: dict[str, str],
     ) -> Outcome | Failure:
         """An always-streaming upstream answering a non-stream client: collect, then answer once."""
         call = self.call
@@ -194,7 +215,7 @@ class Attempt:
             return result
         if translated:
             try:
-                result = convert.translate_response(result, upstream, call.dialect, model=call.model)
+                result = convert.translate_response(result, upstream, call.dialect, model=call.model, names=names)
             except convert.TranslationError as exc:
                 return Failure(502, b"", call.dialect, message=f"upstream answer could not be translated: {exc}")
         return Outcome(200, {}, JSON_CT, jsonio.dumps(result), None, cand.credential.id, model)

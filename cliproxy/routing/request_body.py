@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cliproxy import jsonio
@@ -24,11 +24,13 @@ from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL
 
 @dataclass(slots=True)
 class UpstreamBody:
-    """What one attempt sends: the body bytes and the model name for the upstream's URL."""
+    """What one attempt sends: the body bytes and the model name for the upstream's URL; `tool_names`
+    maps tool names the translation shortened back to the client's (empty when none were)."""
 
     payload: bytes
     url_model: str
     stream: bool  # the upstream is asked for a stream (the client's wish, or an always-streaming upstream)
+    tool_names: dict[str, str] = field(default_factory=dict)
 
 
 def replace_model(raw: bytes, body: dict[str, Any], old: str, new: str) -> bytes:
@@ -54,6 +56,7 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
     url_model = upstream_model
     body: dict[str, Any] | None = None
     payload: bytes | None = None
+    renamed: dict[str, str] = {}
     if passthrough:
         if upstream_model[-1:] == ")" and "(" in upstream_model:  # thinking suffix → body fields
             body, url_model = convert.apply_thinking_suffix(jsonio.loads(call.raw), upstream, model=upstream_model)
@@ -66,7 +69,9 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
             body["stream"] = True
     else:
         try:
-            body = convert.translate_request(call.body, call.dialect, upstream, model=upstream_model, stream=up_stream)
+            body = convert.translate_request(
+                call.body, call.dialect, upstream, model=upstream_model, stream=up_stream, renamed=renamed
+            )
         except convert.TranslationError as exc:
             return Failure(400, b"", call.dialect, fault=True, message=str(exc))
         url_model = convert.split_thinking_suffix(upstream_model)[0]
@@ -91,7 +96,7 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
     if body is not None:
         payload = jsonio.dumps(body)
     assert payload is not None
-    return UpstreamBody(payload, url_model, up_stream)
+    return UpstreamBody(payload, url_model, up_stream, renamed)
 
 
 def upstream_headers(call: Call, cred: Credential) -> Mapping[str, str]:

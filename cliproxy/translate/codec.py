@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from cliproxy.translate.ir import Reasoning, Request, Response, StreamEvent, Usage
 from cliproxy.translate.sse import SSEEvent
+from cliproxy.translate.tool_names import NameRule
 
 
 class StreamDecoder(Protocol):
@@ -72,6 +73,7 @@ class Codec:
     `usage_of_event` finds and reads the one a stream event carries. Both give IR `Usage`, so there is
     one parser per dialect for translation and usage records alike. `native_input_tokens` turns IR
     input back into the count the dialect's own wire states (Claude leaves cache reads and writes out).
+    `tool_names` is the rule tool names must follow on this wire.
     """
 
     decode_request: Callable[[dict[str, Any]], Request]
@@ -87,6 +89,7 @@ class Codec:
     native_input_tokens: Callable[[Usage], int]
     error_object: ErrorEncoder
     stream_error_frame: ErrorFrameEncoder
+    tool_names: NameRule
 
 
 def as_int(value: Any) -> int:

@@ -6,6 +6,7 @@ thinking suffix, which is applied to the body in place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cliproxy import jsonio
@@ -13,10 +14,11 @@ from cliproxy.translate import Dialect
 from cliproxy.translate.accumulate import ResponseBuilder
 from cliproxy.translate.codec import StreamDecoder, StreamEncoder
 from cliproxy.translate.codecs import CODECS
-from cliproxy.translate.ir import ErrorEvent, Finish, Request, Usage
+from cliproxy.translate.ir import ErrorEvent, Finish, Request, ToolCallPart, ToolCallStart, Untranslatable, Usage
 from cliproxy.translate.payload import PayloadRules, apply_payload_rules
 from cliproxy.translate.reasoning import reasoning_from_suffix, split_thinking_suffix
 from cliproxy.translate.sse import SSEEvent
+from cliproxy.translate.tool_names import fit_tool_names
 
 __all__ = [
     "CODECS",
@@ -71,44 +73,69 @@ def apply_thinking_suffix(body: dict[str, Any], dialect: Dialect, *, model: str)
     return body, base
 
 
-def translate_request(body: dict[str, Any], src: Dialect, dst: Dialect, *, model: str, stream: bool) -> dict[str, Any]:
+def translate_request(
+    body: dict[str, Any],
+    src: Dialect,
+    dst: Dialect,
+    *,
+    model: str,
+    stream: bool,
+    renamed: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Client body (src dialect) → upstream body (dst dialect) for upstream `model` (suffix allowed).
 
-    Raises `TranslationError` when the body is not a valid `src` request.
+    Tool names the upstream would refuse are shortened; `renamed`, when given, receives
+    {upstream name: client name} for them, which `translate_response` and `StreamTranslator` take
+    back as `names`. Raises `TranslationError` when the body is not a valid `src` request, or asks
+    for something `dst` cannot express.
     """
     try:
         req = decode_request(body, src, model=model)
         req.stream = stream
+        shortened = fit_tool_names(req, CODECS[dst].tool_names)
         out = CODECS[dst].encode_request(req)
+    except Untranslatable as exc:
+        raise TranslationError(f"cannot send this {src.value} request to a {dst.value} upstream: {exc}") from exc
     except _BAD_SHAPE as exc:
         raise TranslationError(f"invalid {src.value} request: {type(exc).__name__}: {exc}") from exc
+    if shortened and renamed is not None:
+        renamed.update(shortened)
     if dst is Dialect.GEMINI:
         out.pop("model", None)  # Gemini takes the model from the URL
     return out
 
 
-def translate_response(body: dict[str, Any], src: Dialect, dst: Dialect, *, model: str) -> dict[str, Any]:
-    """Upstream non-stream JSON (src) → client non-stream JSON (dst), showing `model` to the client.
+def translate_response(
+    body: dict[str, Any], src: Dialect, dst: Dialect, *, model: str, names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Upstream non-stream JSON (src) → client non-stream JSON (dst), showing `model` to the client and
+    the client's own tool names (`names`: upstream name → client name, from `translate_request`).
 
     Raises `TranslationError` when the upstream body is not a valid `src` response.
     """
     try:
         resp = CODECS[src].decode_response(body)
         resp.model = model
+        if names:
+            for part in resp.parts:
+                if isinstance(part, ToolCallPart):
+                    part.name = names.get(part.name, part.name)
         return CODECS[dst].encode_response(resp)
     except _BAD_SHAPE as exc:
         raise TranslationError(f"invalid {src.value} response: {type(exc).__name__}: {exc}") from exc
 
 
 class StreamTranslator:
-    """One upstream stream (src dialect) → client SSE bytes (dst dialect), event by event."""
+    """One upstream stream (src dialect) → client SSE bytes (dst dialect), event by event; tool names
+    the request shortened (`names`: upstream name → client name) are shown as the client declared them."""
 
-    __slots__ = ("_decoder", "_encoder", "_finished", "usage")
+    __slots__ = ("_decoder", "_encoder", "_finished", "_names", "usage")
 
-    def __init__(self, src: Dialect, dst: Dialect, *, model: str) -> None:
+    def __init__(self, src: Dialect, dst: Dialect, *, model: str, names: Mapping[str, str] | None = None) -> None:
         self._decoder: StreamDecoder = CODECS[src].stream_decoder()
         self._encoder: StreamEncoder = CODECS[dst].stream_encoder(model)
         self._finished = False
+        self._names = names or None
         self.usage: Usage | None = None
 
     def feed(self, event: SSEEvent) -> bytes:
@@ -121,8 +148,11 @@ class StreamTranslator:
         if not events:
             return b""
         encode = self._encoder.encode
+        names = self._names
         out = []
         for ev in events:
+            if names is not None and isinstance(ev, ToolCallStart):
+                ev.name = names.get(ev.name, ev.name)
             if isinstance(ev, Finish | ErrorEvent):
                 self._finished = True
                 if isinstance(ev, Finish) and ev.usage is not None:
@@ -138,7 +168,12 @@ class StreamTranslator:
         if self._finished:
             return self._encoder.finish()
         self._finished = True
-        out = [self._encoder.encode(ev) for ev in self._decoder.finish()]
+        events = self._decoder.finish()
+        if self._names is not None:
+            for ev in events:
+                if isinstance(ev, ToolCallStart):
+                    ev.name = self._names.get(ev.name, ev.name)
+        out = [self._encoder.encode(ev) for ev in events]
         out.append(self._encoder.finish())
         u = getattr(self._decoder, "usage", None)
         if u is not None:

@@ -32,12 +32,13 @@ class TextPart:
 
 @dataclass(slots=True)
 class ImagePart:
-    """An image given inline (`data`, base64) or by `url`."""
+    """An image given inline (`data`, base64) or by `url`; `detail` is OpenAI's resolution hint."""
 
     data: str | None = None
     url: str | None = None
     media_type: str | None = None
     cache: bool = False
+    detail: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> ImagePart:
@@ -56,6 +57,24 @@ class ImagePart:
 
 
 @dataclass(slots=True)
+class FilePart:
+    """A document, audio or video clip: inline base64 `data`, a `url`, or a `file_id` in the file
+    store of `family` (only that family's API can read it). `media_type` decides where it may go."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    file_id: str | None = None
+    family: Family | None = None
+    filename: str | None = None
+    cache: bool = False
+
+
+Media = TextPart | ImagePart | FilePart
+"""What a user turn or a tool result carries besides calls and thinking."""
+
+
+@dataclass(slots=True)
 class ToolCallPart:
     id: str
     name: str
@@ -67,7 +86,7 @@ class ToolCallPart:
 @dataclass(slots=True)
 class ToolResultPart:
     call_id: str
-    content: list[TextPart | ImagePart]
+    content: list[Media]
     is_error: bool = False
     name: str | None = None  # Gemini answers by function name; filled in when known
     cache: bool = False
@@ -82,7 +101,7 @@ class ThinkingPart:
     item_id: str | None = None  # Responses reasoning item id
 
 
-Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
+Part = TextPart | ImagePart | FilePart | ToolCallPart | ToolResultPart | ThinkingPart
 Role = Literal["user", "assistant", "system"]
 
 
@@ -111,6 +130,25 @@ class ResponseFormat:
     schema: dict[str, Any] | None = None
     name: str | None = None
     strict: bool | None = None
+    description: str | None = None
+
+    def described_schema(self) -> dict[str, Any]:
+        """The schema with the format's description at its root, for wires that have no other place
+        for it (Claude, Gemini); a description the schema already has wins."""
+        schema = self.schema or {}
+        if self.description and "description" not in schema:
+            return {**schema, "description": self.description}
+        return schema
+
+
+@dataclass(slots=True)
+class WebSearch:
+    """A provider-run web search tool (Claude `web_search`, Responses `web_search`, Gemini `googleSearch`)."""
+
+    allowed_domains: list[str] | None = None
+    blocked_domains: list[str] | None = None
+    user_location: dict[str, Any] | None = None
+    max_uses: int | None = None
 
 
 @dataclass(slots=True)
@@ -142,6 +180,7 @@ class Request:
     stream: bool = False
     user: str | None = None
     metadata: dict[str, Any] | None = None
+    web_search: WebSearch | None = None
 
 
 @dataclass(slots=True)
@@ -206,11 +245,15 @@ def short_id(value: str, limit: int = 40) -> str:
 OPENAI_USER_MAX = 64  # OpenAI rejects a longer `user` (Claude Code's metadata.user_id is a JSON blob)
 
 
-def text_of(parts: list[TextPart | ImagePart]) -> str:
+def text_of(parts: list[Media]) -> str:
     """The text of a tool result, for dialects whose tool results are a plain string."""
     if len(parts) == 1 and isinstance(parts[0], TextPart):
         return parts[0].text
     return "".join(p.text for p in parts if isinstance(p, TextPart))
+
+
+class Untranslatable(ValueError):
+    """A request the target dialect cannot express without changing its meaning (a clear 400)."""
 
 
 # ---- stream events -------------------------------------------------------------------------------

@@ -10,6 +10,11 @@ so a test can disconnect the client and watch the upstream connection close (`cl
 with a tool result); `fresh_response_ids` gives every Responses stream its own response id;
 `stream_body` replaces whatever stream would be replayed (e.g. one that breaks off with an error event).
 `delay` makes every answer wait that many seconds after the request is read (a slow model).
+`answer` replaces the non-stream JSON answer of every dialect; `answer` and `stream_body` may also be
+functions of the request body (to answer with a tool name the request declared, for instance).
+Before answering, every generate request is checked against the rules the real API enforces
+(`wire_rules`): a request the real API would refuse gets the 400 the real API would send, so a
+translation that a real upstream would refuse fails the test that sent it. `problems` lists them.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.wire_rules import chat_problem, claude_problem, gemini_problem, responses_problem
 
 WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "wire"  # copies of ../shared's, plus our own
 
@@ -240,8 +247,10 @@ class FakeUpstream:
     first_sent: asyncio.Event = field(default_factory=asyncio.Event)
     tool_loop: bool = False
     fresh_response_ids: bool = False
-    stream_body: bytes | None = None
+    stream_body: bytes | Callable[[Any], bytes] | None = None
     delay: float = 0.0
+    answer: Any = None  # a JSON value, or a function of the request body returning one
+    problems: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def wants_tool(self, dialect: str, body: dict[str, Any]) -> bool:
@@ -264,6 +273,13 @@ class FakeUpstream:
         """Answer the next `times` matching requests with `status` (times=0: forever)."""
         payload = body if body is not None else error_payload(dialect, status, f"fake upstream error {status}")
         self.plan.append(Planned(status, payload, dict(headers or {}), key, times, model))
+
+    def refuse(self, dialect: str, problem: str | None) -> web.Response | None:
+        """The real API's 400 for a request it would not accept (None when it would)."""
+        if problem is None:
+            return None
+        self.problems.append(problem)
+        return web.Response(status=400, body=error_payload(dialect, 400, problem), content_type="application/json")
 
     def calls(self, key: str | None = None) -> list[Seen]:
         return [s for s in self.seen if key is None or _carries(s.headers, key)]
@@ -310,9 +326,13 @@ class FakeUpstream:
                 )
         return None
 
+    def _answer(self, sent: Any) -> web.Response:
+        return web.json_response(self.answer(sent) if callable(self.answer) else self.answer)
+
     async def _stream(self, request: web.Request, body: bytes) -> web.StreamResponse:
         if self.stream_body is not None:
-            body = self.stream_body
+            stream_body = self.stream_body
+            body = stream_body(self.seen[-1].json if self.seen else None) if callable(stream_body) else stream_body
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         try:
@@ -335,11 +355,16 @@ class FakeUpstream:
         if planned is not None:
             return planned
         body = seen.json
+        refused = self.refuse("chat", chat_problem(body))
+        if refused is not None:
+            return refused
         tools = self.wants_tool("chat", body)
         if body.get("stream"):
             return await self._stream(
                 request, wire_body("openai_chat_stream_tool.txt" if tools else "openai_chat_stream.txt")
             )
+        if self.answer is not None:
+            return self._answer(body)
         answer = dict(CHAT_TOOL_COMPLETION if tools else CHAT_COMPLETION, model=body.get("model"))
         return web.json_response(answer)
 
@@ -349,6 +374,9 @@ class FakeUpstream:
         if planned is not None:
             return planned
         body = seen.json
+        refused = self.refuse("chat", responses_problem(body))
+        if refused is not None:
+            return refused
         tools = self.wants_tool("responses", body)
         if body.get("stream"):
             name = "openai_responses_stream_tool.txt" if tools else "openai_responses_stream.txt"
@@ -356,6 +384,8 @@ class FakeUpstream:
             if self.fresh_response_ids:
                 stream = _RESPONSE_ID.sub(f'"id": "resp_{next(self._ids):012x}"'.encode(), stream)
             return await self._stream(request, stream)
+        if self.answer is not None:
+            return self._answer(body)
         tool_answer = tools and self.tool_loop  # without `tool_loop` the text answer, as before
         return web.json_response(dict(RESPONSE_TOOL if tool_answer else RESPONSE, model=body.get("model")))
 
@@ -374,12 +404,17 @@ class FakeUpstream:
         if planned is not None:
             return planned
         body = seen.json
+        refused = self.refuse("claude", claude_problem(body))
+        if refused is not None:
+            return refused
         tools = self.wants_tool("claude", body)
         if body.get("stream"):
             name = "anthropic_stream_tool.txt" if tools else "anthropic_stream.txt"
             if body.get("thinking") and not tools:  # thinking blocks, signatures, unknown fields
                 name = "anthropic_stream_thinking.txt"
             return await self._stream(request, wire_body(name))
+        if self.answer is not None:
+            return self._answer(body)
         if tools:
             return web.json_response(CLAUDE_TOOL_MESSAGE)
         return web.Response(body=CLAUDE_MESSAGE, content_type="application/json")
@@ -396,12 +431,18 @@ class FakeUpstream:
             return planned
         _, _, method = request.match_info["target"].rpartition(":")
         body = seen.json or {}
+        if method in ("generateContent", "streamGenerateContent"):
+            refused = self.refuse("gemini", gemini_problem(body))
+            if refused is not None:
+                return refused
         tools = self.wants_tool("gemini", body)
         if method == "streamGenerateContent":
             tool_stream = tools and self.tool_loop  # without `tool_loop` the recorded text stream, as before
             return await self._stream(request, GEMINI_TOOL_STREAM if tool_stream else wire_body("gemini_stream.txt"))
         if method == "countTokens":
             return web.json_response({"totalTokens": 7})
+        if self.answer is not None:
+            return self._answer(body)
         if tools:
             return web.Response(body=wire_body("gemini_generate_tool.txt"), content_type="application/json")
         return web.json_response(GEMINI_RESPONSE)

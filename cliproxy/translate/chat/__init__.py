@@ -8,6 +8,7 @@ from cliproxy.translate.chat.response import decode_response, encode_response
 from cliproxy.translate.chat.stream import ChatStreamDecoder, ChatStreamEncoder
 from cliproxy.translate.chat.usage import usage_of, usage_of_event
 from cliproxy.translate.codec import Codec, whole_prompt
+from cliproxy.translate.tool_names import OPENAI_NAMES
 
 __all__ = ["CODEC", "ChatStreamDecoder", "ChatStreamEncoder"]
 
@@ -25,4 +26,5 @@ CODEC = Codec(
     native_input_tokens=whole_prompt,
     error_object=error_object,
     stream_error_frame=stream_error_frame,
+    tool_names=OPENAI_NAMES,
 )

@@ -19,6 +19,45 @@ _TYPES: dict[int, tuple[str, str | None]] = {
 }
 
 
+# The statuses OpenAI (and the providers that copy its envelope) answer with for each error type or
+# code, for errors that arrive inside a stream, where there is no status line to read.
+_STATUS_OF: dict[str, int] = {
+    "invalid_request_error": 400,
+    "invalid_request": 400,
+    "invalid_prompt": 400,
+    "invalid_value": 400,
+    "unsupported_value": 400,
+    "context_length_exceeded": 400,
+    "string_above_max_length": 400,
+    "authentication_error": 401,
+    "invalid_api_key": 401,
+    "permission_error": 403,
+    "permission_denied": 403,
+    "not_found_error": 404,
+    "model_not_found": 404,
+    "insufficient_quota": 429,
+    "rate_limit_exceeded": 429,
+    "rate_limit_error": 429,
+    "server_error": 500,
+    "internal_server_error": 500,
+    "service_unavailable": 503,
+    "overloaded_error": 529,
+}
+
+
+def error_status(err: dict[str, Any]) -> int:
+    """The HTTP status an OpenAI-style error object stands for: its numeric `code`, else what its
+    `type` or string `code` means, else 500."""
+    code = err.get("code")
+    if isinstance(code, int) and 400 <= code < 600:
+        return code
+    for key in ("type", "code", "status"):
+        value = err.get(key)
+        if isinstance(value, str) and value in _STATUS_OF:
+            return _STATUS_OF[value]
+    return 500
+
+
 def openai_type(status: int) -> tuple[str, str | None]:
     """OpenAI's `(type, code)` for an HTTP status."""
     if status >= 500:

@@ -1,4 +1,10 @@
-"""Chat Completions requests ⇄ IR: messages, tools, response formats, reasoning effort."""
+"""Chat Completions requests ⇄ IR: messages, tools, response formats, reasoning effort.
+
+Chat's tool messages hold text only: the images and files a tool returned go into a user message
+right after the tool messages of that turn (every call must be answered before anything else
+follows). Chat has no provider-run web search: a request whose only tool is web search is refused
+rather than answered without searching; offered among other tools, it is left out.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ from typing import Any
 from cliproxy import jsonio
 from cliproxy.translate import ir
 from cliproxy.translate.ir import (
+    FilePart,
     ImagePart,
+    Media,
     Message,
     Part,
     Reasoning,
@@ -19,14 +27,44 @@ from cliproxy.translate.ir import (
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
+    Untranslatable,
+)
+from cliproxy.translate.media import (
+    AUDIO_MEDIA,
+    audio_format,
+    data_url,
+    decoded_text,
+    filename_for,
+    kind_of,
+    omitted,
+    split_data_url,
 )
 from cliproxy.translate.reasoning import effort_for, is_off
+from cliproxy.translate.tool_schema import object_root
 
 
-def content_parts(content: Any) -> list[TextPart | ImagePart]:
+def _file_in(file: Any) -> FilePart | None:
+    if not isinstance(file, dict):
+        return None
+    name = file.get("filename")
+    raw = file.get("file_data")
+    if isinstance(raw, str) and raw:
+        parsed = split_data_url(raw)
+        media, data = parsed if parsed is not None else (None, raw)
+        if media is None:
+            media = "application/pdf" if not name or str(name).lower().endswith(".pdf") else None
+        return FilePart(media, data, filename=name)
+    if file.get("file_id"):
+        return FilePart(None, file_id=file["file_id"], family="openai", filename=name)
+    if file.get("file_url"):  # not OpenAI's own, but some compatible providers take it
+        return FilePart("application/pdf", url=file["file_url"], filename=name)
+    return None
+
+
+def content_parts(content: Any) -> list[Media]:
     if isinstance(content, str):
         return [TextPart(content)]
-    out: list[TextPart | ImagePart] = []
+    out: list[Media] = []
     if isinstance(content, list):
         for p in content:
             if not isinstance(p, dict):
@@ -35,10 +73,22 @@ def content_parts(content: Any) -> list[TextPart | ImagePart]:
             if kind in ("text", "input_text", "output_text"):
                 out.append(TextPart(p.get("text") or ""))
             elif kind == "image_url":
-                url = p.get("image_url")
-                url = url.get("url") if isinstance(url, dict) else url
+                image = p.get("image_url")
+                url = image.get("url") if isinstance(image, dict) else image
                 if isinstance(url, str):
-                    out.append(ImagePart.from_url(url))
+                    part = ImagePart.from_url(url)
+                    if isinstance(image, dict) and isinstance(image.get("detail"), str):
+                        part.detail = image["detail"]
+                    out.append(part)
+            elif kind == "input_audio":
+                audio = p.get("input_audio") or {}
+                if isinstance(audio, dict) and audio.get("data"):
+                    fmt = str(audio.get("format") or "wav")
+                    out.append(FilePart(AUDIO_MEDIA.get(fmt, "audio/" + fmt), audio["data"]))
+            elif kind == "file":
+                file = _file_in(p.get("file"))
+                if file is not None:
+                    out.append(file)
             elif kind == "refusal":
                 out.append(TextPart(p.get("refusal") or ""))
     return out
@@ -60,7 +110,7 @@ def decode_request(body: dict[str, Any]) -> Request:
         role = m.get("role")
         content = m.get("content")
         if role in ("system", "developer"):
-            texts: list[TextPart] = [p for p in content_parts(content) if isinstance(p, TextPart)]
+            texts = [p for p in content_parts(content) if isinstance(p, TextPart)]
             if leading:
                 req.system.extend(texts)
             else:
@@ -106,7 +156,9 @@ def decode_request(body: dict[str, Any]) -> Request:
         kind = rf.get("type")
         if kind == "json_schema":
             js = rf.get("json_schema") or {}
-            req.response_format = ResponseFormat("json_schema", js.get("schema"), js.get("name"), js.get("strict"))
+            req.response_format = ResponseFormat(
+                "json_schema", js.get("schema"), js.get("name"), js.get("strict"), js.get("description")
+            )
         elif kind == "json_object":
             req.response_format = ResponseFormat("json_object")
     effort = body.get("reasoning_effort")
@@ -119,20 +171,64 @@ def decode_request(body: dict[str, Any]) -> Request:
     return req
 
 
-def _content_out(parts: list[TextPart | ImagePart]) -> str | list[dict[str, Any]]:
+def _media_out(p: ImagePart | FilePart) -> dict[str, Any]:
+    """A chat content part; what chat cannot take (video, other audio, links to files) becomes a marker."""
+    if isinstance(p, ImagePart):
+        image: dict[str, Any] = {"url": p.as_url()}
+        if p.detail:
+            image["detail"] = p.detail
+        return {"type": "image_url", "image_url": image}
+    kind = kind_of(p.media_type)
+    if kind == "audio" and p.data is not None and (fmt := audio_format(p.media_type)) is not None:
+        return {"type": "input_audio", "input_audio": {"data": p.data, "format": fmt}}
+    if kind == "text" and (text := decoded_text(p)) is not None:
+        return {"type": "text", "text": text}
+    if kind in ("pdf", "document"):
+        if p.data is not None:
+            return {"type": "file", "file": {"file_data": data_url(p.media_type, p.data), "filename": filename_for(p)}}
+        if p.file_id and p.family == "openai":
+            return {"type": "file", "file": {"file_id": p.file_id}}
+    return {"type": "text", "text": omitted(p, "Chat Completions").text}
+
+
+def _content_out(parts: list[Media]) -> str | list[dict[str, Any]]:
     if all(isinstance(p, TextPart) for p in parts):
         return "".join(p.text for p in parts if isinstance(p, TextPart))
-    out: list[dict[str, Any]] = []
-    for p in parts:
-        if isinstance(p, TextPart):
-            out.append({"type": "text", "text": p.text})
-        else:
-            out.append({"type": "image_url", "image_url": {"url": p.as_url()}})
-    return out
+    return [{"type": "text", "text": p.text} if isinstance(p, TextPart) else _media_out(p) for p in parts]
 
 
-def encode_request(req: Request) -> dict[str, Any]:
-    """IR as a chat body; tool results become `tool` messages, thinking history is dropped (chat cannot replay it)."""
+def _tool_out(p: ToolResultPart, beside: list[Media]) -> dict[str, Any]:
+    """A tool message (text only); the result's images and files go to `beside`, sent right after."""
+    text = ir.text_of(p.content)
+    media = [c for c in p.content if not isinstance(c, TextPart)]
+    if media:
+        beside.append(TextPart(f"[attachments returned by tool call {p.call_id}]"))
+        beside.extend(media)
+        if not text:
+            text = f"[{len(media)} attachment(s), sent in the next message]"
+    return {"role": "tool", "tool_call_id": ir.short_id(p.call_id), "content": text}
+
+
+def _assistant_out(m: Message) -> dict[str, Any] | None:
+    text = "".join(p.text for p in m.parts if isinstance(p, TextPart))
+    calls = [
+        {
+            "id": ir.short_id(p.id),
+            "type": "function",
+            "function": {"name": p.name, "arguments": p.arguments or "{}"},
+        }
+        for p in m.parts
+        if isinstance(p, ToolCallPart)
+    ]
+    if not text and not calls:  # e.g. a turn that only held thinking, which chat cannot replay
+        return None
+    msg: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        msg["tool_calls"] = calls
+    return msg
+
+
+def _messages_out(req: Request) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
@@ -140,32 +236,27 @@ def encode_request(req: Request) -> dict[str, Any]:
         if m.role == "system":
             messages.append({"role": "system", "content": "".join(p.text for p in m.parts if isinstance(p, TextPart))})
         elif m.role == "assistant":
-            text = "".join(p.text for p in m.parts if isinstance(p, TextPart))
-            msg: dict[str, Any] = {"role": "assistant", "content": text or None}
-            calls = [
-                {
-                    "id": ir.short_id(p.id),
-                    "type": "function",
-                    "function": {"name": p.name, "arguments": p.arguments or "{}"},
-                }
-                for p in m.parts
-                if isinstance(p, ToolCallPart)
-            ]
-            if calls:
-                msg["tool_calls"] = calls
-            messages.append(msg)
+            msg = _assistant_out(m)
+            if msg is not None:
+                messages.append(msg)
         else:
-            rest: list[TextPart | ImagePart] = []
+            rest: list[Media] = []
+            beside: list[Media] = []
             for p in m.parts:
                 if isinstance(p, ToolResultPart):
-                    messages.append(
-                        {"role": "tool", "tool_call_id": ir.short_id(p.call_id), "content": ir.text_of(p.content)}
-                    )
-                elif isinstance(p, TextPart | ImagePart):
+                    messages.append(_tool_out(p, beside))
+                elif isinstance(p, TextPart | ImagePart | FilePart):
                     rest.append(p)
-            if rest:
-                messages.append({"role": "user", "content": _content_out(rest)})
-    body: dict[str, Any] = {"model": req.model, "messages": messages}
+            if beside or rest:
+                messages.append({"role": "user", "content": _content_out(beside + rest)})
+    return messages
+
+
+def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a chat body; tool results become `tool` messages, thinking history is dropped (chat cannot replay it)."""
+    if req.web_search is not None and not req.tools:  # a search request; with other tools it is one option dropped
+        raise Untranslatable("web search is not available on a Chat Completions upstream")
+    body: dict[str, Any] = {"model": req.model, "messages": _messages_out(req)}
     if req.tools:
         body["tools"] = [
             {
@@ -173,16 +264,16 @@ def encode_request(req: Request) -> dict[str, Any]:
                 "function": {
                     "name": t.name,
                     **({"description": t.description} if t.description else {}),
-                    "parameters": t.parameters or {"type": "object", "properties": {}},
+                    "parameters": object_root(t.parameters),
                 },
             }
             for t in req.tools
         ]
         if req.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = req.parallel_tool_calls
-    if req.tool_choice is not None:
-        tc = req.tool_choice
-        body["tool_choice"] = tc.mode if tc.mode != "tool" else {"type": "function", "function": {"name": tc.name}}
+        if req.tool_choice is not None:  # chat refuses a tool_choice without tools
+            tc = req.tool_choice
+            body["tool_choice"] = tc.mode if tc.mode != "tool" else {"type": "function", "function": {"name": tc.name}}
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
     if req.temperature is not None:
@@ -195,6 +286,8 @@ def encode_request(req: Request) -> dict[str, Any]:
     if rf is not None and rf.kind != "text":
         if rf.kind == "json_schema":
             js: dict[str, Any] = {"name": rf.name or "response", "schema": rf.schema or {}}
+            if rf.description:
+                js["description"] = rf.description
             if rf.strict is not None:
                 js["strict"] = rf.strict
             body["response_format"] = {"type": "json_schema", "json_schema": js}

@@ -7,10 +7,9 @@ from typing import Any
 
 from cliproxy import jsonio
 from cliproxy.translate import ir
-from cliproxy.translate.chat.errors import stream_error_frame
+from cliproxy.translate.chat.errors import error_status, stream_error_frame
 from cliproxy.translate.chat.response import FINISH_IN, FINISH_OUT
 from cliproxy.translate.chat.usage import usage_of, usage_out
-from cliproxy.translate.codec import as_int
 from cliproxy.translate.ir import (
     BlockStop,
     ErrorEvent,
@@ -28,10 +27,28 @@ from cliproxy.translate.ir import (
 from cliproxy.translate.sse import DONE_FRAME, SSEEvent
 
 
-class ChatStreamDecoder:
-    """Chat chunks → IR events. Chat has no block markers: a block ends when another kind starts."""
+class _Call:
+    """A streamed tool call not yet shown: chat may send its id or name after its first delta."""
 
-    __slots__ = ("_block", "_done", "_next", "_open", "_started", "_stop", "_tools", "usage")
+    __slots__ = ("args", "id", "name")
+
+    def __init__(self, cid: str | None, name: str | None) -> None:
+        self.id = cid
+        self.name = name
+        self.args: list[str] = []
+
+
+class ChatStreamDecoder:
+    """Chat chunks → IR events. Chat has no block markers: a block ends when another kind starts.
+
+    IR blocks never interleave, so that every client wire can show one block after another. Tool
+    calls stream live one at a time: the first call goes out as soon as its id and name are known; a
+    call whose id or name comes later, and the parallel calls after the live one (whose deltas may
+    interleave with it), are held and sent whole, in the upstream's `index` order, when the live one
+    ends (text starts, or the stream finishes).
+    """
+
+    __slots__ = ("_block", "_calls", "_done", "_live", "_next", "_open", "_started", "_stop", "_tools", "usage")
 
     def __init__(self) -> None:
         self._started = False
@@ -39,19 +56,72 @@ class ChatStreamDecoder:
         self._next = 0  # next IR block index
         self._open: int | None = None  # the IR block open now
         self._block: str | None = None  # "text" | "thinking" | "tool"
-        self._tools: dict[int, int] = {}  # chat tool_calls[].index → IR block
+        self._live: int | None = None  # chat tool_calls[].index of the call streaming live
+        self._calls: dict[int, _Call] = {}  # held calls by chat index
+        self._tools = False
         self._stop: StopReason | None = None
         self.usage: Usage | None = None
 
     def _switch(self, kind: str, out: list[StreamEvent]) -> int:
         if self._block == kind and self._open is not None:
             return self._open
-        if self._open is not None:
+        if self._block == "tool" or self._calls:
+            self._end_tools(out)
+        elif self._open is not None:
             out.append(BlockStop(self._open))
         self._open = self._next
         self._next += 1
         self._block = kind
         return self._open
+
+    def _go_live(self, index: int, call: _Call, out: list[StreamEvent]) -> None:
+        if self._open is not None:
+            out.append(BlockStop(self._open))
+        block = self._open = self._next
+        self._next += 1
+        self._block = "tool"
+        self._live = index
+        del self._calls[index]
+        out.append(ToolCallStart(block, call.id or ir.new_id("call_"), call.name or ""))
+        if call.args:
+            out.append(ToolArgsDelta(block, "".join(call.args)))
+
+    def _end_tools(self, out: list[StreamEvent]) -> None:
+        """Stop the live call, then send the held ones whole, in index order."""
+        if self._block == "tool" and self._open is not None:
+            out.append(BlockStop(self._open))
+            self._open = None
+            self._block = None
+        self._live = None
+        for index in sorted(self._calls):
+            call = self._calls[index]
+            block = self._next
+            self._next += 1
+            out.append(ToolCallStart(block, call.id or ir.new_id("call_"), call.name or ""))
+            if call.args:
+                out.append(ToolArgsDelta(block, "".join(call.args)))
+            out.append(BlockStop(block))
+        self._calls.clear()
+
+    def _tool_delta(self, tc: dict[str, Any], out: list[StreamEvent]) -> None:
+        index = tc.get("index", 0)
+        fn = tc.get("function") or {}
+        args = fn.get("arguments")
+        if index == self._live:
+            if args and self._open is not None:
+                out.append(ToolArgsDelta(self._open, args))
+            return
+        self._tools = True
+        call = self._calls.get(index)
+        if call is None:
+            call = self._calls[index] = _Call(tc.get("id"), fn.get("name"))
+        else:
+            call.id = call.id or tc.get("id")
+            call.name = call.name or fn.get("name")
+        if args:
+            call.args.append(args)
+        if self._live is None and call.id and call.name and index == min(self._calls):
+            self._go_live(index, call, out)
 
     def decode(self, event: SSEEvent) -> list[StreamEvent]:
         data = event.data
@@ -65,7 +135,7 @@ class ChatStreamDecoder:
             return out
         if "error" in chunk and not chunk.get("choices"):
             err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
-            out.append(ErrorEvent(as_int(err.get("code")) or 500, str(err.get("message") or "upstream error")))
+            out.append(ErrorEvent(error_status(err), str(err.get("message") or "upstream error")))
             self._done = True
             return out
         if not self._started:
@@ -80,20 +150,7 @@ class ChatStreamDecoder:
             if content:
                 out.append(TextDelta(self._switch("text", out), content))
             for tc in delta.get("tool_calls") or ():
-                ti = tc.get("index", 0)
-                fn = tc.get("function") or {}
-                block = self._tools.get(ti)
-                if block is None:
-                    if self._open is not None:
-                        out.append(BlockStop(self._open))
-                    block = self._open = self._next
-                    self._next += 1
-                    self._block = "tool"
-                    self._tools[ti] = block
-                    out.append(ToolCallStart(block, tc.get("id") or ir.new_id("call_"), fn.get("name") or ""))
-                args = fn.get("arguments")
-                if args:
-                    out.append(ToolArgsDelta(block, args))
+                self._tool_delta(tc, out)
             fr = choice.get("finish_reason")
             if fr:
                 self._stop = FINISH_IN.get(fr, "stop")
@@ -108,6 +165,8 @@ class ChatStreamDecoder:
             return []
         self._done = True
         out: list[StreamEvent] = []
+        if self._block == "tool" or self._calls:
+            self._end_tools(out)
         if self._open is not None:
             out.append(BlockStop(self._open))
             self._open = None

@@ -8,6 +8,7 @@ from cliproxy.translate.claude.response import decode_response, encode_response
 from cliproxy.translate.claude.stream import ClaudeStreamDecoder, ClaudeStreamEncoder
 from cliproxy.translate.claude.usage import native_input_tokens, usage_of, usage_of_event
 from cliproxy.translate.codec import Codec
+from cliproxy.translate.tool_names import CLAUDE_NAMES
 
 __all__ = ["CODEC", "ClaudeStreamDecoder", "ClaudeStreamEncoder"]
 
@@ -25,4 +26,5 @@ CODEC = Codec(
     native_input_tokens=native_input_tokens,
     error_object=error_object,
     stream_error_frame=stream_error_frame,
+    tool_names=CLAUDE_NAMES,
 )

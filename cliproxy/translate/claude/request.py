@@ -1,89 +1,31 @@
-"""Anthropic Messages requests ⇄ IR: content blocks, cache marks, tools, thinking settings."""
+"""Anthropic Messages requests ⇄ IR: system prompt, turns, tools, thinking settings.
+
+Claude takes only `user` and `assistant` turns: a system entry from the middle of another dialect's
+conversation joins the top-level `system` (as CLIProxyAPI's rebuild of mid-conversation system
+messages does), and a conversation that is only a system prompt is sent as one user turn.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cliproxy import jsonio
-from cliproxy.translate import ir
+from cliproxy.translate.claude.blocks import blocks_in, blocks_out, text_out
 from cliproxy.translate.codec import as_int
 from cliproxy.translate.ir import (
-    ImagePart,
     Message,
-    Part,
     Reasoning,
     Request,
     ResponseFormat,
     TextPart,
-    ThinkingPart,
     Tool,
-    ToolCallPart,
     ToolChoice,
-    ToolResultPart,
+    WebSearch,
 )
 from cliproxy.translate.reasoning import budget_for, is_off
-from cliproxy.translate.signatures import unwrap
+from cliproxy.translate.tool_schema import object_root
 
 DEFAULT_MAX_TOKENS = 8192  # Claude requires max_tokens; other dialects may omit it
-
-_EPHEMERAL = {"type": "ephemeral"}
-
-
-def _image_in(block: dict[str, Any]) -> ImagePart | None:
-    src = block.get("source") or {}
-    if src.get("type") == "base64":
-        return ImagePart(data=src.get("data"), media_type=src.get("media_type"), cache="cache_control" in block)
-    if src.get("type") == "url":
-        return ImagePart(url=src.get("url"), cache="cache_control" in block)
-    return None
-
-
-def _result_content(content: Any) -> list[TextPart | ImagePart]:
-    if isinstance(content, str):
-        return [TextPart(content)]
-    out: list[TextPart | ImagePart] = []
-    for b in content or ():
-        kind = b.get("type")
-        if kind == "text":
-            out.append(TextPart(b.get("text") or ""))
-        elif kind == "image":
-            img = _image_in(b)
-            if img is not None:
-                out.append(img)
-    return out
-
-
-def blocks_in(content: Any) -> list[Part]:
-    if isinstance(content, str):
-        return [TextPart(content)]
-    parts: list[Part] = []
-    for b in content or ():
-        kind = b.get("type")
-        if kind == "text":
-            parts.append(TextPart(b.get("text") or "", "cache_control" in b))
-        elif kind == "tool_use":
-            parts.append(
-                ToolCallPart(b.get("id") or "", b.get("name") or "", jsonio.dumps(b.get("input", {})).decode())
-            )
-        elif kind == "tool_result":
-            parts.append(
-                ToolResultPart(
-                    b.get("tool_use_id") or "",
-                    _result_content(b.get("content")),
-                    bool(b.get("is_error")),
-                    cache="cache_control" in b,
-                )
-            )
-        elif kind == "image":
-            img = _image_in(b)
-            if img is not None:
-                parts.append(img)
-        elif kind == "thinking":
-            family, sig = unwrap(b.get("signature") or None, native="claude")
-            parts.append(ThinkingPart(b.get("thinking") or "", sig, family))
-        elif kind == "redacted_thinking":
-            parts.append(ThinkingPart("", b.get("data"), "claude", redacted=True))
-    return parts
+WEB_SEARCH_TOOL = "web_search_20250305"
 
 
 def decode_request(body: dict[str, Any]) -> Request:
@@ -104,8 +46,13 @@ def decode_request(body: dict[str, Any]) -> Request:
         else:
             req.messages.append(Message("assistant" if role == "assistant" else "user", parts))
     for t in body.get("tools") or ():
-        if "input_schema" in t or t.get("type") in (None, "custom"):
+        kind = t.get("type")
+        if "input_schema" in t or kind in (None, "custom"):
             req.tools.append(Tool(t.get("name") or "", t.get("description"), t.get("input_schema") or {}))
+        elif isinstance(kind, str) and kind.startswith("web_search_"):
+            req.web_search = WebSearch(
+                t.get("allowed_domains"), t.get("blocked_domains"), t.get("user_location"), t.get("max_uses")
+            )
     tc = body.get("tool_choice")
     if isinstance(tc, dict):
         kind = tc.get("type")
@@ -147,74 +94,71 @@ def decode_request(body: dict[str, Any]) -> Request:
     return req
 
 
-def _image_out(p: ImagePart) -> dict[str, Any]:
-    if p.data is not None:
-        src = {"type": "base64", "media_type": p.media_type or "image/png", "data": p.data}
-    else:
-        src = {"type": "url", "url": p.url or ""}
-    out: dict[str, Any] = {"type": "image", "source": src}
-    if p.cache:
-        out["cache_control"] = _EPHEMERAL
-    return out
+def _results_first(content: list[dict[str, Any]]) -> None:
+    """Tool results before any other block of a user turn (turns merged from several IR messages)."""
+    seen_other = False
+    for block in content:
+        if block["type"] != "tool_result":
+            seen_other = True
+        elif seen_other:
+            content.sort(key=lambda b: b["type"] != "tool_result")  # stable: order kept within each group
+            return
 
 
-def _text_out(p: TextPart) -> dict[str, Any]:
-    if p.cache:
-        return {"type": "text", "text": p.text, "cache_control": _EPHEMERAL}
-    return {"type": "text", "text": p.text}
+def _messages_out(req: Request, system: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role == "system":  # Claude has no system turns: the text joins the top-level system
+            system.extend(text_out(p) for p in m.parts if isinstance(p, TextPart) and p.text)
+            continue
+        blocks = blocks_out(m.parts)
+        if not blocks:
+            continue
+        if messages and messages[-1]["role"] == m.role:
+            messages[-1]["content"].extend(blocks)  # Claude wants alternating turns
+        else:
+            messages.append({"role": m.role, "content": blocks})
+    for message in messages:
+        if message["role"] == "user":
+            _results_first(message["content"])
+    if not messages and system:  # only a system prompt: Claude needs a user turn to answer
+        messages.append({"role": "user", "content": system[:]})
+        system.clear()
+    return messages
 
 
-def _blocks_out(parts: list[Part]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for p in parts:
-        if isinstance(p, TextPart):
-            if p.text:  # Claude rejects empty text blocks
-                out.append(_text_out(p))
-        elif isinstance(p, ToolCallPart):
-            try:
-                args = jsonio.loads(p.arguments) if p.arguments else {}
-            except ValueError:
-                args = {}
-            out.append(
-                {"type": "tool_use", "id": p.id, "name": p.name, "input": args if isinstance(args, dict) else {}}
-            )
-        elif isinstance(p, ToolResultPart):
-            content: Any = (
-                ir.text_of(p.content)
-                if all(isinstance(c, TextPart) for c in p.content)
-                else [_text_out(c) if isinstance(c, TextPart) else _image_out(c) for c in p.content]
-            )
-            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": p.call_id, "content": content}
-            if p.is_error:
-                block["is_error"] = True
-            if p.cache:
-                block["cache_control"] = _EPHEMERAL
-            out.append(block)
-        elif isinstance(p, ImagePart):
-            out.append(_image_out(p))
-        elif isinstance(p, ThinkingPart) and p.family == "claude" and p.signature:
-            if p.redacted:
-                out.append({"type": "redacted_thinking", "data": p.signature})
-            else:
-                out.append({"type": "thinking", "thinking": p.text, "signature": p.signature})
-    return out
+def _tools_out(req: Request) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = [
+        {
+            "name": t.name,
+            **({"description": t.description} if t.description else {}),
+            "input_schema": object_root(t.parameters),
+        }
+        for t in req.tools
+    ]
+    ws = req.web_search
+    if ws is not None:
+        tool: dict[str, Any] = {"type": WEB_SEARCH_TOOL, "name": "web_search"}
+        for key, value in (
+            ("allowed_domains", ws.allowed_domains),
+            ("blocked_domains", ws.blocked_domains),
+            ("user_location", ws.user_location),
+            ("max_uses", ws.max_uses),
+        ):
+            if value is not None:
+                tool[key] = value
+        tools.append(tool)
+    return tools
 
 
 def encode_request(req: Request) -> dict[str, Any]:
-    """IR as a Messages body: alternating turns, max_tokens always set, only Claude-signed thinking replayed."""
-    messages: list[dict[str, Any]] = []
-    for m in req.messages:
-        blocks = _blocks_out(m.parts)
-        if not blocks:
-            continue
-        role = m.role
-        if role != "system" and messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)  # Claude wants alternating turns
-        else:
-            messages.append({"role": role, "content": blocks})
+    """IR as a Messages body: alternating user/assistant turns, max_tokens always set, only
+    Claude-signed thinking replayed."""
+    system = [text_out(p) for p in req.system if p.text]
+    messages = _messages_out(req, system)
     body: dict[str, Any] = {"model": req.model, "messages": messages}
-    if req.system:
-        body["system"] = [_text_out(p) for p in req.system if p.text]
+    if system:
+        body["system"] = system
     max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
     thinking_on = False
     r = req.reasoning
@@ -236,28 +180,21 @@ def encode_request(req: Request) -> dict[str, Any]:
             body["top_k"] = req.top_k
     if req.stop:
         body["stop_sequences"] = req.stop
-    if req.tools:
-        body["tools"] = [
-            {
-                "name": t.name,
-                **({"description": t.description} if t.description else {}),
-                "input_schema": t.parameters or {"type": "object", "properties": {}},
-            }
-            for t in req.tools
-        ]
+    tools = _tools_out(req) if req.tools or req.web_search is not None else []
+    if tools:
+        body["tools"] = tools
     tc = req.tool_choice
-    if tc is not None or req.parallel_tool_calls is False:
+    if tools and (tc is not None or req.parallel_tool_calls is False):  # a choice without tools is a 400
         mode = tc.mode if tc is not None else "auto"
         choice: dict[str, Any] = {"type": {"required": "any"}.get(mode, mode)}
         if mode == "tool":
             choice["name"] = tc.name if tc is not None else None
         if req.parallel_tool_calls is False and mode != "none":
             choice["disable_parallel_tool_use"] = True
-        if req.tools or mode == "none":
-            body["tool_choice"] = choice
+        body["tool_choice"] = choice
     rf = req.response_format
     if rf is not None and rf.kind == "json_schema" and rf.schema:
-        body["output_config"] = {"format": {"type": "json_schema", "schema": rf.schema}}
+        body["output_config"] = {"format": {"type": "json_schema", "schema": rf.described_schema()}}
     if req.user:
         body["metadata"] = {"user_id": req.user}
     if req.stream:

@@ -6,7 +6,7 @@ from typing import Any
 
 from cliproxy import jsonio
 from cliproxy.translate import ir
-from cliproxy.translate.claude.request import blocks_in
+from cliproxy.translate.claude.blocks import blocks_in, claude_id
 from cliproxy.translate.claude.usage import usage_of, usage_out
 from cliproxy.translate.ir import Part, Response, StopReason, TextPart, ThinkingPart, ToolCallPart, Usage
 from cliproxy.translate.signatures import wrap
@@ -49,7 +49,7 @@ def _response_block(p: Part) -> dict[str, Any] | None:
             args = jsonio.loads(p.arguments) if p.arguments else {}
         except ValueError:
             args = {}
-        return {"type": "tool_use", "id": p.id, "name": p.name, "input": args}
+        return {"type": "tool_use", "id": claude_id(p.id), "name": p.name, "input": args}
     if isinstance(p, ThinkingPart):
         if p.redacted:
             return {"type": "redacted_thinking", "data": p.signature or ""} if p.family == "claude" else None

@@ -6,6 +6,7 @@ from typing import Any
 
 from cliproxy import jsonio
 from cliproxy.translate import ir
+from cliproxy.translate.claude.blocks import claude_id
 from cliproxy.translate.claude.errors import status_of_type, stream_error_frame
 from cliproxy.translate.claude.response import STOP_IN, STOP_OUT
 from cliproxy.translate.claude.usage import usage_of, usage_out
@@ -207,7 +208,7 @@ class ClaudeStreamEncoder:
             return pre + out
         if isinstance(ev, ToolCallStart):
             self._tools = True
-            block = {"type": "tool_use", "id": ev.id, "name": ev.name, "input": {}}
+            block = {"type": "tool_use", "id": claude_id(ev.id), "name": ev.name, "input": {}}
             out, _ = self._block(ev.index, block)
             return pre + out
         if isinstance(ev, BlockStop):

@@ -9,6 +9,7 @@ from cliproxy.translate.gemini.response import decode_response, encode_response
 from cliproxy.translate.gemini.schema import schema_from_gemini, schema_to_gemini
 from cliproxy.translate.gemini.stream import GeminiStreamDecoder, GeminiStreamEncoder
 from cliproxy.translate.gemini.usage import usage_of, usage_of_event
+from cliproxy.translate.tool_names import GEMINI_NAMES
 
 __all__ = [
     "CODEC",
@@ -33,4 +34,5 @@ CODEC = Codec(
     native_input_tokens=whole_prompt,
     error_object=error_object,
     stream_error_frame=stream_error_frame,
+    tool_names=GEMINI_NAMES,
 )

@@ -1,100 +1,34 @@
-"""generateContent requests ⇄ IR: contents and parts, camelCase or snake_case, thinking settings.
+"""generateContent requests ⇄ IR: contents, tools and settings, camelCase or snake_case.
 
-Gemini has no tool-call ids: the decoder synthesises `call_<hex>` ids and pairs each
-`functionResponse` with the oldest unanswered call of the same name. The model lives in the URL.
+The model lives in the URL. A conversation that is only a system prompt is sent as one user turn
+(Gemini needs contents). Google Search is Gemini's provider-run web search; it is sent for a
+request whose only tool is web search, and left out when offered among function tools, which
+Gemini 2.x cannot combine with it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cliproxy import jsonio
 from cliproxy.translate import ir
+from cliproxy.translate.gemini.parts import SKIP_SIGNATURE, CallIds, contents_out, parts_in
+from cliproxy.translate.gemini.parts import get as _get
 from cliproxy.translate.gemini.schema import schema_from_gemini, schema_to_gemini
 from cliproxy.translate.ir import (
-    ImagePart,
     Message,
-    Part,
     Reasoning,
     Request,
     ResponseFormat,
     TextPart,
-    ThinkingPart,
     Tool,
-    ToolCallPart,
     ToolChoice,
-    ToolResultPart,
+    Untranslatable,
+    WebSearch,
 )
 from cliproxy.translate.reasoning import EFFORT_BUDGET, effort_for, is_off
+from cliproxy.translate.tool_schema import object_root
 
-# Gemini 3 rejects replayed function calls without a thought signature; this documented value tells
-# it to skip the check for history that came from another model family.
-SKIP_SIGNATURE = "skip_thought_signature_validator"
-
-
-def _get(d: dict[str, Any], camel: str, snake: str) -> Any:
-    """google-genai sends snake_case keys in places (thinkingConfig); accept both spellings."""
-    v = d.get(camel)
-    return d.get(snake) if v is None else v
-
-
-class CallIds:
-    """Synthesised ids for id-less function calls, matched to responses by name, first in first out."""
-
-    __slots__ = ("_pending",)
-
-    def __init__(self) -> None:
-        self._pending: dict[str, list[str]] = {}
-
-    def call(self, name: str, given: str | None) -> str:
-        cid = given or ir.new_id("call_")
-        self._pending.setdefault(name, []).append(cid)
-        return cid
-
-    def result(self, name: str, given: str | None) -> str:
-        queue = self._pending.get(name)
-        if given:
-            if queue and given in queue:
-                queue.remove(given)
-            return given
-        return queue.pop(0) if queue else ir.new_id("call_")
-
-
-def parts_in(raw: Any, ids: CallIds) -> list[Part]:
-    parts: list[Part] = []
-    for p in raw or ():
-        sig = _get(p, "thoughtSignature", "thought_signature")
-        if "text" in p:
-            if p.get("thought"):
-                parts.append(ThinkingPart(p["text"] or "", sig, "gemini"))
-            else:
-                parts.append(TextPart(p["text"] or ""))
-            continue
-        fc = _get(p, "functionCall", "function_call")
-        if fc is not None:
-            name = fc.get("name") or ""
-            args = jsonio.dumps(fc.get("args") or {}).decode()
-            parts.append(ToolCallPart(ids.call(name, fc.get("id")), name, args, sig, "gemini" if sig else None))
-            continue
-        fr = _get(p, "functionResponse", "function_response")
-        if fr is not None:
-            name = fr.get("name") or ""
-            resp = fr.get("response")
-            if isinstance(resp, dict) and set(resp) <= {"content", "result", "output"} and len(resp) == 1:
-                value = next(iter(resp.values()))
-                text = value if isinstance(value, str) else jsonio.dumps(value).decode()
-            else:
-                text = jsonio.dumps(resp).decode() if resp is not None else ""
-            parts.append(ToolResultPart(ids.result(name, fr.get("id")), [TextPart(text)], name=name))
-            continue
-        inline = _get(p, "inlineData", "inline_data")
-        if inline is not None:
-            parts.append(ImagePart(data=inline.get("data"), media_type=_get(inline, "mimeType", "mime_type")))
-            continue
-        fd = _get(p, "fileData", "file_data")
-        if fd is not None:
-            parts.append(ImagePart(url=_get(fd, "fileUri", "file_uri"), media_type=_get(fd, "mimeType", "mime_type")))
-    return parts
+__all__ = ["SKIP_SIGNATURE", "decode_request", "encode_request", "set_reasoning"]
 
 
 def decode_request(body: dict[str, Any]) -> Request:
@@ -114,6 +48,8 @@ def decode_request(body: dict[str, Any]) -> Request:
         else:
             req.messages.append(Message(role, parts))
     for t in body.get("tools") or ():
+        if _get(t, "googleSearch", "google_search") is not None:
+            req.web_search = WebSearch()
         for fd in _get(t, "functionDeclarations", "function_declarations") or ():
             params = fd.get("parametersJsonSchema") or fd.get("parameters_json_schema")
             if params is None:
@@ -162,69 +98,41 @@ def decode_request(body: dict[str, Any]) -> Request:
     return req
 
 
-def _image_out(p: ImagePart) -> dict[str, Any]:
-    if p.data is not None:
-        return {"inlineData": {"mimeType": p.media_type or "image/png", "data": p.data}}
-    return {"fileData": {"mimeType": p.media_type or "image/png", "fileUri": p.url or ""}}
-
-
-def _result_out(p: ToolResultPart, names: dict[str, str]) -> dict[str, Any]:
-    text = ir.text_of(p.content)
-    name = p.name or names.get(p.call_id) or "tool"
-    key = "error" if p.is_error else "content"
-    return {"functionResponse": {"name": name, "response": {key: text}}}
-
-
-def _call_out(p: ToolCallPart) -> dict[str, Any]:
-    try:
-        args = jsonio.loads(p.arguments) if p.arguments else {}
-    except ValueError:
-        args = {}
-    sig = p.signature if p.family == "gemini" and p.signature else SKIP_SIGNATURE
-    return {"functionCall": {"name": p.name, "args": args if isinstance(args, dict) else {}}, "thoughtSignature": sig}
-
-
-def encode_request(req: Request) -> dict[str, Any]:
-    """IR as a generateContent body (no model: it goes in the URL); tool results answer by name."""
-    names: dict[str, str] = {}
-    contents: list[dict[str, Any]] = []
-    for m in req.messages:
-        role = "model" if m.role == "assistant" else "user"
-        parts: list[dict[str, Any]] = []
-        for p in m.parts:
-            if isinstance(p, TextPart):
-                if p.text:
-                    parts.append({"text": p.text})
-            elif isinstance(p, ToolCallPart):
-                names[p.id] = p.name
-                parts.append(_call_out(p))
-            elif isinstance(p, ToolResultPart):
-                parts.append(_result_out(p, names))
-            elif isinstance(p, ImagePart):
-                parts.append(_image_out(p))
-            elif isinstance(p, ThinkingPart) and p.family == "gemini" and p.signature and not p.redacted:
-                parts.append({"text": p.text, "thought": True, "thoughtSignature": p.signature})
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
-    body: dict[str, Any] = {"contents": contents}
-    if req.system:
-        body["systemInstruction"] = {"parts": [{"text": p.text} for p in req.system]}
+def _tools_out(req: Request) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = []
     if req.tools:
         decls = []
         for t in req.tools:
             decl: dict[str, Any] = {"name": t.name}
             if t.description:
                 decl["description"] = t.description
-            if t.parameters and t.parameters.get("properties"):
-                decl["parameters"] = schema_to_gemini(t.parameters)
+            if t.parameters and (params := object_root(t.parameters)).get("properties"):
+                decl["parameters"] = schema_to_gemini(params)
             decls.append(decl)
-        body["tools"] = [{"functionDeclarations": decls}]
+        tools.append({"functionDeclarations": decls})
+    ws = req.web_search
+    if ws is not None and not req.tools:  # Gemini 2.x cannot mix Google Search with function calling
+        if ws.allowed_domains or ws.blocked_domains:
+            raise Untranslatable("web search domain filters have no equivalent in Gemini's Google Search tool")
+        tools.append({"googleSearch": {}})
+    return tools
+
+
+def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a generateContent body (no model: it goes in the URL); tool results answer by name."""
+    contents = contents_out(req.messages)
+    system = [{"text": p.text} for p in req.system if p.text]
+    if not contents and system:  # only a system prompt: Gemini needs contents to answer
+        contents.append({"role": "user", "parts": system})
+        system = []
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    tools = _tools_out(req)
+    if tools:
+        body["tools"] = tools
     tc = req.tool_choice
-    if tc is not None:
+    if tc is not None and req.tools:  # a function calling config without declarations is a 400
         fcc: dict[str, Any] = {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}[tc.mode]}
         if tc.mode == "tool" and tc.name:
             fcc["allowedFunctionNames"] = [tc.name]
@@ -244,7 +152,7 @@ def encode_request(req: Request) -> dict[str, Any]:
     if rf is not None and rf.kind != "text":
         gc["responseMimeType"] = "application/json"
         if rf.kind == "json_schema" and rf.schema:
-            gc["responseJsonSchema"] = rf.schema
+            gc["responseJsonSchema"] = rf.described_schema()
     r = req.reasoning
     if r is not None:
         gc["thinkingConfig"] = _thinking_out(r, req.model)

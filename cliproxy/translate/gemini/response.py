@@ -6,7 +6,7 @@ from typing import Any
 
 from cliproxy import jsonio
 from cliproxy.translate import ir
-from cliproxy.translate.gemini.request import CallIds, parts_in
+from cliproxy.translate.gemini.parts import CallIds, parts_in
 from cliproxy.translate.gemini.usage import usage_of, usage_out
 from cliproxy.translate.ir import Part, Response, StopReason, TextPart, ThinkingPart, ToolCallPart
 

@@ -8,6 +8,7 @@ from cliproxy.translate.responses.request import decode_request, encode_request,
 from cliproxy.translate.responses.response import decode_response, encode_response
 from cliproxy.translate.responses.stream import ResponsesStreamDecoder, ResponsesStreamEncoder
 from cliproxy.translate.responses.usage import usage_of, usage_of_event
+from cliproxy.translate.tool_names import OPENAI_NAMES
 
 __all__ = ["CODEC", "ResponsesStreamDecoder", "ResponsesStreamEncoder"]
 
@@ -25,4 +26,5 @@ CODEC = Codec(
     native_input_tokens=whole_prompt,
     error_object=error_object,
     stream_error_frame=stream_error_frame,
+    tool_names=OPENAI_NAMES,
 )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from cliproxy import jsonio
-from cliproxy.translate.chat.errors import error_object, openai_type
+from cliproxy.translate.chat.errors import error_object, error_status, openai_type
 
-__all__ = ["error_object", "stream_error_frame"]
+__all__ = ["error_object", "error_status", "stream_error_frame"]
 
 
 def stream_error_frame(

@@ -1,4 +1,10 @@
-"""Responses (and Codex) requests ⇄ IR: input items, instructions, namespaced tools, reasoning."""
+"""Responses (and Codex) requests ⇄ IR: input items, instructions, namespaced tools, reasoning.
+
+Responses takes text, images and files (no audio), in user turns and in tool outputs alike; an
+assistant turn holds only non-empty output text. Claude's `web_search` server tool is Responses'
+`web_search` tool (its domain allow-list becomes the filter; a block-list has no equivalent and is
+refused).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ from typing import Any
 
 from cliproxy.translate import ir
 from cliproxy.translate.ir import (
+    FilePart,
     ImagePart,
+    Media,
     Message,
     Part,
     Reasoning,
@@ -18,15 +26,35 @@ from cliproxy.translate.ir import (
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
+    Untranslatable,
+    WebSearch,
 )
+from cliproxy.translate.media import data_url, decoded_text, filename_for, kind_of, omitted, split_data_url
 from cliproxy.translate.reasoning import effort_for, is_off
 from cliproxy.translate.signatures import unwrap
+from cliproxy.translate.tool_schema import object_root
+
+_WEB_SEARCH = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
 
 
-def content_in(content: Any) -> list[TextPart | ImagePart]:
+def _file_in(p: dict[str, Any]) -> FilePart | None:
+    name = p.get("filename")
+    raw = p.get("file_data")
+    if isinstance(raw, str) and raw:
+        parsed = split_data_url(raw)
+        media, data = parsed if parsed is not None else ("application/pdf", raw)
+        return FilePart(media, data, filename=name)
+    if p.get("file_url"):
+        return FilePart("application/pdf", url=p["file_url"], filename=name)
+    if p.get("file_id"):
+        return FilePart(None, file_id=p["file_id"], family="openai", filename=name)
+    return None
+
+
+def content_in(content: Any) -> list[Media]:
     if isinstance(content, str):
         return [TextPart(content)]
-    out: list[TextPart | ImagePart] = []
+    out: list[Media] = []
     for p in content or ():
         kind = p.get("type")
         if kind in ("input_text", "output_text", "text"):
@@ -37,8 +65,17 @@ def content_in(content: Any) -> list[TextPart | ImagePart]:
             url = p.get("image_url")
             if isinstance(url, dict):
                 url = url.get("url")
+            detail = p.get("detail") if isinstance(p.get("detail"), str) else None
             if isinstance(url, str):
-                out.append(ImagePart.from_url(url))
+                image = ImagePart.from_url(url)
+                image.detail = detail
+                out.append(image)
+            elif p.get("file_id"):
+                out.append(FilePart("image/*", file_id=p["file_id"], family="openai"))
+        elif kind == "input_file":
+            file = _file_in(p)
+            if file is not None:
+                out.append(file)
     return out
 
 
@@ -49,13 +86,17 @@ def _append(messages: list[Message], role: ir.Role, parts: list[Part]) -> None:
         messages.append(Message(role, parts))
 
 
-def _flat_tools(tools: Any, out: list[Tool]) -> None:
+def _flat_tools(tools: Any, req: Request) -> None:
     for t in tools or ():
         kind = t.get("type")
         if kind == "function":
-            out.append(Tool(t.get("name") or "", t.get("description"), t.get("parameters") or {}))
+            req.tools.append(Tool(t.get("name") or "", t.get("description"), t.get("parameters") or {}))
         elif kind == "namespace":  # Codex groups sub-agent tools; other dialects only know flat functions
-            _flat_tools(t.get("tools"), out)
+            _flat_tools(t.get("tools"), req)
+        elif kind in _WEB_SEARCH:
+            filters = t.get("filters")
+            allowed = filters.get("allowed_domains") if isinstance(filters, dict) else None
+            req.web_search = WebSearch(allowed, None, t.get("user_location"))
 
 
 def decode_request(body: dict[str, Any]) -> Request:
@@ -97,7 +138,7 @@ def decode_request(body: dict[str, Any]) -> Request:
                 text = "".join(s.get("text") or "" for s in item.get("summary") or ())
                 family, enc = unwrap(item.get("encrypted_content"), native="openai")
                 _append(req.messages, "assistant", [ThinkingPart(text, enc, family, item_id=item.get("id"))])
-    _flat_tools(body.get("tools"), req.tools)
+    _flat_tools(body.get("tools"), req)
     tc = body.get("tool_choice")
     if isinstance(tc, str) and tc in ("auto", "none", "required"):
         req.tool_choice = ToolChoice(tc)  # type: ignore[arg-type]
@@ -111,7 +152,9 @@ def decode_request(body: dict[str, Any]) -> Request:
     fmt = text_cfg.get("format") if isinstance(text_cfg, dict) else None
     if isinstance(fmt, dict):
         if fmt.get("type") == "json_schema":
-            req.response_format = ResponseFormat("json_schema", fmt.get("schema"), fmt.get("name"), fmt.get("strict"))
+            req.response_format = ResponseFormat(
+                "json_schema", fmt.get("schema"), fmt.get("name"), fmt.get("strict"), fmt.get("description")
+            )
         elif fmt.get("type") == "json_object":
             req.response_format = ResponseFormat("json_object")
     reasoning = body.get("reasoning")
@@ -126,36 +169,55 @@ def decode_request(body: dict[str, Any]) -> Request:
     return req
 
 
-def _content_out(parts: list[TextPart | ImagePart], text_type: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for p in parts:
-        if isinstance(p, TextPart):
-            out.append({"type": text_type, "text": p.text})
-        else:
-            out.append({"type": "input_image", "image_url": p.as_url()})
-    return out
+def _media_out(p: ImagePart | FilePart) -> dict[str, Any]:
+    """An input part; audio and video, which Responses cannot take, become a marker."""
+    if isinstance(p, ImagePart):
+        return {"type": "input_image", "image_url": p.as_url(), "detail": p.detail or "auto"}
+    kind = kind_of(p.media_type)
+    if p.file_id and p.family == "openai":
+        if kind == "image":
+            return {"type": "input_image", "file_id": p.file_id, "detail": "auto"}
+        return {"type": "input_file", "file_id": p.file_id}
+    if kind == "text" and (text := decoded_text(p)) is not None:
+        return {"type": "input_text", "text": text}
+    if kind in ("pdf", "document"):
+        if p.data is not None:
+            return {"type": "input_file", "file_data": data_url(p.media_type, p.data), "filename": filename_for(p)}
+        if p.url:
+            return {"type": "input_file", "file_url": p.url}
+    return {"type": "input_text", "text": omitted(p, "Responses").text}
 
 
-def encode_request(req: Request) -> dict[str, Any]:
-    """IR as a stateless Responses body (`store: false`, full history, encrypted reasoning replayed)."""
+def _content_out(parts: list[Media], assistant: bool) -> list[dict[str, Any]]:
+    if assistant:  # an assistant turn holds output text only, and never an empty one
+        return [{"type": "output_text", "text": p.text} for p in parts if isinstance(p, TextPart) and p.text]
+    return [
+        {"type": "input_text", "text": p.text} if isinstance(p, TextPart) else _media_out(p)
+        for p in parts
+        if not isinstance(p, TextPart) or p.text
+    ]
+
+
+def _items_out(req: Request) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for m in req.messages:
         if m.role == "system":
-            texts: list[TextPart | ImagePart] = [p for p in m.parts if isinstance(p, TextPart)]
-            items.append({"type": "message", "role": "developer", "content": _content_out(texts, "input_text")})
+            texts: list[Media] = [p for p in m.parts if isinstance(p, TextPart)]
+            content = _content_out(texts, False)
+            if content:
+                items.append({"type": "message", "role": "developer", "content": content})
             continue
         assistant = m.role == "assistant"
-        run: list[TextPart | ImagePart] = []
+        run: list[Media] = []
 
-        def flush(run: list[TextPart | ImagePart] = run, assistant: bool = assistant) -> None:
-            if run:
-                role = "assistant" if assistant else "user"
-                content = _content_out(run, "output_text" if assistant else "input_text")
-                items.append({"type": "message", "role": role, "content": content})
-                run.clear()
+        def flush(run: list[Media] = run, assistant: bool = assistant) -> None:
+            content = _content_out(run, assistant)
+            if content:
+                items.append({"type": "message", "role": "assistant" if assistant else "user", "content": content})
+            run.clear()
 
         for p in m.parts:
-            if isinstance(p, TextPart | ImagePart):
+            if isinstance(p, TextPart | ImagePart | FilePart):
                 run.append(p)
                 continue
             flush()
@@ -172,7 +234,7 @@ def encode_request(req: Request) -> dict[str, Any]:
                 output: Any = (
                     ir.text_of(p.content)
                     if all(isinstance(c, TextPart) for c in p.content)
-                    else _content_out(p.content, "input_text")
+                    else _content_out(p.content, False)
                 )
                 items.append({"type": "function_call_output", "call_id": ir.short_id(p.call_id, 64), "output": output})
             elif isinstance(p, ThinkingPart) and p.family == "openai" and p.signature:
@@ -181,24 +243,43 @@ def encode_request(req: Request) -> dict[str, Any]:
                 rid = p.item_id or ir.new_id("rs_")
                 items.append({"type": "reasoning", "id": rid, "summary": summary, "encrypted_content": p.signature})
         flush()
-    body: dict[str, Any] = {"model": req.model, "input": items}
+    return items
+
+
+def _web_search_out(ws: WebSearch) -> dict[str, Any]:
+    if ws.blocked_domains:
+        raise Untranslatable("web_search.blocked_domains has no equivalent in the Responses web_search tool")
+    tool: dict[str, Any] = {"type": "web_search"}
+    if ws.allowed_domains:
+        tool["filters"] = {"allowed_domains": ws.allowed_domains}
+    if ws.user_location:
+        tool["user_location"] = ws.user_location
+    return tool
+
+
+def encode_request(req: Request) -> dict[str, Any]:
+    """IR as a stateless Responses body (`store: false`, full history, encrypted reasoning replayed)."""
+    body: dict[str, Any] = {"model": req.model, "input": _items_out(req)}
     if req.system:
         body["instructions"] = "\n\n".join(p.text for p in req.system)
-    if req.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "name": t.name,
-                **({"description": t.description} if t.description else {}),
-                "parameters": t.parameters or {"type": "object", "properties": {}},
-            }
-            for t in req.tools
-        ]
-    if req.tool_choice is not None:
-        tc = req.tool_choice
-        body["tool_choice"] = tc.mode if tc.mode != "tool" else {"type": "function", "name": tc.name}
-    if req.parallel_tool_calls is not None and req.tools:
-        body["parallel_tool_calls"] = req.parallel_tool_calls
+    tools: list[dict[str, Any]] = [
+        {
+            "type": "function",
+            "name": t.name,
+            **({"description": t.description} if t.description else {}),
+            "parameters": object_root(t.parameters),
+        }
+        for t in req.tools
+    ]
+    if req.web_search is not None:
+        tools.append(_web_search_out(req.web_search))
+    if tools:
+        body["tools"] = tools
+        if req.tool_choice is not None:
+            tc = req.tool_choice
+            body["tool_choice"] = tc.mode if tc.mode != "tool" else {"type": "function", "name": tc.name}
+        if req.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.max_tokens is not None:
         body["max_output_tokens"] = req.max_tokens
     if req.temperature is not None:
@@ -209,6 +290,8 @@ def encode_request(req: Request) -> dict[str, Any]:
     if rf is not None and rf.kind != "text":
         if rf.kind == "json_schema":
             fmt: dict[str, Any] = {"type": "json_schema", "name": rf.name or "response", "schema": rf.schema or {}}
+            if rf.description:
+                fmt["description"] = rf.description
             if rf.strict is not None:
                 fmt["strict"] = rf.strict
         else:

@@ -117,12 +117,14 @@ def response_object(
 
 
 def encode_response(resp: Response) -> dict[str, Any]:
-    """IR as a Responses object; length and content-filter stops become `status: incomplete`."""
+    """IR as a Responses object; length and content-filter stops make the response and its last
+    output item `incomplete`."""
     status = "incomplete" if resp.stop_reason in ("length", "content_filter") else "completed"
     rid = resp.id if resp.id.startswith("resp_") else "resp_" + resp.id
-    obj = response_object(
-        rid, resp.model, resp.created or int(time.time()), status, _output_items(resp.parts), resp.usage
-    )
+    output = _output_items(resp.parts)
+    if status == "incomplete" and output and "status" in output[-1]:
+        output[-1]["status"] = "incomplete"  # the item the answer was cut off in
+    obj = response_object(rid, resp.model, resp.created or int(time.time()), status, output, resp.usage)
     if resp.stop_reason == "content_filter":
         obj["incomplete_details"] = {"reason": "content_filter"}
     return obj

@@ -28,7 +28,7 @@ from cliproxy.translate.ir import (
     Usage,
     UsageEvent,
 )
-from cliproxy.translate.responses.errors import stream_error_frame
+from cliproxy.translate.responses.errors import error_status, stream_error_frame
 from cliproxy.translate.responses.response import response_object, stop_in
 from cliproxy.translate.responses.usage import usage_of
 from cliproxy.translate.signatures import wrap
@@ -38,15 +38,21 @@ _TERMINAL = ("response.completed", "response.incomplete", "response.failed", "re
 
 
 class ResponsesStreamDecoder:
-    """Responses SSE → IR events. Blocks are keyed by output item (and content part for text)."""
+    """Responses SSE → IR events. Blocks are keyed by output item (and content part for text).
 
-    __slots__ = ("_blocks", "_done", "_fed", "_next", "_tools", "usage")
+    A function call announced without its call id or name (some upstreams fill them in only in
+    `output_item.done`) is held, its argument deltas with it, and sent whole once the item is done,
+    so the client sees the real id and name.
+    """
+
+    __slots__ = ("_blocks", "_done", "_fed", "_held", "_next", "_tools", "usage")
 
     def __init__(self) -> None:
         self._done = False
         self._next = 0
         self._blocks: dict[tuple[int, int], int] = {}  # (output_index, content_index) → IR block
         self._fed: set[int] = set()  # IR blocks that received deltas
+        self._held: dict[int, list[str]] = {}  # output_index → argument deltas of a call held back
         self._tools = False
         self.usage: Usage | None = None
 
@@ -67,7 +73,12 @@ class ResponsesStreamDecoder:
             self._fed.add(b)
             return [TextDelta(b, d.get("delta") or "")]
         if kind == "response.function_call_arguments.delta":
-            b = self._block(d.get("output_index", 0))
+            oi = d.get("output_index", 0)
+            held = self._held.get(oi)
+            if held is not None:
+                held.append(d.get("delta") or "")
+                return []
+            b = self._block(oi)
             self._fed.add(b)
             return [ToolArgsDelta(b, d.get("delta") or "")]
         if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
@@ -78,12 +89,11 @@ class ResponsesStreamDecoder:
             item = d.get("item") or {}
             if item.get("type") == "function_call":
                 self._tools = True
-                b = self._block(d.get("output_index", 0))
-                return [
-                    ToolCallStart(
-                        b, item.get("call_id") or item.get("id") or ir.new_id("call_"), item.get("name") or ""
-                    )
-                ]
+                oi = d.get("output_index", 0)
+                if not item.get("call_id") or not item.get("name"):
+                    self._held[oi] = []
+                    return []
+                return [ToolCallStart(self._block(oi), item["call_id"], item["name"])]
             return []
         if kind == "response.output_item.done":
             return self._item_done(d.get("output_index", 0), d.get("item") or {})
@@ -95,14 +105,19 @@ class ResponsesStreamDecoder:
             if kind == "response.failed":
                 self._done = True
                 err = r.get("error") or {}
-                return [ErrorEvent(500, err.get("message") or "upstream response failed")]
+                return [ErrorEvent(error_status(err), err.get("message") or "upstream response failed")]
             out: list[StreamEvent] = []
             usage = usage_of(r.get("usage"))
             if usage is not None:
                 self.usage = usage
                 out.append(UsageEvent(usage))
-            if not self._blocks and r.get("output"):  # no deltas were streamed: replay the final output
-                out.extend(self._replay(r["output"]))
+            output = r.get("output")
+            if not self._blocks and output:  # no deltas were streamed: replay the final output
+                out.extend(self._replay(output))
+            elif self._held and isinstance(output, list):  # held calls whose item never said done
+                for oi in sorted(self._held):
+                    if oi < len(output):
+                        out.extend(self._item_done(oi, output[oi]))
             self._done = True
             parts_stop = stop_in(r, [])
             stop: StopReason = "tool_calls" if self._tools and parts_stop == "stop" else parts_stop
@@ -111,7 +126,8 @@ class ResponsesStreamDecoder:
         if kind == "error":
             self._done = True
             err = d.get("error") if isinstance(d.get("error"), dict) else d
-            return [ErrorEvent(as_int(d.get("status")) or 500, str(err.get("message") or "upstream error"))]
+            status = as_int(d.get("status")) or error_status(err)
+            return [ErrorEvent(status, str(err.get("message") or "upstream error"))]
         return []
 
     def _item_done(self, oi: int, item: dict[str, Any]) -> list[StreamEvent]:
@@ -126,13 +142,16 @@ class ResponsesStreamDecoder:
                 if key in self._blocks:
                     out.append(BlockStop(self._blocks[key]))
         elif kind == "function_call":
+            held = self._held.pop(oi, None)
             if (oi, 0) not in self._blocks:
                 self._tools = True
                 b = self._block(oi)
-                out.append(ToolCallStart(b, item.get("call_id") or ir.new_id("call_"), item.get("name") or ""))
+                cid = item.get("call_id") or item.get("id") or ir.new_id("call_")
+                out.append(ToolCallStart(b, cid, item.get("name") or ""))
             b = self._blocks[(oi, 0)]
-            if b not in self._fed and item.get("arguments"):
-                out.append(ToolArgsDelta(b, item["arguments"]))
+            args = item.get("arguments") or ("".join(held) if held else "")
+            if b not in self._fed and args:
+                out.append(ToolArgsDelta(b, args))
             out.append(BlockStop(b))
         elif kind == "reasoning":
             enc = item.get("encrypted_content")
@@ -241,7 +260,8 @@ class ResponsesStreamEncoder:
             out += self._ev("response.output_item.added", {"output_index": it.oi, "item": item})
         return out, it
 
-    def _close(self) -> bytes:
+    def _close(self, status: str = "completed") -> bytes:
+        """`output_item.done` for the open item; `status` is `incomplete` when the answer was cut off."""
         it = self._open
         if it is None:
             return b""
@@ -250,7 +270,7 @@ class ResponsesStreamEncoder:
         base = {"item_id": it.id, "output_index": it.oi}
         if it.kind == "message":
             part = {"type": "output_text", "text": text, "annotations": []}
-            done = {"type": "message", "id": it.id, "status": "completed", "role": "assistant", "content": [part]}
+            done = {"type": "message", "id": it.id, "status": status, "role": "assistant", "content": [part]}
             out = self._ev("response.output_text.done", {**base, "content_index": 0, "text": text, "logprobs": []})
             out += self._ev("response.content_part.done", {**base, "content_index": 0, "part": part})
         elif it.kind == "reasoning":
@@ -273,7 +293,7 @@ class ResponsesStreamEncoder:
                 "call_id": it.extra["call_id"],
                 "name": it.extra["name"],
                 "arguments": args,
-                "status": "completed",
+                "status": status,
             }
             out = self._ev(
                 "response.function_call_arguments.done", {**base, "name": it.extra["name"], "arguments": args}
@@ -333,8 +353,9 @@ class ResponsesStreamEncoder:
             out, _ = self._item(ev.index, "function_call", {"call_id": ev.id, "name": ev.name})
             return pre + out
         if isinstance(ev, BlockStop):
-            stopped = self._items.get(ev.index)
-            return pre + (self._close() if stopped is not None and stopped is self._open else b"")
+            # The open item is closed when the next one starts or the answer ends: only then is it
+            # known whether the answer was cut off inside it (its status is `incomplete` then).
+            return pre
         if isinstance(ev, UsageEvent):
             self._usage = ev.usage
             return pre
@@ -345,10 +366,10 @@ class ResponsesStreamEncoder:
         return pre
 
     def _finish(self, ev: Finish) -> bytes:
-        out = self._close()
+        status = "incomplete" if ev.stop_reason in ("length", "content_filter") else "completed"
+        out = self._close(status)
         self._done = True
         usage = ev.usage or self._usage
-        status = "incomplete" if ev.stop_reason in ("length", "content_filter") else "completed"
         output = [o for o in self._output if o]
         obj = response_object(self._id, self._model, self._created, status, output, usage)
         if ev.stop_reason == "content_filter":
