@@ -176,7 +176,7 @@ def _media_out(p: ImagePart | FilePart) -> dict[str, Any]:
     if isinstance(p, ImagePart):
         image: dict[str, Any] = {"url": p.as_url()}
         if p.detail:
-            image["detail"] = p.detail
+            image["detail"] = "high" if p.detail == "original" else p.detail  # chat has no `original`
         return {"type": "image_url", "image_url": image}
     kind = kind_of(p.media_type)
     if kind == "audio" and p.data is not None and (fmt := audio_format(p.media_type)) is not None:
