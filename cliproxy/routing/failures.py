@@ -18,6 +18,7 @@ from typing import Any
 
 from cliproxy import jsonio
 from cliproxy.translate import Dialect
+from cliproxy.translate.chat.errors import known_status
 from cliproxy.translate.claude.errors import status_of_type
 
 FAULT_STATUSES = frozenset({400, 409, 413, 422})
@@ -190,6 +191,8 @@ def status_of_stream_error(dialect: Dialect, data: bytes) -> tuple[int, bytes, s
     except ValueError:
         return 502, b"", data[:2048].decode("utf-8", "replace")
     err = _error_obj(parsed)
+    if not err and isinstance(parsed, dict) and parsed.get("type") == "error":
+        err = parsed  # the Responses `error` event keeps its code and message at the top level
     message = str(err.get("message") or "upstream stream error")
     status = 502
     code = err.get("code")
@@ -197,4 +200,6 @@ def status_of_stream_error(dialect: Dialect, data: bytes) -> tuple[int, bytes, s
         status = code
     elif (by_type := status_of_type(err.get("type"))) is not None:
         status = by_type
+    elif (by_code := known_status(err)) is not None:  # OpenAI error codes (`invalid_prompt`, ...)
+        status = by_code
     return status, data, message

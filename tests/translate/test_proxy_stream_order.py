@@ -389,3 +389,29 @@ async def test_a_signature_only_gemini_part_is_no_empty_text_block(
     texts = [c.text for o in response.output if o.type == "message" for c in o.content if c.type == "output_text"]
     assert texts == ["Hello"]
     received(fake)
+
+
+EARLY = {
+    Dialect.RESPONSES: responses_events(
+        {"type": "error", "code": "invalid_prompt", "message": "bad input", "param": None, "sequence_number": 0}
+    ),
+    Dialect.CHAT: b'data: {"error": {"message": "bad input", "type": "invalid_request_error", "code": null}}\n\n',
+}
+
+
+@pytest.mark.parametrize("target", [Dialect.RESPONSES, Dialect.CHAT])
+async def test_an_invalid_request_error_before_any_content_stays_one(
+    upstream: Upstream, start_proxy: Starter, target: Dialect
+) -> None:
+    fake, base = upstream
+    fake.stream_body = EARLY[target]
+    proxy = await start_proxy(upstream_config(target, base))
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        async with anthropic_client(proxy).messages.stream(
+            model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as s:
+            async for _ in s:
+                pass
+    body: Any = refused.value.body
+    assert body["error"]["type"] == "invalid_request_error"
+    assert "bad input" in body["error"]["message"]

@@ -45,9 +45,9 @@ _STATUS_OF: dict[str, int] = {
 }
 
 
-def error_status(err: dict[str, Any]) -> int:
+def known_status(err: dict[str, Any]) -> int | None:
     """The HTTP status an OpenAI-style error object stands for: its numeric `code`, else what its
-    `type` or string `code` means, else 500."""
+    `type` or string `code` means; None when it names none of those."""
     code = err.get("code")
     if isinstance(code, int) and 400 <= code < 600:
         return code
@@ -55,7 +55,12 @@ def error_status(err: dict[str, Any]) -> int:
         value = err.get(key)
         if isinstance(value, str) and value in _STATUS_OF:
             return _STATUS_OF[value]
-    return 500
+    return None
+
+
+def error_status(err: dict[str, Any]) -> int:
+    """`known_status`, or 500 for an error that says nothing more."""
+    return known_status(err) or 500
 
 
 def openai_type(status: int) -> tuple[str, str | None]:
