@@ -52,17 +52,23 @@ def fit_tool_names(req: Request, rule: NameRule) -> dict[str, str]:
     """Rename, in place, every tool name `rule` refuses (tools, tool_choice, calls and results in the
     history); returns {short name: original name} for the ones that changed (empty: nothing did)."""
     renamed: dict[str, str] = {}
+    fine: set[str] = set()  # names already checked: calls in the history mostly repeat the tools' names
     valid = rule.valid.fullmatch
     for tool in req.tools:
-        if not valid(tool.name):
+        if valid(tool.name):
+            fine.add(tool.name)
+        else:
             short = rule.fit(tool.name)
             renamed[short] = tool.name
             tool.name = short
     choice = req.tool_choice
-    if choice is not None and choice.name and not valid(choice.name):
+    if choice is not None and choice.name and choice.name not in fine and not valid(choice.name):
         choice.name = rule.fit(choice.name)
     for message in req.messages:
         for part in message.parts:
-            if isinstance(part, ToolCallPart | ToolResultPart) and part.name and not valid(part.name):
-                part.name = rule.fit(part.name)
+            if isinstance(part, ToolCallPart | ToolResultPart) and part.name and part.name not in fine:
+                if valid(part.name):
+                    fine.add(part.name)
+                else:
+                    part.name = rule.fit(part.name)
     return renamed

@@ -317,18 +317,10 @@ def schema_received(target: Dialect, body: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-@pytest.mark.parametrize(
-    ("client", "target"),
-    [
-        (Dialect.CHAT, Dialect.CLAUDE),
-        (Dialect.RESPONSES, Dialect.CLAUDE),
-        (Dialect.GEMINI, Dialect.CLAUDE),
-        (Dialect.GEMINI, Dialect.CHAT),
-        (Dialect.CHAT, Dialect.RESPONSES),
-        (Dialect.RESPONSES, Dialect.GEMINI),
-    ],
-    ids=lambda d: d.value,
-)
+SCHEMA_PAIRS = [(a, b) for a in Dialect for b in Dialect if a is not b]
+
+
+@pytest.mark.parametrize(("client", "target"), SCHEMA_PAIRS, ids=[f"{a.value}->{b.value}" for a, b in SCHEMA_PAIRS])
 async def test_root_combinator_schemas_become_objects_without_losing_properties(
     upstream: Upstream, start_proxy: Starter, client: Dialect, target: Dialect
 ) -> None:
