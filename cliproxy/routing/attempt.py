@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from multidict import istr
 
@@ -142,7 +143,7 @@ class Attempt:
         upstream: Dialect,
         model: str,
         translated: bool,
-        names: dict[str, str],
+        names: Mapping[str, str] | None,
     ) -> Outcome:
         rec = self.rec
         rec.first_byte()
@@ -176,7 +177,7 @@ class Attempt:
         upstream: Dialect,
         model: str,
         translated: bool,
-        names: dict[str, str],
+        names: Mapping[str, str] | None,
     ) -> Outcome | Failure:
         client = self.call.dialect
         first = await read_first(resp, client, upstream)
@@ -201,7 +202,7 @@ class Attempt:
         upstream: Dialect,
         model: str,
         translated: bool,
-        names: dict[str, str],
+        names: Mapping[str, str] | None,
     ) -> Outcome | Failure:
         """An always-streaming upstream answering a non-stream client: collect, then answer once."""
         call = self.call

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cliproxy import jsonio
@@ -25,12 +25,12 @@ from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL
 @dataclass(slots=True)
 class UpstreamBody:
     """What one attempt sends: the body bytes and the model name for the upstream's URL; `tool_names`
-    maps tool names the translation shortened back to the client's (empty when none were)."""
+    maps tool names the translation shortened back to the client's (None when none were)."""
 
     payload: bytes
     url_model: str
     stream: bool  # the upstream is asked for a stream (the client's wish, or an always-streaming upstream)
-    tool_names: dict[str, str] = field(default_factory=dict)
+    tool_names: Mapping[str, str] | None = None
 
 
 def replace_model(raw: bytes, body: dict[str, Any], old: str, new: str) -> bytes:
@@ -56,7 +56,7 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
     url_model = upstream_model
     body: dict[str, Any] | None = None
     payload: bytes | None = None
-    renamed: dict[str, str] = {}
+    renamed: dict[str, str] | None = None
     if passthrough:
         if upstream_model[-1:] == ")" and "(" in upstream_model:  # thinking suffix → body fields
             body, url_model = convert.apply_thinking_suffix(jsonio.loads(call.raw), upstream, model=upstream_model)
@@ -68,6 +68,7 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
             body = body if body is not None else jsonio.loads(payload or call.raw)
             body["stream"] = True
     else:
+        renamed = {}
         try:
             body = convert.translate_request(
                 call.body, call.dialect, upstream, model=upstream_model, stream=up_stream, renamed=renamed
@@ -96,7 +97,7 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
     if body is not None:
         payload = jsonio.dumps(body)
     assert payload is not None
-    return UpstreamBody(payload, url_model, up_stream, renamed)
+    return UpstreamBody(payload, url_model, up_stream, renamed or None)
 
 
 def upstream_headers(call: Call, cred: Credential) -> Mapping[str, str]:
