@@ -11,9 +11,12 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ValidationError as CoreValidationError
 
 MAX_WEIGHT = 1_000_000
+API_KEY_SECTION_SUFFIX = "-api-key"
 TEMPLATE_API_KEYS = frozenset({"your-api-key-1", "your-api-key-2", "your-api-key-3"})
 
 # Top-level keys of CLIProxyAPI configs that we accept without acting on them (no warning).
@@ -85,7 +88,7 @@ def check_proxy_url(value: str) -> str:
 
 
 def normalise_prefix(value: str) -> str:
-    """Trim slashes at the ends; a prefix that still contains `/` is ignored (spec §5.3)."""
+    """Trim slashes at the ends; a prefix that still contains `/` is ignored, as in CLIProxyAPI."""
     value = value.strip().strip("/")
     return "" if "/" in value else value
 
@@ -130,8 +133,14 @@ class ScopedErrorRule(Section):
         return value
 
 
-class _CredentialFields(Section):
-    """Fields shared by every provider key entry (spec §5.2)."""
+class ProviderKey(Section):
+    """One entry of an API-key section (`<provider>-api-key`): the fields every provider shares.
+
+    As in CLIProxyAPI, every `*-api-key` section has these; a provider with fields of its own
+    declares a subclass (`ClaudeKey`) and a typed field on `Config`. Any other `*-api-key` section
+    is validated as a list of plain `ProviderKey`s, so a new API-key provider needs no change here;
+    its own extra keys stay in each entry's `model_extra`.
+    """
 
     api_key: str = ""
     base_url: str = ""
@@ -185,11 +194,11 @@ class _CredentialFields(Section):
         return {k.strip(): str(v).strip() for k, v in value.items() if k.strip() and str(v).strip()}
 
 
-class GeminiKey(_CredentialFields):
+class GeminiKey(ProviderKey):
     pass
 
 
-class VertexKey(_CredentialFields):
+class VertexKey(ProviderKey):
     pass
 
 
@@ -201,14 +210,14 @@ class ClaudeCloak(Section):
     cache_user_id: bool = False
 
 
-class ClaudeKey(_CredentialFields):
+class ClaudeKey(ProviderKey):
     cloak: ClaudeCloak | None = None
     fingerprint_profile: str = ""
     rebuild_mid_system_message: bool = False
     experimental_cch_signing: bool = False
 
 
-class CodexKey(_CredentialFields):
+class CodexKey(ProviderKey):
     websockets: bool = False
     alpha_search: bool = False
 
@@ -443,6 +452,45 @@ class Config(Section):
     oauth_request_scoped_errors: dict[str, tuple[ScopedErrorRule, ...]] = Field(default_factory=dict)
     payload: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _api_key_sections(cls, data: Any, handler: Any) -> Any:
+        """Validate every `*-api-key` section the schema does not declare as a list of `ProviderKey`.
+
+        They are kept under their YAML name (`model_extra`), so `GET /config` shows them as
+        written; errors name the YAML path like any other (`xai-api-key[0].base-url: …`).
+        """
+        sections: dict[str, tuple[ProviderKey, ...]] = {}
+        errors: list[InitErrorDetails] = []
+        if isinstance(data, dict):
+            declared = {info.alias or name for name, info in cls.model_fields.items()}
+            for key, value in data.items():
+                if isinstance(key, str) and key.endswith(API_KEY_SECTION_SUFFIX) and key not in declared:
+                    try:
+                        sections[key] = _SECTION.validate_python(() if value is None else value)
+                    except ValidationError as exc:
+                        errors.extend(_relocated(exc, key))
+        try:
+            config = handler(data)
+        except ValidationError as exc:
+            if not errors:
+                raise
+            raise CoreValidationError.from_exception_data(cls.__name__, [*_relocated(exc), *errors]) from None
+        if errors:
+            raise CoreValidationError.from_exception_data(cls.__name__, errors)
+        if sections and config.__pydantic_extra__ is not None:
+            config.__pydantic_extra__.update(sections)
+        return config
+
+    def api_key_section(self, section: str) -> tuple[ProviderKey, ...]:
+        """The entries of the API-key section named `section` in YAML (declared or not)."""
+        name = section.replace("-", "_")
+        if name in type(self).model_fields:
+            entries: tuple[ProviderKey, ...] = getattr(self, name)
+            return entries
+        value = (self.model_extra or {}).get(section, ())
+        return value if isinstance(value, tuple) else ()
+
     @field_validator("proxy_url")
     @classmethod
     def _valid_proxy_url(cls, value: str) -> str:
@@ -513,3 +561,18 @@ class Config(Section):
     def uses_template_keys(self) -> bool:
         """True while `api-keys` still holds CLIProxyAPI's example values (safe mode)."""
         return any(isinstance(k, str) and k in TEMPLATE_API_KEYS for k in self.api_keys)
+
+
+_SECTION: TypeAdapter[tuple[ProviderKey, ...]] = TypeAdapter(tuple[ProviderKey, ...])
+
+
+def _relocated(exc: ValidationError, *prefix: str) -> list[InitErrorDetails]:
+    """`exc`'s errors with `prefix` in front of each location, ready to raise again."""
+    out: list[InitErrorDetails] = []
+    for err in exc.errors(include_url=False):
+        ctx = err.get("ctx") or {}
+        error: Any = (
+            PydanticCustomError(err["type"], err["msg"], ctx) if ctx or err["type"] == "value_error" else err["type"]
+        )
+        out.append(InitErrorDetails(type=error, loc=(*prefix, *err["loc"]), input=err.get("input")))
+    return out

@@ -44,7 +44,7 @@ FEATURES: tuple[str, ...] = (
     "cliproxy.api.ws_relay:install",
     "cliproxy.api.responses_ws:install",
     "cliproxy.policy:install",
-    "cliproxy.credentials.service:install",
+    "cliproxy.server.credentials:install",
     "cliproxy.management.oauth:install",
 )
 

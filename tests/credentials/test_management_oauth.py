@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cliproxy.appkeys import CREDENTIALS, RUNTIME
-from cliproxy.credentials.store import AuthFileCredential
+from cliproxy.credentials.files import AuthFileCredential
 from cliproxy.management.oauth import OAUTH_LOGINS
 from tests.conftest import ProxyFactory
 from tests.fakes.oauth import FakeOAuth

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from cliproxy.appkeys import RUNTIME, USAGE
-from cliproxy.credentials.store import auth_index_for
+from cliproxy.credentials.files import auth_index_for
 from tests.conftest import ProxyFactory
 from tests.management.client import MANAGEMENT_BLOCK, Mgmt
 
