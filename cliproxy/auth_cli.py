@@ -37,6 +37,7 @@ from cliproxy.management.credential_status import credential_name
 from cliproxy.operator_cli import CommandError, emit, error_message, guarded, management_call, table
 from cliproxy.routing.credentials import from_auth_files, synthesize
 from cliproxy.runtime import resolve_auth_dir
+from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import Sessions
 
@@ -259,17 +260,17 @@ PROBE_TIMEOUT_SECONDS = 60.0
 
 
 def probe_body(dialect: str, model: str, *, stream: bool) -> dict[str, Any]:
-    """The smallest generation request of `dialect` (one short prompt, a few output tokens)."""
+    """The smallest generation request of the wire `dialect` (one short prompt, a few output tokens)."""
     user = [{"role": "user", "content": PROBE_TEXT}]
     body: dict[str, Any]
-    if dialect == "gemini":
+    if dialect == Dialect.GEMINI.value:
         return {
             "contents": [{"role": "user", "parts": [{"text": PROBE_TEXT}]}],
             "generationConfig": {"maxOutputTokens": 8},
         }
-    if dialect == "claude":
+    if dialect == Dialect.CLAUDE.value:
         body = {"model": model, "max_tokens": 8, "messages": user}
-    elif dialect == "responses":
+    elif dialect == Dialect.RESPONSES.value:
         body = {"model": model, "input": user, "max_output_tokens": 16, "store": False}
     else:
         body = {"model": model, "messages": user, "max_tokens": 8}

@@ -163,6 +163,9 @@ class CredentialStore:
 
     @staticmethod
     def _key(path: Path) -> str:
+        """The lock of `path`; refuses a path that could land outside its directory."""
+        if ".." in path.parts:
+            raise CredentialFileError(f"invalid credential file path: {path.name!r}")
         return str(path.absolute())
 
     def parse(self, data: Mapping[str, Any], path: Path) -> AuthFileCredential:
