@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from cliproxy.config.model import API_KEY_SECTION_SUFFIX, CLIPROXYAPI_KEYS, Config
+from cliproxy.config.model import CLIPROXYAPI_KEYS, Config
+from cliproxy.config.sections import API_KEY_SECTION_SUFFIX
 from cliproxy.config.write import atomic_write_text, set_yaml_value
 
 log = logging.getLogger(__name__)

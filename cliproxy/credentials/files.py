@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from cliproxy.config.model import MAX_WEIGHT, ScopedErrorRule
+from cliproxy.config.sections import MAX_WEIGHT, ScopedErrorRule
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from cliproxy.appkeys import RUNTIME
-from cliproxy.config.model import MAX_WEIGHT, Config
+from cliproxy.config.model import Config
+from cliproxy.config.sections import MAX_WEIGHT
 from cliproxy.credentials.registry import BUILTIN
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin

@@ -22,7 +22,8 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from cliproxy.config.model import Config, ModelEntry
+from cliproxy.config.model import Config
+from cliproxy.config.sections import ModelEntry
 from cliproxy.credentials.files import AuthFileCredential, ModelAlias
 from cliproxy.credentials.registry import BUILTIN, ProviderRegistry, ProviderSettings
 from cliproxy.translate import Dialect

@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from cliproxy.config.model import Config, ModelEntry, ProviderKey, ScopedErrorRule
+from cliproxy.config.model import Config
+from cliproxy.config.sections import ModelEntry, ProviderKey, ScopedErrorRule
 from cliproxy.upstream.base import Executor
 
 log = logging.getLogger(__name__)

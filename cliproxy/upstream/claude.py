@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from cliproxy.config.model import ClaudeKey
+from cliproxy.config.sections import ClaudeKey
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import Executor, UpstreamCredential, host_of, join_url

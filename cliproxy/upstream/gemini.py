@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cliproxy.config.model import GeminiKey
+from cliproxy.config.sections import GeminiKey
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import Executor, UpstreamCredential, join_url

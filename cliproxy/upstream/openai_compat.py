@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from cliproxy.config.model import CompatKeyEntry, Config
+from cliproxy.config.model import Config
+from cliproxy.config.sections import CompatKeyEntry
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import KeyEntry
 from cliproxy.upstream.base import Executor, UpstreamCredential, join_url

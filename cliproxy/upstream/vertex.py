@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cliproxy.config.model import VertexKey
+from cliproxy.config.sections import VertexKey
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import Executor, UpstreamCredential, join_url

@@ -20,7 +20,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from cliproxy.config.load import ConfigError, parse_config_text
-from cliproxy.config.model import Config, ProviderKey
+from cliproxy.config.model import Config
+from cliproxy.config.sections import ProviderKey
 from cliproxy.credentials.executor import AuthFileExecutor
 from cliproxy.credentials.kinds import AuthFileKind, require_tokens
 from cliproxy.credentials.registry import BUILTIN, ProviderRegistry, ProviderSettings
