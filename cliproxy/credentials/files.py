@@ -3,8 +3,8 @@
 A CLIProxyAPI auth-dir must load unchanged: legacy kebab-case keys are accepted, and expiry and
 last-refresh times are found under any of the names the Go project and its ancestors used. What
 a file of one `type` must contain is that provider's business (`FileRules`, from the provider
-registry); everything here is shared by every type. Nothing here reads or writes the disk except
-`read_credential_bytes`: writing is `CredentialStore`'s job.
+registry); everything here is shared by every type. Nothing here touches the disk: reading and
+writing is `credentials.store`'s job.
 """
 
 from __future__ import annotations

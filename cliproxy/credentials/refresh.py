@@ -239,7 +239,14 @@ class CredentialRefresher:
                 return kind.merge_tokens(canonical_metadata(current) if current and usable else metadata, tokens)
 
             try:
-                fresh = await self._store.put(cred.path, merge, create=False)
+                try:
+                    fresh = await self._store.put(cred.path, merge, create=False)
+                except CredentialFileError as exc:
+                    # The refresh token is spent: never lose the new one to a bad edit made meanwhile.
+                    log.warning("%s was edited into an invalid file (%s); writing the refresh over it", cred.id, exc)
+                    fresh = await self._store.put(
+                        cred.path, lambda _: kind.merge_tokens(metadata, tokens), create=False
+                    )
             except FileNotFoundError:
                 raise CredentialFileError("the credential file was removed while it was refreshed") from None
         return dataclasses.replace(fresh, id=cred.id)

@@ -29,7 +29,8 @@ class ClaudeExecutor(Executor):
     default_headers: ClassVar[Mapping[str, str]] = {"anthropic-version": DEFAULT_VERSION}
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
-        return messages_url(cred.base_url or DEFAULT_BASE, action)
+        path = "/v1/messages/count_tokens?beta=true" if action == "count_tokens" else "/v1/messages?beta=true"
+        return join_url(cred.base_url or DEFAULT_BASE, path)
 
     def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
         if not cred.api_key:

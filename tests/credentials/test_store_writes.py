@@ -150,6 +150,22 @@ async def test_a_refresh_merges_its_tokens_into_the_file_as_it_is_when_they_arri
     assert locks.held == ["claude-a.json"]  # the refresh ran under the refresh lock of its credential
 
 
+async def test_a_bad_hand_edit_during_a_refresh_never_loses_the_new_refresh_token(
+    tmp_path: Path, fake_oauth: FakeOAuth, session: aiohttp.ClientSession
+) -> None:
+    put(tmp_path, "claude-a.json", claude_file(refresh_token=fake_oauth.issue_refresh_token("claude")))
+    (cred,) = load_auth_dir(tmp_path).credentials
+    refresher = CredentialRefresher(session, fake_oauth.settings())
+    fake_oauth.refresh_gate = asyncio.Event()
+    refresh = asyncio.create_task(refresher.refresh_now(cred))
+    await until(lambda: fake_oauth.requests["claude:refresh"] == 1)
+    put(tmp_path, "claude-a.json", claude_file(weight=2_000_000))  # an editor, not the store
+    fake_oauth.refresh_gate.set()
+    fresh = await refresh
+    data = json.loads(cred.path.read_text())
+    assert data["refresh_token"] == fresh.refresh_token and data["refresh_token"] in fake_oauth.refresh_tokens
+
+
 async def test_a_disabled_patch_made_while_a_refresh_waits_survives_the_refresh(
     proxy: ProxyFactory, fake_oauth: FakeOAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
