@@ -16,10 +16,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from cliproxy.credentials.files import AuthFileCredential, format_time
 from cliproxy.credentials.jwt import verify_rs256
 from cliproxy.credentials.providers import vertex
 from cliproxy.credentials.refresh import CredentialRefresher, RefreshError
-from cliproxy.credentials.store import AuthFileCredential, format_time, load_auth_dir
+from cliproxy.credentials.store import load_auth_dir
 from tests.fakes.oauth import FakeOAuth
 
 
