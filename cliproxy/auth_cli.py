@@ -33,7 +33,6 @@ from cliproxy.credentials.refresh import CredentialRefresher
 from cliproxy.credentials.registry import BUILTIN, ProviderSettings
 from cliproxy.credentials.service import TOKEN_SESSION_TIMEOUT, CredentialService
 from cliproxy.credentials.store import CredentialStore, load_auth_dir
-from cliproxy.management.credential_status import credential_name
 from cliproxy.operator_cli import CommandError, emit, error_message, guarded, management_call, table
 from cliproxy.routing.credentials import from_auth_files, synthesize
 from cliproxy.runtime import resolve_auth_dir
@@ -283,7 +282,7 @@ def routing_credentials(config: Config, auth_dir: Path) -> dict[str, Any]:
     """CLI name → routing `Credential` (with its executor) for every credential of config and auth-dir."""
 
     creds = synthesize(config) + from_auth_files(config, load_auth_dir(auth_dir).credentials)
-    return {credential_name(c): c for c in creds}
+    return {c.name: c for c in creds}
 
 
 async def probe(cred: Any, sessions: Any, service: Any) -> dict[str, Any]:

@@ -77,6 +77,13 @@ class Credential:
     def dialect(self) -> Dialect:
         return self.executor.dialect
 
+    @property
+    def name(self) -> str:
+        """How operators name it: the config path (`claude-api-key[0]`), or the auth file's name."""
+        if self.source is not None and self.source.name:
+            return self.source.name
+        return self.label or self.id
+
 
 @cache
 def builtin_models() -> dict[str, tuple[ModelOffer, ...]]:
