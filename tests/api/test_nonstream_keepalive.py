@@ -1,4 +1,4 @@
-"""`nonstream-keepalive-interval` (spec §6.3): newlines while a slow non-stream answer is awaited.
+"""`nonstream-keepalive-interval`: newlines while a slow non-stream answer is awaited.
 
 Only non-streaming Claude, Gemini and Responses generations get them, and only once the wait has
 outlasted one interval: a fast answer (an error too) keeps its real status and exact bytes.
