@@ -38,7 +38,7 @@ from cliproxy.routing.credentials import from_auth_files, synthesize
 from cliproxy.runtime import resolve_auth_dir
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
-from cliproxy.upstream.base import Sessions
+from cliproxy.upstream.clients import Sessions
 
 
 @dataclass

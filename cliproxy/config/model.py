@@ -22,6 +22,7 @@ from cliproxy.config.sections import (
     ProviderKey,
     ScopedErrorRule,
     Section,
+    UpstreamTimeouts,
     VertexKey,
     relocated,
     undeclared_api_key_sections,
@@ -193,7 +194,7 @@ class Routing(Section):
 
 
 class Streaming(Section):
-    keepalive_seconds: int = 0
+    keepalive_seconds: float = 0  # fractions allowed
     bootstrap_retries: int = 0
 
 
@@ -216,6 +217,8 @@ class Config(Section):
     max_retry_interval: int = 0
     disable_cooling: bool = False
     transient_error_cooldown_seconds: int = 0
+    max_cooldown_seconds: float = Field(default=43_200, gt=0)  # cliproxy's own: no cooldown lasts longer
+    upstream_timeouts: UpstreamTimeouts = UpstreamTimeouts()  # cliproxy's own
     request_log: bool = False
     log_format: Literal["text", "json"] = "text"
     logging_to_file: bool = False

@@ -102,6 +102,31 @@ class ScopedErrorRule(Section):
         return value
 
 
+# Headers that describe the message or the connection: the HTTP client writes them itself, and a
+# second value would make the request ambiguous to every server and proxy on the way.
+FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
+)
+
+
+def check_headers(value: dict[str, str]) -> dict[str, str]:
+    """Trimmed `headers:`; empty names or values dropped, message-framing headers refused."""
+    cleaned = {k.strip(): str(v).strip() for k, v in value.items() if k.strip() and str(v).strip()}
+    framing = sorted(name for name in cleaned if name.lower() in FRAMING_HEADERS)
+    if framing:
+        raise ValueError(f"{', '.join(framing)} cannot be set here: the proxy writes the message framing itself")
+    return cleaned
+
+
+class UpstreamTimeouts(Section):
+    """Bounds on every upstream call; at the top level, or per provider entry (unset fields fall
+    back to the top level, then to the defaults)."""
+
+    connect_seconds: float | None = Field(default=None, gt=0)
+    first_byte_seconds: float | None = Field(default=None, gt=0)  # the response head; a stream's first event
+    idle_seconds: float | None = Field(default=None, gt=0)  # silence between two chunks of a started answer
+
+
 class ProviderKey(Section):
     """One entry of an API-key section (`<provider>-api-key`): the fields every provider shares.
 
@@ -124,6 +149,7 @@ class ProviderKey(Section):
     request_retry: int | None = None
     request_scoped_errors: tuple[ScopedErrorRule, ...] = ()
     disabled: bool = False
+    upstream_timeouts: UpstreamTimeouts | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -160,7 +186,7 @@ class ProviderKey(Section):
     @field_validator("headers")
     @classmethod
     def _clean_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        return {k.strip(): str(v).strip() for k, v in value.items() if k.strip() and str(v).strip()}
+        return check_headers(value)
 
 
 class GeminiKey(ProviderKey):
@@ -225,6 +251,7 @@ class OpenAICompatibility(Section):
     disable_cooling: bool | None = None
     request_retry: int | None = None
     request_scoped_errors: tuple[ScopedErrorRule, ...] = ()
+    upstream_timeouts: UpstreamTimeouts | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -235,6 +262,11 @@ class OpenAICompatibility(Section):
     @classmethod
     def _clean_prefix(cls, value: str) -> str:
         return normalise_prefix(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _clean_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_headers(value)
 
 
 class OAuthAlias(Section):

@@ -25,7 +25,7 @@ from cliproxy.translate import Dialect, convert
 from cliproxy.translate.errors import error_body
 from cliproxy.translate.tokens import count_tokens_estimate
 from cliproxy.translate.usage import usage_in_answer, usage_of_body
-from cliproxy.upstream.base import Sessions, UpstreamResponse
+from cliproxy.upstream.clients import Sessions, UpstreamResponse
 
 log = logging.getLogger(__name__)
 

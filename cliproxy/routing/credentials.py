@@ -23,12 +23,13 @@ from types import MappingProxyType
 from typing import Any
 
 from cliproxy.config.model import Config
-from cliproxy.config.sections import ModelEntry
+from cliproxy.config.sections import ModelEntry, UpstreamTimeouts
 from cliproxy.credentials.files import AuthFileCredential, ModelAlias
 from cliproxy.credentials.registry import BUILTIN, ProviderRegistry, ProviderSettings
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import KeyEntry
 from cliproxy.upstream.base import Executor
+from cliproxy.upstream.http1 import Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Credential:
     owned_by: str = ""
     auth_index: str = ""
     source: AuthFileCredential | None = None  # the file behind an auth-dir credential
+    timeouts: Timeouts | None = None  # the entry's own `upstream-timeouts`; None: the top-level ones
 
     @property
     def dialect(self) -> Dialect:
@@ -240,11 +242,31 @@ def _key_credential(
         disable_cooling=entry.disable_cooling,
         request_retry=_retry(entry.request_retry),
         scoped_errors=entry.scoped_errors,
+        timeouts=resolve_timeouts(config, entry.timeouts) if entry.timeouts is not None else None,
         label=entry.label,
         owned_by=entry.owned_by,
         auth_index=auth_index(f"{entry.section}:{entry.base_url}+{entry.api_key}"),
     )
     return finish(cred, static)
+
+
+def resolve_timeouts(config: Config, own: UpstreamTimeouts | None = None) -> Timeouts:
+    """`upstream-timeouts` of an entry over the top-level block over the defaults, field by field."""
+    default = Timeouts()
+    blocks = (own, config.upstream_timeouts) if own is not None else (config.upstream_timeouts,)
+
+    def pick(name: str, fallback: float) -> float:
+        for block in blocks:
+            value = getattr(block, name)
+            if value is not None:
+                return float(value)
+        return fallback
+
+    return Timeouts(
+        connect=pick("connect_seconds", default.connect),
+        first_byte=pick("first_byte_seconds", default.first_byte),
+        idle=pick("idle_seconds", default.idle),
+    )
 
 
 def _retry(value: int | None) -> int | None:

@@ -22,7 +22,7 @@ from cliproxy.translate import Dialect, convert
 from cliproxy.translate.errors import stream_error_frame
 from cliproxy.translate.sse import DONE_FRAME, SSEEvent, SSEParser
 from cliproxy.translate.usage import usage_of_event
-from cliproxy.upstream.base import UpstreamResponse
+from cliproxy.upstream.clients import UpstreamResponse
 
 NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 

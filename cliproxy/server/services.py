@@ -31,7 +31,7 @@ from cliproxy.routing.health import LocalCredentialHealth
 from cliproxy.routing.scheduler import Scheduler
 from cliproxy.runtime import Runtime, RuntimeHolder
 from cliproxy.server.request_log import RequestLogs
-from cliproxy.upstream.base import Sessions
+from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
 from cliproxy.usage_db import UsageDB, resolve_path
 from cliproxy.watch import Reloader

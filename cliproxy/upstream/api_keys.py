@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cliproxy.config.model import Config
-from cliproxy.config.sections import ModelEntry, ProviderKey, ScopedErrorRule
+from cliproxy.config.sections import ModelEntry, ProviderKey, ScopedErrorRule, UpstreamTimeouts
 from cliproxy.upstream.base import Executor
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class KeyEntry:
     disable_cooling: bool | None
     request_retry: int | None
     scoped_errors: tuple[ScopedErrorRule, ...]
+    timeouts: UpstreamTimeouts | None  # the entry's own `upstream-timeouts`
 
 
 class KeySection(Protocol):
@@ -130,4 +131,5 @@ class ApiKeySection:
                 disable_cooling=entry.disable_cooling,
                 request_retry=entry.request_retry,
                 scoped_errors=entry.request_scoped_errors,
+                timeouts=entry.upstream_timeouts,
             )

@@ -80,6 +80,7 @@ class CompatSection:
                     disable_cooling=compat.disable_cooling,
                     request_retry=compat.request_retry,
                     scoped_errors=compat.request_scoped_errors,
+                    timeouts=compat.upstream_timeouts,
                 )
 
 
