@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from cliproxy import jsonio
+from cliproxy.clientkeys import redact
 from cliproxy.translate import Dialect
 from cliproxy.translate.claude.errors import status_of_type
 
@@ -61,6 +62,29 @@ class Failure:
     message: str = ""
     err_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def network_failure(dialect: Dialect, what: str, exc: BaseException) -> Failure:
+    """A failure of the connection itself: 504 when a bound of `upstream-timeouts` ran out, else 502."""
+    if isinstance(exc, TimeoutError):
+        return Failure(504, b"", dialect, message=f"{what}: timed out ({exc})" if str(exc) else f"{what}: timed out")
+    return Failure(502, b"", dialect, message=f"{what}: {type(exc).__name__}")
+
+
+def masked(failure: Failure, secrets: tuple[str, ...]) -> Failure:
+    """The failure with every credential value the upstream echoed back (in its body, its message or
+    a header passed on) shown as `sk-…abcd`, as the logs show them."""
+    if not secrets:
+        return failure
+    body, message, headers = failure.body, failure.message, failure.headers
+    for secret in secrets:
+        shown = redact(secret)
+        if secret.encode() in body:
+            body = body.replace(secret.encode(), shown.encode())
+        message = message.replace(secret, shown)
+        headers = {name: value.replace(secret, shown) for name, value in headers.items()}
+    failure.body, failure.message, failure.headers = body, message, headers
+    return failure
 
 
 def sane_seconds(value: float | None) -> float | None:

@@ -21,7 +21,8 @@ from urllib.request import getproxies, proxy_bypass
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from cliproxy.upstream.http1 import Http1Pool, Timeouts, UpstreamTimeout
+from cliproxy.upstream.http1 import Timeouts, UpstreamTimeout
+from cliproxy.upstream.http1_pool import Http1Pool
 
 __all__ = ["Sessions", "Timeouts", "UpstreamPoster", "UpstreamResponse", "UpstreamTimeout"]
 

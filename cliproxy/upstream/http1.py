@@ -25,17 +25,12 @@ client errors, so the callers handle both clients alike.
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
-import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
-import aiohappyeyeballs
 import aiohttp
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -45,10 +40,6 @@ from cliproxy.upstream.http1_response import Body, Response
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 200
 MAX_INFLATED_BYTES = 64 * 1024 * 1024  # a gzip answer that inflates past this is refused (a gzip bomb)
-MAX_IDLE_PER_ORIGIN = 64
-IDLE_SECONDS = 15.0  # an idle connection older than this is not reused (as aiohttp's keepalive_timeout)
-DNS_CACHE_SECONDS = 10.0
-HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended wait before racing the next address
 _TARGET_SAFE = "/:@!$&'()*+,;=-._~%"
 _IDLE, _HEAD, _BODY = range(3)
 
@@ -74,7 +65,7 @@ class UpstreamTimeout(aiohttp.ServerTimeoutError):
     """The upstream did not answer (or went silent) within a `Timeouts` bound."""
 
 
-class _Dead(Exception):
+class DeadConnection(Exception):
     """A pooled connection was found closed before the request was written: use a new one."""
 
 
@@ -112,7 +103,14 @@ def header_block(headers: Mapping[str, str]) -> tuple[bytes, bool]:
     return text.encode("utf-8"), any(name.lower() == "host" for name in headers)
 
 
-class _Connection(asyncio.Protocol):
+class ConnectionPool(Protocol):
+    """What a connection tells the pool it belongs to."""
+
+    def put_back(self, conn: Connection) -> None: ...
+    def forget(self, conn: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
     """One upstream socket, the parser of the answer in flight on it, and its watchdog timer."""
 
     __slots__ = (
@@ -138,7 +136,7 @@ class _Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, pool: Http1Pool, key: tuple[str, int, bool]) -> None:
+    def __init__(self, pool: ConnectionPool, key: tuple[str, int, bool]) -> None:
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -189,9 +187,11 @@ class _Connection(asyncio.Protocol):
             self._protocol_error(UpstreamProtocolError("the upstream switched protocols"))
         except UpstreamProtocolError as exc:
             self._protocol_error(exc)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            self._protocol_error(cause if isinstance(cause, UpstreamProtocolError) else UpstreamProtocolError(str(exc)))
+        except httptools.HttpParserCallbackError as exc:  # one of ours raised inside a callback
+            cause = exc.__cause__ or exc.__context__ or exc
+            if not isinstance(cause, UpstreamProtocolError):
+                cause = UpstreamProtocolError(f"upstream answer could not be read: {type(cause).__name__}: {cause}")
+            self._protocol_error(cause)
         except Exception as exc:  # never let a bad answer escape into the loop: the reader would hang
             self._protocol_error(UpstreamProtocolError(f"upstream answer could not be read: {exc}"))
 
@@ -274,7 +274,7 @@ class _Connection(asyncio.Protocol):
     def send(self, request: bytes, body: bytes, timeouts: Timeouts) -> asyncio.Future[Response]:
         transport = self.transport
         if self.lost or transport is None or transport.is_closing():
-            raise _Dead
+            raise DeadConnection
         self._head = head = self._loop.create_future()
         self._phase = _HEAD
         self._timeouts = timeouts
@@ -373,143 +373,3 @@ class _Connection(asyncio.Protocol):
         elif phase == _BODY:
             self._end_body(exc)
         self.drop()
-
-
-class Http1Pool:
-    """Keep-alive connections per origin, and `post` with the signature routing calls."""
-
-    __slots__ = ("_dns", "_header_blocks", "_idle", "_open", "_origins", "_ssl", "timeouts")
-
-    def __init__(self, *, timeouts: Timeouts | None = None) -> None:
-        self.timeouts = timeouts or Timeouts()  # used when a call brings none
-        # Encoded header blocks of read-only mappings, by identity: a credential's static headers
-        # are one long-lived `MappingProxyType`, so most requests reuse its bytes (kept alive here).
-        self._header_blocks: dict[int, tuple[Mapping[str, str], bytes, bool]] = {}
-        self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
-        self._open: set[_Connection] = set()
-        self._origins: dict[str, Origin] = {}
-        self._dns: dict[tuple[str, int], tuple[float, list[Any]]] = {}
-        self._ssl: ssl.SSLContext | None = None
-
-    def origin(self, url: str) -> Origin:
-        origin = self._origins.get(url)
-        if origin is None:
-            if len(self._origins) > 4096:
-                self._origins.clear()
-            origin = self._origins[url] = Origin(url)
-        return origin
-
-    def put_back(self, conn: _Connection) -> None:
-        idle = self._idle.setdefault(conn.key, [])
-        if len(idle) < MAX_IDLE_PER_ORIGIN:
-            conn.idle_since = time.monotonic()
-            idle.append(conn)
-        else:
-            conn.drop()
-
-    def forget(self, conn: _Connection) -> None:
-        self._open.discard(conn)
-        idle = self._idle.get(conn.key)
-        if idle and conn in idle:
-            idle.remove(conn)
-
-    async def _addresses(self, host: str, port: int) -> list[Any]:
-        """The host's addresses, from a short cache: a name is not looked up for every new connection."""
-        now = time.monotonic()
-        cached = self._dns.get((host, port))
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        if len(self._dns) > 1024:
-            self._dns.clear()
-        self._dns[(host, port)] = (now + DNS_CACHE_SECONDS, infos)
-        return infos
-
-    async def _connect(self, origin: Origin, timeout: float) -> _Connection:
-        loop = asyncio.get_running_loop()
-        context = None
-        if origin.tls:
-            if self._ssl is None:  # loading the CA bundle reads files: not on the loop
-                self._ssl = await asyncio.to_thread(ssl.create_default_context)
-            context = self._ssl
-        try:
-            async with asyncio.timeout(timeout):
-                infos = await self._addresses(origin.host, origin.port)
-                sock = await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
-                try:
-                    _, conn = await loop.create_connection(
-                        lambda: _Connection(self, origin.key),
-                        sock=sock,
-                        ssl=context,
-                        server_hostname=origin.host if context is not None else None,
-                    )
-                except BaseException:
-                    sock.close()
-                    raise
-        except TimeoutError:
-            raise aiohttp.ConnectionTimeoutError(f"connecting to {origin.host_header} timed out") from None
-        except OSError as exc:
-            raise aiohttp.ClientConnectionError(
-                f"cannot connect to {origin.host_header}: {exc.strerror or exc}"
-            ) from exc
-        self._open.add(conn)
-        return conn
-
-    def _head_of(self, origin: Origin, headers: Mapping[str, str], length: int) -> bytes:
-        if type(headers) is not MappingProxyType:  # built for this request: nothing to reuse
-            block, own_host = header_block(headers)
-        elif (cached := self._header_blocks.get(id(headers))) is not None and cached[0] is headers:
-            block, own_host = cached[1], cached[2]
-        else:
-            block, own_host = header_block(headers)
-            if len(self._header_blocks) > 1024:
-                self._header_blocks.clear()
-            self._header_blocks[id(headers)] = (headers, block, own_host)
-        line = origin.request_line_no_host if own_host else origin.request_line  # a configured Host wins
-        return b"%s%sContent-Length: %d\r\n\r\n" % (line, block, length)
-
-    async def post(
-        self,
-        url: str,
-        *,
-        data: bytes,
-        headers: Mapping[str, str],
-        timeouts: Timeouts | None = None,
-    ) -> Response:
-        """Send one POST and wait for the status and headers; the body follows in `Response.content`.
-
-        Redirects are never followed (a 3xx is the answer)."""
-        timeouts = timeouts or self.timeouts
-        origin = self.origin(url)
-        request = self._head_of(origin, headers, len(data))
-        idle = self._idle.get(origin.key)
-        while True:
-            conn = None
-            if idle:
-                oldest_usable = time.monotonic() - IDLE_SECONDS
-                while idle:
-                    candidate = idle.pop()
-                    if candidate.lost:
-                        continue
-                    if candidate.idle_since < oldest_usable:  # the upstream may have dropped it silently
-                        candidate.drop()
-                        continue
-                    conn = candidate
-                    break
-            if conn is None:
-                conn = await self._connect(origin, timeouts.connect)
-            try:
-                head = conn.send(request, data, timeouts)
-            except _Dead:  # closed while it waited in the pool, before we wrote anything: another one
-                conn.drop()
-                continue
-            try:
-                return await head
-            except BaseException:
-                conn.drop()
-                raise
-
-    async def close(self) -> None:
-        for conn in list(self._open):
-            conn.drop()
-        self._idle.clear()
