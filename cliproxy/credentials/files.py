@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from cliproxy.config.sections import MAX_WEIGHT, ScopedErrorRule
+from cliproxy.config.sections import MAX_WEIGHT, ScopedErrorRule, check_headers
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,10 @@ def _headers(value: Any) -> Mapping[str, str]:
         return MappingProxyType({})
     if not isinstance(value, Mapping):
         raise CredentialFileError("headers: expected an object of header: value")
-    clean = {str(k).strip(): str(v).strip() for k, v in value.items() if str(k).strip() and str(v).strip()}
+    try:
+        clean = check_headers({str(k): str(v) for k, v in value.items()})
+    except ValueError as exc:
+        raise CredentialFileError(f"headers: {exc}") from None
     return MappingProxyType(clean)
 
 

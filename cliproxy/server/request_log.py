@@ -90,7 +90,8 @@ def write_log(directory: Path, name: str, text: str, keep_errors: int) -> None:
     """Write one file (0600) atomically; for error files, keep only the newest `keep_errors`. Worker thread.
 
     The text goes to a hidden temp file first and is renamed into place after the pruning, so a
-    reader never sees a half-written file nor more than `keep_errors` error files.
+    reader never sees a half-written file nor more than `keep_errors` error files. Several writes run
+    at once (one thread each): a file another write pruned is simply gone, not an error.
     """
     directory.mkdir(parents=True, exist_ok=True)
     temp = directory / f".{name}.tmp"
@@ -98,11 +99,20 @@ def write_log(directory: Path, name: str, text: str, keep_errors: int) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     if name.startswith(ERROR_PREFIX) and keep_errors > 0:
-        errors = sorted(error_files(directory), key=lambda p: (p.stat().st_mtime, p.name))
-        for old in errors[: max(0, len(errors) - keep_errors + 1)]:
+        listed = [(mtime, p.name, p) for p in error_files(directory) if (mtime := _mtime(p)) is not None]
+        errors = sorted(listed)  # (a file another write pruned since the listing is left out)
+        for _, _, old in errors[: max(0, len(errors) - keep_errors + 1)]:
             with contextlib.suppress(OSError):
                 old.unlink()
     os.replace(temp, directory / name)
+
+
+def _mtime(path: Path) -> float | None:
+    """When `path` was written; None when another write's pruning removed it since it was listed."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def error_files(directory: Path) -> list[Path]:
