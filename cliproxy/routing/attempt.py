@@ -121,6 +121,9 @@ class Attempt:
             except NETWORK_ERRORS as exc:
                 log.warning("upstream %s unreachable: %s", cred.id, type(exc).__name__)
                 return network_failure(call.dialect, "upstream request failed", exc)
+            except (ValueError, TypeError) as exc:  # the client refused the request itself (a config clash)
+                log.warning("upstream %s: request not sent: %s", cred.id, exc)
+                return Failure(502, b"", call.dialect, message=f"upstream request could not be sent: {exc}")
             status = resp.status
             if status < 300:
                 return resp

@@ -21,6 +21,9 @@ from cliproxy import jsonio
 from cliproxy.clientkeys import redact
 from cliproxy.translate import Dialect
 from cliproxy.translate.claude.errors import status_of_type
+from cliproxy.upstream.http1 import UpstreamDisconnected, UpstreamProtocolError
+
+OWN_ERRORS = (UpstreamProtocolError, UpstreamDisconnected)
 
 FAULT_STATUSES = frozenset({400, 409, 413, 422})
 RETRY_ROUND_STATUSES = frozenset({403, 408, 429, 500, 502, 503, 504})
@@ -65,10 +68,14 @@ class Failure:
 
 
 def network_failure(dialect: Dialect, what: str, exc: BaseException) -> Failure:
-    """A failure of the connection itself: 504 when a bound of `upstream-timeouts` ran out, else 502."""
+    """A failure of the connection itself: 504 when a bound of `upstream-timeouts` ran out, else 502.
+
+    The upstream clients' own exceptions say what went wrong in words of ours (never a URL or a
+    header), so their text is shown; other exceptions are named by class only."""
     if isinstance(exc, TimeoutError):
         return Failure(504, b"", dialect, message=f"{what}: timed out ({exc})" if str(exc) else f"{what}: timed out")
-    return Failure(502, b"", dialect, message=f"{what}: {type(exc).__name__}")
+    detail = f": {exc}" if isinstance(exc, OWN_ERRORS) and str(exc) else ""
+    return Failure(502, b"", dialect, message=f"{what}: {type(exc).__name__}{detail}")
 
 
 def masked(failure: Failure, secrets: tuple[str, ...]) -> Failure:

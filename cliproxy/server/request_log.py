@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,6 +130,7 @@ class RequestLogs:
         self.holder = holder
         self.mask = mask  # the log redactor's: no configured secret reaches a file
         self.pending: set[asyncio.Task[None]] = set()
+        self._writing = threading.Lock()
 
     def log(self, request: web.Request, response: web.StreamResponse) -> None:
         """Called by the server's response hook: decide whether this response gets a file, and schedule it."""
@@ -147,9 +149,15 @@ class RequestLogs:
         text = self.mask(render(request, response, when))
         name = file_name(request.path, request.get(REQUEST_ID, "none"), when, error=not config.request_log)
         directory = logs_dir(runtime)
-        task = asyncio.create_task(asyncio.to_thread(write_log, directory, name, text, config.error_logs_max_files))
+        task = asyncio.create_task(asyncio.to_thread(self._write, directory, name, text, config.error_logs_max_files))
         self.pending.add(task)
         task.add_done_callback(self._finished)
+
+    def _write(self, directory: Path, name: str, text: str, keep_errors: int) -> None:
+        """One write at a time (worker threads): the pruning and the rename of one write must not
+        interleave with another's, or more than `keep_errors` files would stay."""
+        with self._writing:
+            write_log(directory, name, text, keep_errors)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.pending.discard(task)
