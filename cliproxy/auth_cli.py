@@ -14,24 +14,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cliproxy.clientkeys import redact
-from cliproxy.config.model import Config
-from cliproxy.operator_cli import CommandError, emit, guarded, management_call, table
+import aiohttp
 
-SUBSCRIPTION_TYPES = frozenset({"claude", "codex"})  # OAuth logins to personal plans
-RENEWABLE_TYPES = frozenset({"claude", "codex"})
-CONFIG_LISTS = (
-    ("gemini-api-key", "gemini"),
-    ("claude-api-key", "claude"),
-    ("codex-api-key", "codex"),
-    ("vertex-api-key", "vertex"),
-)
+from cliproxy import jsonio
+from cliproxy.clientkeys import redact
+from cliproxy.config.load import ConfigError, parse_config_text
+from cliproxy.config.model import Config
+from cliproxy.credentials.executor import AuthFileExecutor
+from cliproxy.credentials.oauth import OAuthError
+from cliproxy.credentials.refresh import CredentialRefresher
+from cliproxy.credentials.registry import BUILTIN, ProviderSettings
+from cliproxy.credentials.service import TOKEN_SESSION_TIMEOUT, CredentialService
+from cliproxy.credentials.store import CredentialStore, load_auth_dir
+from cliproxy.operator_cli import CommandError, emit, error_message, guarded, management_call, table
+from cliproxy.routing.credentials import from_auth_files, synthesize
+from cliproxy.runtime import resolve_auth_dir
+from cliproxy.translate import Dialect
+from cliproxy.upstream.api_keys import ApiKeySection
+from cliproxy.upstream.clients import Sessions
 
 
 @dataclass
@@ -74,8 +81,6 @@ def _presence(secret: str) -> str:
 
 def load_local(config_path: Path) -> tuple[Config, Path]:
     """The validated config (read only, never rewritten) and its resolved auth-dir."""
-    from cliproxy.config.load import ConfigError, parse_config_text
-    from cliproxy.runtime import resolve_auth_dir
 
     try:
         text = config_path.read_text(encoding="utf-8")
@@ -90,13 +95,15 @@ def load_local(config_path: Path) -> tuple[Config, Path]:
 
 def config_entries(config: Config) -> list[Entry]:
     entries: list[Entry] = []
-    for yaml_name, provider in CONFIG_LISTS:
-        for i, item in enumerate(getattr(config, yaml_name.replace("-", "_"))):
+    for section in BUILTIN.key_sections:
+        if not isinstance(section, ApiKeySection):
+            continue  # openai-compatibility: below, one row per key entry
+        for i, item in enumerate(config.api_key_section(section.section)):
             entries.append(
                 Entry(
-                    name=f"{yaml_name}[{i}]",
+                    name=f"{section.section}[{i}]",
                     kind="api-key",
-                    provider=provider,
+                    provider=section.kind,
                     account=item.base_url or item.prefix,
                     secret=_presence(item.api_key),
                     state="disabled" if item.disabled else "ok",
@@ -120,13 +127,13 @@ def config_entries(config: Config) -> list[Entry]:
 
 
 def auth_dir_entries(auth_dir: Path, now: datetime) -> list[Entry]:
-    from cliproxy.credentials.store import load_auth_dir
 
     result = load_auth_dir(auth_dir)
     entries: list[Entry] = []
     for cred in result.credentials:
-        if cred.type == "vertex":
-            secret = "present (service account)" if cred.service_account else "missing"
+        kind = BUILTIN.auth_file(cred.type)
+        if kind is not None and kind.account_type == "service_account":
+            secret = "present (service account)"  # (the loader refuses a file without its key)
         else:
             secret = _presence(cred.access_token)
             if cred.refresh_token:
@@ -146,7 +153,7 @@ def auth_dir_entries(auth_dir: Path, now: datetime) -> list[Entry]:
                 expires=_time(cred.expires_at),
                 last_refresh=_time(cred.last_refresh),
                 state=state,
-                subscription=cred.type in SUBSCRIPTION_TYPES,
+                subscription=kind is not None and kind.subscription,
                 source=cred,
             )
         )
@@ -208,11 +215,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def renew(entries: Sequence[Entry]) -> list[dict[str, Any]]:
-    import aiohttp
-
-    from cliproxy.credentials.oauth import OAuthError
-    from cliproxy.credentials.providers import ProviderSettings
-    from cliproxy.credentials.refresh import CredentialRefresher
 
     results: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:
@@ -229,9 +231,14 @@ async def renew(entries: Sequence[Entry]) -> list[dict[str, Any]]:
     return results
 
 
+def _renewable(cred_type: str) -> bool:
+    kind = BUILTIN.auth_file(cred_type)
+    return kind is not None and kind.refresh is not None
+
+
 def cmd_renew(args: argparse.Namespace) -> int:
     entries = [e for e in collect(args) if e.kind == "auth-file" and e.source is not None]
-    renewable = [e for e in entries if e.provider in RENEWABLE_TYPES and e.source.refresh_token]
+    renewable = [e for e in entries if _renewable(e.provider) and e.source.refresh_token]
     if args.name and not renewable:
         raise CommandError(f"{args.name} is not an OAuth credential with a refresh token", 1)
     if not renewable:
@@ -252,17 +259,17 @@ PROBE_TIMEOUT_SECONDS = 60.0
 
 
 def probe_body(dialect: str, model: str, *, stream: bool) -> dict[str, Any]:
-    """The smallest generation request of `dialect` (one short prompt, a few output tokens)."""
+    """The smallest generation request of the wire `dialect` (one short prompt, a few output tokens)."""
     user = [{"role": "user", "content": PROBE_TEXT}]
     body: dict[str, Any]
-    if dialect == "gemini":
+    if dialect == Dialect.GEMINI.value:
         return {
             "contents": [{"role": "user", "parts": [{"text": PROBE_TEXT}]}],
             "generationConfig": {"maxOutputTokens": 8},
         }
-    if dialect == "claude":
+    if dialect == Dialect.CLAUDE.value:
         body = {"model": model, "max_tokens": 8, "messages": user}
-    elif dialect == "responses":
+    elif dialect == Dialect.RESPONSES.value:
         body = {"model": model, "input": user, "max_output_tokens": 16, "store": False}
     else:
         body = {"model": model, "messages": user, "max_tokens": 8}
@@ -273,23 +280,13 @@ def probe_body(dialect: str, model: str, *, stream: bool) -> dict[str, Any]:
 
 def routing_credentials(config: Config, auth_dir: Path) -> dict[str, Any]:
     """CLI name → routing `Credential` (with its executor) for every credential of config and auth-dir."""
-    from cliproxy.credentials.store import load_auth_dir
-    from cliproxy.management.credential_status import credential_name
-    from cliproxy.routing.credentials import from_auth_files, synthesize
 
     creds = synthesize(config) + from_auth_files(config, load_auth_dir(auth_dir).credentials)
-    return {credential_name(c): c for c in creds}
+    return {c.name: c for c in creds}
 
 
 async def probe(cred: Any, sessions: Any, service: Any) -> dict[str, Any]:
     """One live request with `cred`; the row says ok (status, latency, model) or why it failed."""
-    import time
-
-    import aiohttp
-
-    from cliproxy import jsonio
-    from cliproxy.credentials.executors import AuthFileExecutor
-    from cliproxy.operator_cli import error_message
 
     row: dict[str, Any] = {"name": "", "provider": cred.provider, "model": None}
     if not cred.models:
@@ -326,20 +323,12 @@ async def probe(cred: Any, sessions: Any, service: Any) -> dict[str, Any]:
 
 
 async def run_probes(targets: Sequence[tuple[Entry, Any]]) -> list[dict[str, Any]]:
-    import aiohttp
-
-    from cliproxy.credentials.providers.vertex import VertexTokenSource
-    from cliproxy.credentials.refresh import CredentialRefresher
-    from cliproxy.credentials.service import TOKEN_SESSION_TIMEOUT, CredentialService
-    from cliproxy.upstream.base import Sessions
 
     sessions = Sessions()
     async with aiohttp.ClientSession(timeout=TOKEN_SESSION_TIMEOUT, trust_env=True) as token_session:
-        # The server's token plumbing without its app: refresh on expiry, vertex minting.
-        service = CredentialService(auth_files=tuple, on_changed=lambda: None)
-        service._session = token_session
-        service._refresher = CredentialRefresher(token_session, service.settings)
-        service._vertex = VertexTokenSource(token_session, service.settings.vertex)
+        # The server's token plumbing without its app: refresh on expiry, minted tokens.
+        service = CredentialService(store=CredentialStore(BUILTIN))
+        await service.start(token_session)
         try:
             rows = []
             for entry, cred in targets:
@@ -348,7 +337,7 @@ async def run_probes(targets: Sequence[tuple[Entry, Any]]) -> list[dict[str, Any
                 rows.append(row)
             return rows
         finally:
-            service._session = None
+            await service.stop()
             await sessions.close()
 
 

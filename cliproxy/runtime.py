@@ -20,7 +20,9 @@ from cliproxy.clientkeys import KeyTable, build_key_table
 from cliproxy.config.load import LoadedConfig, management_password_from_env
 from cliproxy.config.model import Config
 from cliproxy.routing.catalog import Catalog, build_catalog
+from cliproxy.routing.credentials import resolve_timeouts
 from cliproxy.translate.payload import PayloadRules
+from cliproxy.upstream.http1 import Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,11 @@ class Runtime:
     def safe_mode(self) -> bool:
         """Computed once per snapshot: the front door asks on every request."""
         return self.config.uses_template_keys
+
+    @cached_property
+    def upstream_timeouts(self) -> Timeouts:
+        """The top-level `upstream-timeouts` (for credentials without their own)."""
+        return resolve_timeouts(self.config)
 
     @cached_property
     def payload_rules(self) -> PayloadRules:

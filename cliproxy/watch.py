@@ -119,7 +119,6 @@ class Reloader:
         self._applied = _Applied(config_sha256=holder.current.config_sha256)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[ReloadStatus]] = set()
 
     async def reload_now(self, *, force: bool = False) -> ReloadStatus:
         """Rescan config + auth-dir and swap the snapshot if anything changed.
@@ -157,23 +156,15 @@ class Reloader:
             log.warning("changed %s: restart cliproxy to apply", ", ".join(restart))
         return status
 
-    def request_reload(self) -> None:
-        """Reload soon, without waiting for it (e.g. a credential file was just rewritten)."""
-        task = asyncio.ensure_future(self.reload_now())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
     async def start(self) -> None:
         """Record what is applied and start following file events."""
         self._applied.auth_fingerprint = await asyncio.to_thread(auth_fingerprint, self.holder.current.auth_dir)
         self._task = asyncio.create_task(self._watch(), name="cliproxy-watch")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._pending) if t is not None]
-        self._task = None
-        for task in tasks:
+        task, self._task = self._task, None
+        if task is not None:
             task.cancel()
-        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

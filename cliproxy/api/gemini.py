@@ -30,10 +30,10 @@ METHODS = {
 async def model_method(request: web.Request) -> web.StreamResponse:
     target = request.match_info["target"]
     model, sep, method = target.rpartition(":")
-    if not sep or not model:
-        return web.json_response(
-            {"error": {"message": f"{request.path} not found.", "type": "invalid_request_error"}}, status=404
-        )
+    if not sep:
+        return dialect_error(DIALECT, 404, f"{request.path} not found.")
+    if not model or model == "models/":
+        return dialect_error(DIALECT, 400, f"a model name is required before ':{method}'")
     if method not in METHODS:
         return dialect_error(DIALECT, 404, f"method {method!r} is not supported for models/{model}")
     action, stream = METHODS[method]

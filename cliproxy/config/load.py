@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from cliproxy.config.model import CLIPROXYAPI_KEYS, Config
+from cliproxy.config.sections import API_KEY_SECTION_SUFFIX
 from cliproxy.config.write import atomic_write_text, set_yaml_value
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,8 @@ def _validation_messages(exc: ValidationError) -> list[str]:
 def _unknown_keys(model: BaseModel, path: str, out: list[str]) -> None:
     """Walk the validated tree; every `model_extra` key is a key we do not know."""
     for key in model.model_extra or {}:
-        if not path and key in CLIPROXYAPI_KEYS:
-            continue
+        if not path and (key in CLIPROXYAPI_KEYS or key.endswith(API_KEY_SECTION_SUFFIX)):
+            continue  # (a `*-api-key` section is validated by `Config` as provider keys)
         out.append(f"{path + '.' if path else ''}{key}: unknown key (ignored)")
     for name, info in type(model).model_fields.items():
         value = getattr(model, name)

@@ -9,11 +9,26 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import ValidationError as CoreValidationError
 
-MAX_WEIGHT = 1_000_000
+from cliproxy.config.sections import (
+    ClaudeKey,
+    CodexKey,
+    GeminiKey,
+    OAuthAlias,
+    OpenAICompatibility,
+    ProviderKey,
+    ScopedErrorRule,
+    Section,
+    UpstreamTimeouts,
+    VertexKey,
+    relocated,
+    undeclared_api_key_sections,
+)
+from cliproxy.config.sections import check_proxy_url as check_proxy_url
+
 TEMPLATE_API_KEYS = frozenset({"your-api-key-1", "your-api-key-2", "your-api-key-3"})
 
 # Top-level keys of CLIProxyAPI configs that we accept without acting on them (no warning).
@@ -46,225 +61,6 @@ CLIPROXYAPI_KEYS = frozenset(
         "ampcode",
     }
 )
-
-
-def _kebab(name: str) -> str:
-    return name.replace("_", "-")
-
-
-class Section(BaseModel):
-    """Base of every config block: frozen, kebab-case aliases, unknown keys kept for warnings."""
-
-    model_config = ConfigDict(
-        frozen=True,
-        alias_generator=_kebab,
-        populate_by_name=True,
-        extra="allow",
-        str_strip_whitespace=True,
-    )
-
-
-def check_url(value: str) -> str:
-    """Accept '' or an absolute http(s) URL."""
-    if not value:
-        return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not a URL: {value!r} (expected http:// or https://)")
-    return value.rstrip("/")
-
-
-def check_proxy_url(value: str) -> str:
-    """Accept '', `direct`/`none`, or an http/https/socks5/socks5h URL."""
-    if not value or value.lower() in ("direct", "none"):
-        return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.netloc:
-        raise ValueError("not a proxy URL (expected http, https, socks5 or socks5h, or 'direct'/'none')")
-    return value
-
-
-def normalise_prefix(value: str) -> str:
-    """Trim slashes at the ends; a prefix that still contains `/` is ignored (as in CLIProxyAPI)."""
-    value = value.strip().strip("/")
-    return "" if "/" in value else value
-
-
-class ThinkingSpec(Section):
-    levels: tuple[str, ...] = ()
-
-
-class ModelEntry(Section):
-    """One `models:` entry: `name` is sent upstream, `alias` (or name) is what clients see."""
-
-    name: str
-    alias: str = ""
-    display_name: str = ""
-    max_context_length: int | None = None
-    force_mapping: bool = False
-    is_compat: bool = False
-    thinking: ThinkingSpec | None = None
-    image: bool = False
-    input_modalities: tuple[str, ...] = ()
-    output_modalities: tuple[str, ...] = ()
-
-    @property
-    def visible_id(self) -> str:
-        return self.alias or self.name
-
-
-class ScopedErrorRule(Section):
-    status: int
-    match: tuple[str, ...] = ()
-    match_regexr: tuple[str, ...] = ()
-    action: Literal["stop", "stop-and-cooldown", "continue", "continue-and-cooldown"] = "stop"
-
-    @field_validator("match_regexr")
-    @classmethod
-    def _regexes_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:  # not a ValueError: pydantic would let it escape as a crash
-                raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
-        return value
-
-
-class _CredentialFields(Section):
-    """Fields shared by every provider key entry."""
-
-    api_key: str = ""
-    base_url: str = ""
-    prefix: str = ""
-    priority: int = 0
-    weight: int | None = None
-    proxy_url: str = ""
-    headers: dict[str, str] = Field(default_factory=dict)
-    models: tuple[ModelEntry, ...] = ()
-    excluded_models: tuple[str, ...] = ()
-    disable_cooling: bool | None = None
-    request_retry: int | None = None
-    request_scoped_errors: tuple[ScopedErrorRule, ...] = ()
-    disabled: bool = False
-
-    @field_validator("base_url")
-    @classmethod
-    def _valid_base_url(cls, value: str) -> str:
-        return check_url(value)
-
-    @field_validator("proxy_url")
-    @classmethod
-    def _valid_proxy_url(cls, value: str) -> str:
-        return check_proxy_url(value)
-
-    @field_validator("prefix")
-    @classmethod
-    def _clean_prefix(cls, value: str) -> str:
-        return normalise_prefix(value)
-
-    @field_validator("weight")
-    @classmethod
-    def _weight_in_range(cls, value: int | None) -> int | None:
-        if value is not None and value > MAX_WEIGHT:
-            raise ValueError(f"must be at most {MAX_WEIGHT:,}")
-        return value
-
-    @field_validator("excluded_models")
-    @classmethod
-    def _lower_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for pattern in value:
-            pattern = pattern.strip().lower()
-            if pattern:
-                seen[pattern] = None
-        return tuple(seen)
-
-    @field_validator("headers")
-    @classmethod
-    def _clean_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        return {k.strip(): str(v).strip() for k, v in value.items() if k.strip() and str(v).strip()}
-
-
-class GeminiKey(_CredentialFields):
-    pass
-
-
-class VertexKey(_CredentialFields):
-    pass
-
-
-class ClaudeCloak(Section):
-    mode: Literal["auto", "always", "never"] = "auto"
-    strict_mode: bool = False
-    relaxed_system_prompt: bool = False
-    sensitive_words: tuple[str, ...] = ()
-    cache_user_id: bool = False
-
-
-class ClaudeKey(_CredentialFields):
-    cloak: ClaudeCloak | None = None
-    fingerprint_profile: str = ""
-    rebuild_mid_system_message: bool = False
-    experimental_cch_signing: bool = False
-
-
-class CodexKey(_CredentialFields):
-    websockets: bool = False
-    alpha_search: bool = False
-
-
-class CompatKeyEntry(Section):
-    api_key: str = ""
-    weight: int | None = None
-    proxy_url: str = ""
-
-    @field_validator("proxy_url")
-    @classmethod
-    def _valid_proxy_url(cls, value: str) -> str:
-        return check_proxy_url(value)
-
-    @field_validator("weight")
-    @classmethod
-    def _weight_in_range(cls, value: int | None) -> int | None:
-        if value is not None and value > MAX_WEIGHT:
-            raise ValueError(f"must be at most {MAX_WEIGHT:,}")
-        return value
-
-
-class OpenAICompatibility(Section):
-    """One OpenAI-compatible provider; each `api-key-entries` item becomes one credential."""
-
-    name: str = ""
-    disabled: bool = False
-    prefix: str = ""
-    base_url: str = ""
-    priority: int = 0
-    headers: dict[str, str] = Field(default_factory=dict)
-    api_key_entries: tuple[CompatKeyEntry, ...] = ()
-    models: tuple[ModelEntry, ...] = ()
-    excluded_models: tuple[str, ...] = ()
-    support_prompt_cache_key: bool = False
-    disable_cooling: bool | None = None
-    request_retry: int | None = None
-    request_scoped_errors: tuple[ScopedErrorRule, ...] = ()
-
-    @field_validator("base_url")
-    @classmethod
-    def _valid_base_url(cls, value: str) -> str:
-        return check_url(value)
-
-    @field_validator("prefix")
-    @classmethod
-    def _clean_prefix(cls, value: str) -> str:
-        return normalise_prefix(value)
-
-
-class OAuthAlias(Section):
-    name: str
-    alias: str
-    fork: bool = False
-    display_name: str = ""
-    force_mapping: bool = False
 
 
 def parse_expiry(value: str) -> float | None:
@@ -398,7 +194,7 @@ class Routing(Section):
 
 
 class Streaming(Section):
-    keepalive_seconds: int = 0
+    keepalive_seconds: float = 0  # fractions allowed
     bootstrap_retries: int = 0
 
 
@@ -421,6 +217,8 @@ class Config(Section):
     max_retry_interval: int = 0
     disable_cooling: bool = False
     transient_error_cooldown_seconds: int = 0
+    max_cooldown_seconds: float = Field(default=43_200, gt=0)  # cliproxy's own: no cooldown lasts longer
+    upstream_timeouts: UpstreamTimeouts = UpstreamTimeouts()  # cliproxy's own
     request_log: bool = False
     log_format: Literal["text", "json"] = "text"
     logging_to_file: bool = False
@@ -442,6 +240,37 @@ class Config(Section):
     oauth_model_alias: dict[str, tuple[OAuthAlias, ...]] = Field(default_factory=dict)
     oauth_request_scoped_errors: dict[str, tuple[ScopedErrorRule, ...]] = Field(default_factory=dict)
     payload: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _api_key_sections(cls, data: Any, handler: Any) -> Any:
+        """Validate every `*-api-key` section the schema does not declare as a list of `ProviderKey`.
+
+        They are kept under their YAML name (`model_extra`), so `GET /config` shows them as
+        written; errors name the YAML path like any other (`xai-api-key[0].base-url: …`).
+        """
+        declared = {info.alias or name for name, info in cls.model_fields.items()}
+        sections, errors = undeclared_api_key_sections(data, declared) if isinstance(data, dict) else ({}, [])
+        try:
+            config = handler(data)
+        except ValidationError as exc:
+            if not errors:
+                raise
+            raise CoreValidationError.from_exception_data(cls.__name__, [*relocated(exc), *errors]) from None
+        if errors:
+            raise CoreValidationError.from_exception_data(cls.__name__, errors)
+        if sections and config.__pydantic_extra__ is not None:
+            config.__pydantic_extra__.update(sections)
+        return config
+
+    def api_key_section(self, section: str) -> tuple[ProviderKey, ...]:
+        """The entries of the API-key section named `section` in YAML (declared or not)."""
+        name = section.replace("-", "_")
+        if name in type(self).model_fields:
+            entries: tuple[ProviderKey, ...] = getattr(self, name)
+            return entries
+        value = (self.model_extra or {}).get(section, ())
+        return value if isinstance(value, tuple) else ()
 
     @field_validator("proxy_url")
     @classmethod

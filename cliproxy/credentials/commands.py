@@ -1,4 +1,8 @@
-"""`cliproxy login claude|codex`: log in to a subscription from the terminal, save to auth-dir."""
+"""`cliproxy login <provider>`: log in from the terminal and save the credential to auth-dir.
+
+The providers offered are those of the registry with a browser login; `--device` is offered to
+those with a device-code login.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ from pathlib import Path
 
 import aiohttp
 
-from cliproxy.credentials.login import BrowserLogin, browser_login, codex_device_login, stdin_line_reader
+from cliproxy.config.load import load_config
+from cliproxy.credentials.files import CredentialFileError
+from cliproxy.credentials.login import BrowserLogin, browser_login, device_login, stdin_line_reader
 from cliproxy.credentials.oauth import OAuthError
-from cliproxy.credentials.providers import ProviderSettings
-from cliproxy.credentials.store import CredentialFileError
+from cliproxy.credentials.registry import BUILTIN, ProviderSettings
+from cliproxy.runtime import resolve_auth_dir
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +29,22 @@ TOS_WARNING = (
     "Note: routing a subscription through a proxy may break the provider's terms of service and "
     "can get the account suspended. You use it at your own risk."
 )
+BROWSER_LOGINS = tuple(kind.type for kind in BUILTIN.auth_files if kind.code_login is not None)
+DEVICE_LOGINS = tuple(kind.type for kind in BUILTIN.auth_files if kind.device_login is not None)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "login",
-        help="log in to a Claude or ChatGPT (Codex) subscription and save the credential to auth-dir",
+        help=f"log in to a subscription ({', '.join(BROWSER_LOGINS)}) and save the credential to auth-dir",
         description="Log in with OAuth and save the credential file into auth-dir (re-login keeps your edits).",
     )
-    parser.add_argument("provider", choices=("claude", "codex"))
+    parser.add_argument("provider", choices=BROWSER_LOGINS)
     parser.add_argument("--no-browser", "-no-browser", action="store_true", help="print the URL, do not open it")
     parser.add_argument("--port", "-oauth-callback-port", type=int, help="local callback port (default per provider)")
-    parser.add_argument("--device", action="store_true", help="codex only: device-code login for headless machines")
+    parser.add_argument(
+        "--device", action="store_true", help=f"device-code login for headless machines ({', '.join(DEVICE_LOGINS)})"
+    )
     parser.add_argument("--auth-dir", help="where to save (default: the config's auth-dir, else ~/.cli-proxy-api)")
     parser.add_argument("--config", "-config", default=argparse.SUPPRESS, help="config file to read auth-dir from")
     parser.set_defaults(func=run_login)
@@ -46,9 +56,6 @@ def auth_dir_for(args: argparse.Namespace) -> Path:
         return Path(args.auth_dir).expanduser().absolute()
     config_path = Path(getattr(args, "config", "config.yaml"))
     if config_path.is_file():
-        from cliproxy.config.load import load_config
-        from cliproxy.runtime import resolve_auth_dir
-
         return resolve_auth_dir(load_config(config_path).config, config_path)
     return Path(DEFAULT_AUTH_DIR).expanduser()
 
@@ -66,7 +73,9 @@ async def login(args: argparse.Namespace, auth_dir: Path) -> Path:
 
     async with aiohttp.ClientSession(trust_env=True) as session:
         if args.device:
-            return await codex_device_login(session=session, settings=settings, auth_dir=auth_dir, announce=announce)
+            return await device_login(
+                args.provider, session=session, settings=settings, auth_dir=auth_dir, announce=announce
+            )
         ui = BrowserLogin(
             announce=announce,
             open_url=None if args.no_browser else _open_in_browser,
@@ -77,8 +86,8 @@ async def login(args: argparse.Namespace, auth_dir: Path) -> Path:
 
 
 def run_login(args: argparse.Namespace) -> int:
-    if args.device and args.provider != "codex":
-        print("error: --device is only available for codex", file=sys.stderr)
+    if args.device and args.provider not in DEVICE_LOGINS:
+        print(f"error: --device is only available for {', '.join(DEVICE_LOGINS)}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -1,35 +1,38 @@
-"""Interactive logins (browser + PKCE, Codex device code) and how their result lands in auth-dir.
+"""Interactive logins (browser + PKCE, device code) and how their result lands in auth-dir.
 
-A login never clobbers what the user set by hand: when the target file already exists, its
+Which providers offer which login, and their endpoints, is the provider registry's business
+(`AuthFileKind.code_login`, `device_login`); the flows here are shared. A login never clobbers
+what the user set by hand: as CLIProxyAPI does, when the target file already exists its
 non-token fields (prefix, priority, proxy_url, note, …) are kept and only the token fields are
-replaced (spec §7.4 step 4).
+replaced, in one read-modify-write through `CredentialStore`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 
+from cliproxy.credentials.files import canonical_metadata, credential_path
+from cliproxy.credentials.kinds import AuthFileKind, CodeLogin, DeviceLogin
 from cliproxy.credentials.oauth import (
     CallbackResult,
     CallbackServer,
     OAuthError,
+    TokenSet,
     generate_pkce,
     generate_state,
     parse_redirect_url,
 )
-from cliproxy.credentials.providers import ProviderSettings, claude, codex
-from cliproxy.credentials.store import canonical_metadata, credential_path, write_credential_file
+from cliproxy.credentials.registry import BUILTIN, ProviderSettings
+from cliproxy.credentials.store import CredentialStore
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +41,8 @@ TOKEN_FIELDS = frozenset(
 )
 CALLBACK_TIMEOUT_SECONDS = 300.0
 PASTE_PROMPT_AFTER_SECONDS = 15.0
-_UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9@._+-]+")
 
-Provider = Literal["claude", "codex"]
 Announce = Callable[[str], None]
-
-
-def filename_part(text: str) -> str:
-    """Make an email/project/plan safe inside a file name (no separators, no `..`)."""
-    cleaned = _UNSAFE_FILENAME_CHARS.sub("_", text.strip())
-    while ".." in cleaned:
-        cleaned = cleaned.replace("..", ".")
-    return cleaned.strip(".") or "unknown"
 
 
 def merge_relogin(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,23 +55,37 @@ def merge_relogin(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any]) 
     return merged
 
 
-def _save(auth_dir: Path, name: str, data: Mapping[str, Any]) -> Path:
-    auth_dir.mkdir(parents=True, exist_ok=True)
+async def save_login(
+    auth_dir: Path, name: str, data: Mapping[str, Any], *, store: CredentialStore | None = None
+) -> Path:
+    """Write a login's credential to `auth_dir/name` (atomic, 0600), merged with an existing file."""
+    store = store if store is not None else CredentialStore()
     path = credential_path(auth_dir, name)
-    existing: Any = None
-    try:
-        existing = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        pass
-    except ValueError:
-        log.warning("%s exists but is not valid JSON; replacing it", name)
-    write_credential_file(path, merge_relogin(existing if isinstance(existing, dict) else None, data))
+    await store.put(path, lambda existing: merge_relogin(existing, data))
     return path
 
 
-async def save_login(auth_dir: Path, name: str, data: Mapping[str, Any]) -> Path:
-    """Write a login's credential to `auth_dir/name` (atomic, 0600), merged with an existing file."""
-    return await asyncio.to_thread(_save, auth_dir, name, data)
+def login_kind(cred_type: str, store: CredentialStore | None) -> AuthFileKind[Any]:
+    kind = (store.registry if store is not None else BUILTIN).auth_file(cred_type)
+    if kind is None:
+        raise OAuthError(f"no provider serves credential type {cred_type!r}")
+    return kind
+
+
+def code_login_of(kind: AuthFileKind[Any]) -> CodeLogin[Any]:
+    if kind.code_login is None:
+        raise OAuthError(f"{kind.type} has no browser login")
+    return kind.code_login
+
+
+async def save_tokens(
+    kind: AuthFileKind[Any], tokens: TokenSet, auth_dir: Path, store: CredentialStore | None
+) -> tuple[Path, Mapping[str, Any]]:
+    """The login's credential file, built by its provider and saved (re-login keeps user fields)."""
+    if kind.credential_json is None:
+        raise OAuthError(f"{kind.type} logins do not produce a credential file")
+    data = kind.credential_json(tokens)
+    return await save_login(auth_dir, kind.credential_filename(data), data, store=store), data
 
 
 @dataclass(frozen=True)
@@ -114,25 +121,23 @@ async def _paste_into(server: CallbackServer, ui: BrowserLogin) -> None:
 
 
 async def browser_login(
-    provider: Provider,
+    provider: str,
     *,
     session: aiohttp.ClientSession,
     settings: ProviderSettings,
     auth_dir: Path,
     ui: BrowserLogin,
+    store: CredentialStore | None = None,
 ) -> Path:
     """Authorization code + PKCE with a local callback server; returns the saved file's path."""
+    kind = login_kind(provider, store)
+    login = code_login_of(kind)
+    own = settings.of(kind)
     pkce, state = generate_pkce(), generate_state()
-    if provider == "claude":
-        port, path = settings.claude.callback_port, settings.claude.callback_path
-    else:
-        port, path = settings.codex.callback_port, settings.codex.callback_path
+    port, path = login.callback(own)
     async with CallbackServer(ui.port if ui.port is not None else port, path, host=ui.host) as server:
         redirect_uri = server.redirect_uri
-        if provider == "claude":
-            url = claude.authorize_url(settings.claude, pkce=pkce, state=state, redirect_uri=redirect_uri)
-        else:
-            url = codex.authorize_url(settings.codex, pkce=pkce, state=state, redirect_uri=redirect_uri)
+        url = login.authorize_url(own, pkce, state, redirect_uri)
         ui.announce(f"Open this URL to log in to {provider}:\n\n  {url}\n")
         if ui.open_url is not None:
             try:
@@ -147,12 +152,12 @@ async def browser_login(
                 paster.cancel()
     return await finish_code_login(
         provider, result, session=session, settings=settings, auth_dir=auth_dir,
-        expected_state=state, verifier=pkce.verifier, redirect_uri=redirect_uri,
+        expected_state=state, verifier=pkce.verifier, redirect_uri=redirect_uri, store=store,
     )  # fmt: skip
 
 
 async def finish_code_login(
-    provider: Provider,
+    provider: str,
     result: CallbackResult,
     *,
     session: aiohttp.ClientSession,
@@ -161,6 +166,7 @@ async def finish_code_login(
     expected_state: str,
     verifier: str,
     redirect_uri: str,
+    store: CredentialStore | None = None,
 ) -> Path:
     """Check the callback, exchange the code, save the credential (CLI and management API share it)."""
     if result.error:
@@ -169,42 +175,39 @@ async def finish_code_login(
         raise OAuthError("State code error: the callback's state does not match this login")
     if not result.code:
         raise OAuthError("the callback carries no authorization code")
-    if provider == "claude":
-        tokens = await claude.exchange_code(
-            session, settings.claude, code=result.code, state=expected_state, verifier=verifier,
-            redirect_uri=redirect_uri,
-        )  # fmt: skip
-        data = claude.credential_json(tokens)
-        name = claude.credential_filename(data)
-    else:
-        tokens = await codex.exchange_code(
-            session, settings.codex, code=result.code, verifier=verifier, redirect_uri=redirect_uri
-        )
-        data = codex.credential_json(tokens)
-        name = codex.credential_filename(data)
-    path = await save_login(auth_dir, name, data)
+    kind = login_kind(provider, store)
+    own = settings.of(kind)
+    tokens = await code_login_of(kind).exchange(session, own, result.code, expected_state, verifier, redirect_uri)
+    path, data = await save_tokens(kind, tokens, auth_dir, store)
     log.info("%s login saved to %s (%s)", provider, path.name, data.get("email") or "no email")
     return path
 
 
-async def codex_device_login(
+async def device_login(
+    provider: str,
     *,
     session: aiohttp.ClientSession,
     settings: ProviderSettings,
     auth_dir: Path,
     announce: Announce = print,
-    timeout: float = codex.DEVICE_TIMEOUT_SECONDS,
+    timeout: float | None = None,
+    store: CredentialStore | None = None,
 ) -> Path:
-    """Headless Codex login: show a code, poll until approved, save the credential."""
-    device = await codex.request_device_code(session, settings.codex)
+    """Headless login: show a code, poll until approved, save the credential."""
+    kind = login_kind(provider, store)
+    flow: DeviceLogin[Any] | None = kind.device_login
+    if flow is None:
+        raise OAuthError(f"{provider} has no device-code login")
+    own = settings.of(kind)
+    limit = flow.timeout_seconds if timeout is None else timeout
+    device = await flow.start(session, own)
     announce(
-        f"To log in to Codex, open {device.verification_url} on any device and enter the code:\n\n"
-        f"  {device.user_code}\n\n(waiting up to {int(timeout // 60)} minutes)"
+        f"To log in to {provider}, open {device.verification_url} on any device and enter the code:\n\n"
+        f"  {device.user_code}\n\n(waiting up to {int(limit // 60)} minutes)"
     )
-    tokens = await codex.poll_device_code(session, settings.codex, device, timeout=timeout)
-    data = codex.credential_json(tokens)
-    path = await save_login(auth_dir, codex.credential_filename(data), data)
-    log.info("codex device login saved to %s", path.name)
+    tokens = await flow.poll(session, own, device, limit)
+    path, _ = await save_tokens(kind, tokens, auth_dir, store)
+    log.info("%s device login saved to %s", provider, path.name)
     return path
 
 

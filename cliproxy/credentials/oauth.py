@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -21,8 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from aiohttp import web
 
+from cliproxy.credentials.files import now_utc
 from cliproxy.credentials.jwt import b64url_encode
-from cliproxy.credentials.store import now_utc
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,16 @@ class TokenSet:
         )
 
 
+@dataclass(frozen=True)
+class DeviceCode:
+    """What the user needs to approve a headless login, and what we poll with."""
+
+    device_auth_id: str
+    user_code: str
+    verification_url: str
+    interval: float
+
+
 def overrides_from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
     """{field: value} for each `names[field]` environment variable that is set and non-empty.
 
@@ -230,8 +241,6 @@ async def post_token_request(
 
 def _error_text(body: bytes) -> str:
     """A short, token-free summary of an error body (OAuth error fields only)."""
-    import json
-
     try:
         data = json.loads(body)
     except ValueError:

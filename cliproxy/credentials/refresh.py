@@ -5,9 +5,13 @@ log the user out: every refresh goes through `CredentialRefresher.refresh_now`, 
 in-flight refresh for the same credential id instead of starting a second one, and which answers
 a caller holding an already-replaced token with the newer credential without any request.
 
-Results are written back into the same file (atomic, 0600, all other fields kept) from a worker
-thread. Failures are recorded on a per-credential `RefreshStatus` (shown by the management API),
-logged, and retried after a backoff; nothing fails silently.
+The network call is made under the credential's refresh lock (a `LockSpace`: in-process now,
+replaceable by a shared one so that several processes never spend one refresh token twice), but
+never under the file's lock: the new tokens are merged into the file as it is when they arrive,
+through `CredentialStore`, so a change made meanwhile (a management `disabled` toggle) survives.
+
+Failures are recorded on a per-credential `RefreshStatus` (shown by the management API), logged,
+and retried after a backoff; nothing fails silently.
 """
 
 from __future__ import annotations
@@ -16,33 +20,30 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from cliproxy.credentials.oauth import OAuthError, TokenSet
-from cliproxy.credentials.providers import ProviderSettings, claude, codex
-from cliproxy.credentials.store import (
+from cliproxy.credentials.files import (
     AuthFileCredential,
     CredentialFileError,
     canonical_metadata,
-    credential_from_metadata,
-    encode_credential,
+    credential_type,
     format_time,
     now_utc,
-    write_credential_file,
 )
+from cliproxy.credentials.kinds import AuthFileKind
+from cliproxy.credentials.locks import KeyedLocks, LockSpace
+from cliproxy.credentials.oauth import OAuthError
+from cliproxy.credentials.registry import ProviderSettings
+from cliproxy.credentials.store import CredentialStore, UnreadableFile
 
 log = logging.getLogger(__name__)
 
-# Spec §7.3: how long before expiry each provider is refreshed.
-LEADS: Mapping[str, timedelta] = {"claude": timedelta(hours=4), "codex": timedelta(days=5)}
 FAILURE_BACKOFF = timedelta(minutes=5)
 STILL_DUE_RETRY = timedelta(seconds=30)
 IDLE_RECHECK = timedelta(minutes=1)
@@ -87,27 +88,11 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def apply_tokens(metadata: Mapping[str, Any], tokens: TokenSet) -> dict[str, Any]:
-    """The file contents after a refresh: new token fields, every other field untouched."""
-    meta = dict(metadata)
-    meta["access_token"] = tokens.access_token
-    if tokens.refresh_token:
-        meta["refresh_token"] = tokens.refresh_token
-    if tokens.id_token:
-        meta["id_token"] = tokens.id_token
-    if tokens.expires_at is not None:
-        meta["expired"] = format_time(tokens.expires_at)
-    meta["last_refresh"] = format_time(tokens.received_at)
-    if meta.get("type") == "codex" and tokens.id_token and not meta.get("account_id"):
-        account = codex.parse_id_token(tokens.id_token).account_id
-        if account:
-            meta["account_id"] = account
-    return meta
-
-
 class CredentialRefresher:
-    """Refreshes claude/codex credentials: on demand (`refresh_now`) and on schedule (`run`).
+    """Refreshes credentials with refresh tokens: on demand (`refresh_now`) and on schedule (`run`).
 
+    Which credentials refresh, how early and against which endpoint is their provider's registry
+    entry (`AuthFileKind.refresh`, `refresh_lead`), found through the store's registry.
     `on_refreshed` is called with each new credential so the owner can put it into the live
     runtime at once instead of waiting for the auth-dir watcher.
     """
@@ -117,12 +102,16 @@ class CredentialRefresher:
         session: aiohttp.ClientSession,
         settings: ProviderSettings,
         *,
+        store: CredentialStore | None = None,
+        locks: LockSpace | None = None,
         on_refreshed: Callable[[AuthFileCredential], None] | None = None,
         workers: int = DEFAULT_WORKERS,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self._session = session
         self._settings = settings
+        self._store = store if store is not None else CredentialStore()
+        self._locks: LockSpace = locks if locks is not None else KeyedLocks()
         self._on_refreshed = on_refreshed
         self._clock = clock
         self._workers = asyncio.Semaphore(max(1, workers))
@@ -148,8 +137,9 @@ class CredentialRefresher:
         return cred
 
     def due_at(self, cred: AuthFileCredential) -> datetime | None:
-        """When the scheduler should refresh `cred`; None for never (API keys, vertex, dead tokens)."""
-        lead = LEADS.get(cred.type)
+        """When the scheduler should refresh `cred`; None for never (no refresh flow, dead tokens)."""
+        kind = self._refreshable(cred)
+        lead = kind.refresh_lead if kind is not None else None
         if lead is None or cred.disabled or not cred.refresh_token:
             return None
         status = self.status(cred.id)
@@ -191,23 +181,15 @@ class CredentialRefresher:
         if not task.cancelled():
             task.exception()  # mark retrieved: failures are already recorded and logged
 
+    def _refreshable(self, cred: AuthFileCredential) -> AuthFileKind[Any] | None:
+        kind = self._store.registry.auth_file(cred.type)
+        return kind if kind is not None and kind.refresh is not None else None
+
     async def _refresh(self, cred: AuthFileCredential) -> AuthFileCredential:
         status = self.status(cred.id)
         status.last_attempt = self._clock()
         try:
-            async with self._workers:
-                metadata = await asyncio.to_thread(_read_metadata, cred)
-                refresh_token = str(metadata.get("refresh_token") or "")
-                tokens = await self._call_provider(cred, refresh_token)
-                new_meta = apply_tokens(metadata, tokens)
-                await asyncio.to_thread(write_credential_file, cred.path, new_meta)
-            fresh = credential_from_metadata(
-                new_meta,
-                path=cred.path,
-                auth_dir=cred.path.parent,
-                sha256=hashlib.sha256(encode_credential(new_meta)).hexdigest(),
-            )
-            fresh = dataclasses.replace(fresh, id=cred.id)
+            fresh = await self._exchange(cred)
         except (OAuthError, OSError, CredentialFileError) as exc:
             message = str(exc) if isinstance(exc, OAuthError) else f"{exc.__class__.__name__}: {exc}"
             status.last_error = message
@@ -242,16 +224,47 @@ class CredentialRefresher:
                 log.exception("on_refreshed hook failed for %s", cred.id)
         return fresh
 
-    async def _call_provider(self, cred: AuthFileCredential, refresh_token: str) -> TokenSet:
-        if cred.type == "claude":
-            return await claude.refresh(
-                self._session, self._settings.claude, refresh_token=refresh_token, proxy_url=cred.proxy_url
-            )
-        if cred.type == "codex":
-            return await codex.refresh(
-                self._session, self._settings.codex, refresh_token=refresh_token, proxy_url=cred.proxy_url
-            )
-        raise OAuthError(f"{cred.type} credentials are not refreshed with a refresh token")
+    async def _exchange(self, cred: AuthFileCredential) -> AuthFileCredential:
+        """Spend the refresh token, then merge the new tokens into the file as it is by then."""
+        kind = self._refreshable(cred)
+        if kind is None or kind.refresh is None:
+            raise OAuthError(f"{cred.type} credentials are not refreshed with a refresh token")
+        async with self._workers, self._locks.hold(cred.id):
+            metadata = await self._metadata(cred)
+            refresh_token = str(metadata.get("refresh_token") or "")
+            tokens = await kind.refresh(self._session, self._settings.of(kind), refresh_token, cred.proxy_url)
+
+            def merge(current: dict[str, Any] | None) -> dict[str, Any]:
+                usable = current is not None and credential_type(current) == cred.type
+                return kind.merge_tokens(canonical_metadata(current) if current and usable else metadata, tokens)
+
+            try:
+                try:
+                    fresh = await self._store.put(cred.path, merge, create=False)
+                except CredentialFileError as exc:
+                    # The refresh token is spent: never lose the new one to a bad edit made meanwhile.
+                    log.warning("%s was edited into an invalid file (%s); writing the refresh over it", cred.id, exc)
+                    fresh = await self._store.put(
+                        cred.path, lambda _: kind.merge_tokens(metadata, tokens), create=False
+                    )
+            except FileNotFoundError:
+                raise CredentialFileError("the credential file was removed while it was refreshed") from None
+        return dataclasses.replace(fresh, id=cred.id)
+
+    async def _metadata(self, cred: AuthFileCredential) -> dict[str, Any]:
+        """The file as it is now (another process may have refreshed it); the snapshot's copy if unreadable.
+
+        A file that is gone was deleted by the user: refreshing it would bring it back, so that raises.
+        """
+        try:
+            data = await self._store.read(cred.path)
+        except FileNotFoundError:
+            raise CredentialFileError("the credential file was removed; not refreshing it") from None
+        except UnreadableFile:
+            return cred.metadata_dict()
+        if credential_type(data) != cred.type:
+            return cred.metadata_dict()
+        return canonical_metadata(data)
 
     # ------------------------------------------------------------------ scheduler
 
@@ -300,19 +313,3 @@ class CredentialRefresher:
             except TimeoutError:
                 pass
             return
-
-
-def _read_metadata(cred: AuthFileCredential) -> dict[str, Any]:
-    """The file as it is now (another process may have refreshed it); the snapshot's copy if unreadable.
-
-    A file that is gone was deleted by the user: refreshing it would bring it back, so that raises.
-    """
-    try:
-        data = json.loads(Path(cred.path).read_bytes())
-    except FileNotFoundError:
-        raise CredentialFileError("the credential file was removed; not refreshing it") from None
-    except (OSError, ValueError):
-        return cred.metadata_dict()
-    if not isinstance(data, dict) or str(data.get("type", "")).strip().lower() != cred.type:
-        return cred.metadata_dict()
-    return canonical_metadata(data)

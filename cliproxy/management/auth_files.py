@@ -1,9 +1,10 @@
-"""`/auth-files`: list, upload, download, delete and edit credential files in auth-dir (spec §2.7).
+"""`/auth-files`: list, upload, download, delete and edit credential files in auth-dir.
 
-Files are parsed and validated by the credentials store before anything is written, written
-atomically with mode 0600, and the runtime is rebuilt before the response, so an uploaded login
-serves the next request. Names are bare `*.json` file names: no `/`, `\\`, `..` or control
-characters. Uploads over 1 MiB are refused (413).
+The routes, fields and error strings are CLIProxyAPI's. Every write goes through the
+`CredentialStore` (validated first, one read-modify-write under the file's lock, atomic, mode
+0600), and the runtime is rebuilt before the response, so an uploaded login serves the next
+request. Names are bare `*.json` file names: no `/`, `\\`, `..` or control characters. Uploads
+over 1 MiB are refused (413).
 """
 
 from __future__ import annotations
@@ -11,27 +12,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
-import time
 import urllib.parse
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from cliproxy.credentials import store
-from cliproxy.credentials.store import AuthFileCredential, CredentialFileError
+from cliproxy.config.model import Config
+from cliproxy.credentials.files import LEGACY_KEYS, AuthFileCredential, CredentialFileError, parse_json_object
+from cliproxy.credentials.registry import ProviderRegistry
+from cliproxy.credentials.service import CredentialService
+from cliproxy.credentials.store import CredentialStore, UnreadableFile
+from cliproxy.management.auth_file_entries import broken_entry, file_entry, live_facts, stat_all
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, read_json
-from cliproxy.management.providers import COMPAT, LISTS, config_auth_index
-from cliproxy.management.usage_api import USAGE_STATS, UsageStats
+from cliproxy.management.providers import config_auth_index
 from cliproxy.runtime import Runtime
 from cliproxy.server.services import SERVICES
+from cliproxy.upstream.api_keys import KeySection
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ routes = web.RouteTableDef()
 
 MAX_UPLOAD_BYTES = 1024 * 1024
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def credentials(request: web.Request) -> CredentialService:
+    """The credentials service (its store is the only writer of auth-dir files)."""
+    return request.config_dict[SERVICES].credentials
 
 
 def checked_name(name: str, *, suffix_error: str = "name must end with .json") -> str:
@@ -51,142 +57,16 @@ def checked_name(name: str, *, suffix_error: str = "name must end with .json") -
     return name
 
 
-def _rfc3339(moment: datetime | float | None) -> str | None:
-    if moment is None:
-        return None
-    if isinstance(moment, int | float):
-        moment = datetime.fromtimestamp(moment, UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --------------------------------------------------------------------------- listing
-
-
-def _stat(paths: Iterable[Path]) -> dict[Path, os.stat_result]:
-    out: dict[Path, os.stat_result] = {}
-    for path in paths:
-        try:
-            out[path] = path.stat()
-        except OSError:
-            continue
-    return out
-
-
-def _codex_token(cred: AuthFileCredential) -> dict[str, Any]:
-    claims = store.codex_auth_claims(str(cred.metadata.get("id_token") or ""))
-    return {
-        "chatgpt_account_id": cred.account_id,
-        "plan_type": cred.plan_type,
-        "chatgpt_subscription_active_start": claims.get("chatgpt_subscription_active_start"),
-        "chatgpt_subscription_active_until": claims.get("chatgpt_subscription_active_until"),
-    }
-
-
-@dataclass(frozen=True)
-class Live:
-    """Per-credential runtime facts for the listing: request counters and cooldowns."""
-
-    stats: UsageStats | None
-    cooldown_until: dict[str, float]  # auth_index -> wall-clock end of its latest cooldown
-    now: float
-
-
-def live_facts(request: web.Request, runtime: Runtime) -> Live:
-    now = time.time()
-    until: dict[str, float] = {}
-    index_of = {c.id: c.auth_index for c in runtime.catalog.credentials}
-    for cooldown in request.config_dict[SERVICES].health.snapshot():
-        auth_index = index_of.get(cooldown.credential_id)
-        if auth_index and cooldown.seconds > 0:
-            until[auth_index] = max(until.get(auth_index, 0.0), now + cooldown.seconds)
-    return Live(request.config_dict.get(USAGE_STATS), until, now)
-
-
-def file_entry(cred: AuthFileCredential, st: os.stat_result | None, live: Live) -> dict[str, Any]:
-    """One `/auth-files` list entry for a loaded credential file."""
-    modtime = _rfc3339(st.st_mtime) if st else None
-    success, failed, recent = live.stats.credential(cred.auth_index, live.now) if live.stats is not None else (0, 0, [])
-    retry_after = live.cooldown_until.get(cred.auth_index)
-    entry: dict[str, Any] = {
-        "id": cred.id,
-        "auth_index": cred.auth_index,
-        "name": cred.name,
-        "type": cred.type,
-        "provider": cred.provider,
-        "label": cred.label,
-        "status": "disabled" if cred.disabled else "active",
-        "status_message": "disabled via management API" if cred.disabled else "",
-        "disabled": cred.disabled,
-        "unavailable": retry_after is not None,
-        "runtime_only": False,
-        "source": "file",
-        "size": st.st_size if st else 0,
-        "success": success,
-        "failed": failed,
-        "recent_requests": recent,
-        "email": cred.email,
-        "project_id": cred.project_id,
-        "account_type": "service_account" if cred.type == "vertex" else "oauth",
-        "account": cred.email,
-        "created_at": modtime,
-        "modtime": modtime,
-        "updated_at": modtime,
-        "last_refresh": _rfc3339(cred.last_refresh),
-        "expired": _rfc3339(cred.expires_at),
-        "next_retry_after": _rfc3339(retry_after),
-        "path": str(cred.path),
-        "priority": cred.priority,
-        "note": cred.note,
-        "weight": cred.weight,
-        "websockets": cred.websockets,
-        "request_retry": cred.request_retry,
-        "prefix": cred.prefix,
-    }
-    if cred.type == "codex":
-        entry["id_token"] = _codex_token(cred)
-    return entry
-
-
-def broken_entry(runtime: Runtime, name: str, error: str, st: os.stat_result | None) -> dict[str, Any]:
-    """A file in auth-dir that could not be loaded: listed so the UI can show why."""
-    path = runtime.auth_dir / name
-    modtime = _rfc3339(st.st_mtime) if st else None
-    return {
-        "id": name,
-        "auth_index": "",
-        "name": name,
-        "type": "",
-        "provider": "",
-        "label": name,
-        "status": "error",
-        "status_message": error,
-        "disabled": False,
-        "unavailable": True,
-        "runtime_only": False,
-        "source": "file",
-        "size": st.st_size if st else 0,
-        "success": 0,
-        "failed": 0,
-        "modtime": modtime,
-        "updated_at": modtime,
-        "path": str(path),
-    }
-
-
 @routes.get("/auth-files")
 async def list_auth_files(request: web.Request) -> web.Response:
     runtime = request.config_dict[SERVICES].holder.current
     creds = [c for c in runtime.auth_files if isinstance(c, AuthFileCredential)]
     broken = [(name, error) for name, error in runtime.auth_errors if "/" not in name]
     paths = [c.path for c in creds] + [runtime.auth_dir / name for name, _ in broken]
-    stats = await asyncio.to_thread(_stat, paths)
+    stats = await asyncio.to_thread(stat_all, paths)
     live = live_facts(request, runtime)
-    service = request.config_dict[SERVICES].credentials
-    files = [
-        {**file_entry(c, stats.get(c.path), live), **(service.refresh_view(c) if service else {})}
-        for c in creds
-        if c.path in stats
-    ]
+    service = credentials(request)
+    files = [file_entry(c, stats.get(c.path), live, service) for c in creds if c.path in stats]
     files += [broken_entry(runtime, n, e, stats.get(runtime.auth_dir / n)) for n, e in broken]
     name, auth_index = request.query.get("name"), request.query.get("auth_index")
     if name:
@@ -222,23 +102,6 @@ class TooLarge(Exception):
     pass
 
 
-def _validate(runtime: Runtime, name: str, data: bytes) -> dict[str, Any]:
-    """Parse and validate an uploaded file; raises `CredentialFileError` with the reason."""
-    try:
-        parsed = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CredentialFileError(f"not valid JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise CredentialFileError("not a JSON object")
-    store.credential_from_metadata(parsed, path=runtime.auth_dir / name, auth_dir=runtime.auth_dir)
-    return parsed
-
-
-def _save(runtime: Runtime, name: str, data: dict[str, Any]) -> None:
-    runtime.auth_dir.mkdir(parents=True, exist_ok=True)
-    store.write_credential_file(store.credential_path(runtime.auth_dir, name), data)
-
-
 async def _read_limited(chunks: Any) -> bytes:
     buf = bytearray()
     while True:
@@ -250,11 +113,11 @@ async def _read_limited(chunks: Any) -> bytes:
             raise TooLarge
 
 
-async def _store_upload(runtime: Runtime, name: str, data: bytes) -> None:
-    """Validate and write one file; raises `api_error` (500 invalid auth file)."""
+async def _store_upload(store: CredentialStore, runtime: Runtime, name: str, data: bytes) -> None:
+    """Validate and write one file; raises `api_error` (500 invalid auth file, as CLIProxyAPI)."""
     try:
-        parsed = _validate(runtime, name, data)
-        await asyncio.to_thread(_save, runtime, name, parsed)
+        parsed = parse_json_object(data)
+        await store.put(runtime.auth_dir / name, lambda _current: parsed)
     except CredentialFileError as exc:
         raise api_error(500, f"invalid auth file: {exc}") from None
 
@@ -272,7 +135,7 @@ async def upload_auth_files(request: web.Request) -> web.Response:
         data = await _read_limited(lambda: request.content.read(65536))
     except TooLarge:
         raise api_error(413, "auth file too large", max_bytes=MAX_UPLOAD_BYTES) from None
-    await _store_upload(runtime, name, data)
+    await _store_upload(credentials(request).store, runtime, name, data)
     await config_writer(request).reload()
     return json_response(OK)
 
@@ -295,7 +158,7 @@ async def _upload_multipart(request: web.Request, runtime: Runtime) -> web.Respo
                 data = await _read_limited(lambda p=part: p.read_chunk(65536))  # type: ignore[misc]
             except TooLarge:
                 raise api_error(413, "auth file too large", max_bytes=MAX_UPLOAD_BYTES) from None
-            await _store_upload(runtime, name, data)
+            await _store_upload(credentials(request).store, runtime, name, data)
             uploaded.append(name)
         except web.HTTPException as exc:
             errors.append(exc)
@@ -321,7 +184,7 @@ async def _upload_multipart(request: web.Request, runtime: Runtime) -> web.Respo
 
 
 def _find(runtime: Runtime, name: str) -> AuthFileCredential | None:
-    """By auth id, then file name, then path basename (spec §2.7)."""
+    """By auth id, then file name, then path basename, as CLIProxyAPI looks them up."""
     creds = [c for c in runtime.auth_files if isinstance(c, AuthFileCredential)]
     for attr in ("id", "name"):
         for cred in creds:
@@ -335,26 +198,6 @@ def _target_path(runtime: Runtime, name: str) -> Path:
     if cred is not None:
         return cred.path
     return runtime.auth_dir / checked_name(name)
-
-
-def _unlink(path: Path) -> bool:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _delete_all(auth_dir: Path) -> int:
-    count = 0
-    try:
-        children = list(auth_dir.iterdir())
-    except OSError:
-        return 0
-    for child in children:
-        if child.name.endswith(".json") and child.is_file() and _unlink(child):
-            count += 1
-    return count
 
 
 async def _names_from(request: web.Request) -> list[str]:
@@ -377,9 +220,10 @@ async def _names_from(request: web.Request) -> list[str]:
 async def delete_auth_files(request: web.Request) -> web.Response:
     require_admin(request)
     writer = config_writer(request)
+    store = credentials(request).store
     runtime = request.config_dict[SERVICES].holder.current
     if request.query.get("all", "").strip().lower() in ("true", "1", "*"):
-        count = await asyncio.to_thread(_delete_all, runtime.auth_dir)
+        count = await store.delete_all(runtime.auth_dir)
         await writer.reload()
         return json_response({"status": "ok", "deleted": count})
     names = await _names_from(request)
@@ -393,7 +237,7 @@ async def delete_auth_files(request: web.Request) -> web.Response:
         except web.HTTPException:
             failed.append({"name": name, "error": "invalid name"})
             continue
-        if await asyncio.to_thread(_unlink, path):
+        if await store.delete(path):
             deleted.append(name)
         else:
             failed.append({"name": name, "error": "auth file not found"})
@@ -411,41 +255,30 @@ async def delete_auth_files(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- status and fields
 
 
-def _read_metadata(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_bytes())
-    if not isinstance(data, dict):
-        raise CredentialFileError("not a JSON object")
-    return data
+async def _rewrite(request: web.Request, cred: AuthFileCredential, change: Callable[[dict[str, Any]], None]) -> None:
+    """Apply `change` to the file as it is now, in one locked read-modify-write, then reload."""
 
+    def changed(data: dict[str, Any]) -> dict[str, Any]:
+        change(data)
+        return data
 
-async def _rewrite(request: web.Request, runtime: Runtime, cred: AuthFileCredential, change: Any) -> None:
-    """Read the file as it is now, apply `change(metadata)`, validate, write (0600, atomic), reload."""
     try:
-        data = await asyncio.to_thread(_read_metadata, cred.path)
+        await credentials(request).store.update(cred.path, changed)
     except FileNotFoundError:
         raise api_error(404, "auth file not found") from None
-    except (ValueError, CredentialFileError) as exc:
+    except UnreadableFile as exc:
         raise api_error(500, f"invalid auth file: {exc}") from None
-    change(data)
-    try:
-        store.credential_from_metadata(data, path=cred.path, auth_dir=runtime.auth_dir)
     except CredentialFileError as exc:
         raise api_error(400, f"invalid auth file: {exc}") from None
-    await asyncio.to_thread(store.write_credential_file, cred.path, data)
     await config_writer(request).reload()
 
 
-def _config_entry(runtime: Runtime, auth_index: str) -> tuple[str, int, int | None] | None:
-    """(list key, entry index, api-key-entries index) of the config credential with `auth_index`."""
-    config = runtime.config
-    for key in LISTS:
-        for i, entry in enumerate(getattr(config, key.replace("-", "_"))):
-            if config_auth_index(key, entry.base_url, entry.api_key) == auth_index:
-                return key, i, None
-    for i, provider in enumerate(config.openai_compatibility):
-        for k, key_entry in enumerate(provider.api_key_entries):
-            if config_auth_index(COMPAT, provider.base_url, key_entry.api_key) == auth_index:
-                return COMPAT, i, k
+def _config_entry(registry: ProviderRegistry, config: Config, auth_index: str) -> tuple[KeySection, int] | None:
+    """(section, entry index) of the config credential with `auth_index`."""
+    for section in registry.key_sections:
+        for entry in section.entries(config):
+            if config_auth_index(entry.section, entry.base_url, entry.api_key) == auth_index:
+                return section, entry.index
     return None
 
 
@@ -471,19 +304,20 @@ async def patch_auth_file_status(request: web.Request) -> web.Response:
         def set_disabled(data: dict[str, Any]) -> None:
             data["disabled"] = disabled
 
-        await _rewrite(request, runtime, cred, set_disabled)
+        await _rewrite(request, cred, set_disabled)
         return json_response({"status": "ok", "disabled": disabled})
-    found = _config_entry(runtime, auth_index or name)
+    found = _config_entry(credentials(request).registry, runtime.config, auth_index or name)
     if found is None:
         raise api_error(404, "auth file not found")
-    key, index, _ = found
+    section, index = found
+    key, toggle = section.section, section.status_toggle
 
-    def toggle(doc: ConfigDoc) -> None:
+    def switch(doc: ConfigDoc) -> None:
         entries = doc.get(key) or []
         if not (isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict)):
             raise api_error(404, "auth file not found")
         entry = entries[index]
-        if key == COMPAT:
+        if toggle == "disabled":
             if disabled:
                 entry["disabled"] = True
             else:
@@ -498,8 +332,8 @@ async def patch_auth_file_status(request: web.Request) -> web.Response:
                 entry.pop("excluded-models", None)
         doc.set(key, entries)
 
-    await config_writer(request).update(toggle)
-    if key == COMPAT:
+    await config_writer(request).update(switch)
+    if toggle == "disabled":
         return json_response({"status": "ok", "disabled": disabled, "via": "config:disabled"})
     return json_response(
         {"status": "ok", "disabled": disabled, "via": "config:excluded-models", "excluded_pattern": "*"}
@@ -531,7 +365,7 @@ async def patch_auth_file_fields(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not name.strip():
         raise api_error(400, "name is required")
     fields: dict[str, Any] = {
-        store.LEGACY_KEYS.get(str(k), str(k)): v for k, v in body.items() if k != "name" and str(k).strip()
+        LEGACY_KEYS.get(str(k), str(k)): v for k, v in body.items() if k != "name" and str(k).strip()
     }
     if not fields:
         raise api_error(400, "no fields to update")
@@ -556,5 +390,5 @@ async def patch_auth_file_fields(request: web.Request) -> web.Response:
         for key, value in fields.items():
             _set_path(data, key, value)
 
-    await _rewrite(request, runtime, cred, apply)
+    await _rewrite(request, cred, apply)
     return json_response(OK)

@@ -15,16 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy.management.http import json_response
-from cliproxy.routing.credentials import Credential
 from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
-
-
-def credential_name(cred: Credential) -> str:
-    """The config path of a config credential, or the file name of an auth-dir credential."""
-    name = getattr(cred.source, "name", None)
-    return str(name) if cred.source is not None and name else cred.label or cred.id
 
 
 def _rfc3339(ts: float) -> str:
@@ -50,7 +43,7 @@ async def get_credential_status(request: web.Request) -> web.Response:
         )
     items = [
         {
-            "name": credential_name(cred),
+            "name": cred.name,
             "id": cred.id,
             "auth_index": cred.auth_index,
             "provider": cred.provider,

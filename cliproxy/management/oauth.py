@@ -1,13 +1,14 @@
-"""OAuth logins from the web UI and service-account import (spec §7.4).
+"""OAuth logins from the web UI and key imports, for every provider of the registry that has them.
 
-`GET /<provider>-auth-url` registers a pending login (state → provider, PKCE verifier) and answers
-with the authorize URL at once. The browser comes back to the provider's fixed localhost redirect
-URI; with `?is_webui=1` a throwaway forwarder on that port sends it on to this server's
-`/<provider>/callback` page, otherwise the user pastes the final URL into `oauth-callback`. Both
-write the hand-off file `<auth-dir>/.oauth-<provider>-<state>.oauth` (the format CLIProxyAPI uses,
-so its tooling keeps working), which the login's task polls, then exchanges the code, saves the
-credential (re-login keeps user fields) and registers it with the runtime. The UI polls
-`get-auth-status`.
+As in CLIProxyAPI: `GET /<provider>-auth-url` registers a pending login (state → provider, PKCE
+verifier) and answers with the authorize URL at once. The browser comes back to the provider's
+fixed localhost redirect URI; with `?is_webui=1` a throwaway forwarder on that port sends it on
+to this server's `/<provider>/callback` page, otherwise the user pastes the final URL into
+`oauth-callback`. Both write the hand-off file `<auth-dir>/.oauth-<provider>-<state>.oauth`
+(CLIProxyAPI's format, so its tooling keeps working), which the login's task polls, then
+exchanges the code, saves the credential (re-login keeps user fields) and registers it with the
+runtime. The UI polls `get-auth-status`. A provider whose files hold an uploaded key (a Google
+service account) gets `POST /<type>/import`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from cliproxy import jsonio
 from cliproxy.config.write import atomic_write_bytes
+from cliproxy.credentials.kinds import AuthFileKind, CodeLogin
 from cliproxy.credentials.login import finish_code_login, save_login
 from cliproxy.credentials.oauth import (
     SUCCESS_PAGE,
@@ -34,7 +36,8 @@ from cliproxy.credentials.oauth import (
     parse_redirect_url,
     validate_state,
 )
-from cliproxy.credentials.providers import claude, codex, vertex
+from cliproxy.credentials.registry import BUILTIN
+from cliproxy.credentials.service import CredentialService
 from cliproxy.management.guard import require_admin
 from cliproxy.server.services import SERVICES
 
@@ -42,9 +45,12 @@ log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-Provider = Literal["claude", "codex"]
-PROVIDER_NAMES: dict[str, Provider] = {"anthropic": "claude", "claude": "claude", "codex": "codex", "openai": "codex"}
-FILE_TAG: dict[Provider, str] = {"claude": "anthropic", "codex": "codex"}  # hand-off file and callback page names
+# Providers with a browser login; `oauth-callback` accepts each one's aliases.
+WEB_LOGINS: dict[str, tuple[AuthFileKind[Any], CodeLogin[Any]]] = {
+    kind.type: (kind, kind.code_login) for kind in BUILTIN.auth_files if kind.code_login is not None
+}
+PROVIDER_NAMES: dict[str, str] = {alias: t for t, (_, login) in WEB_LOGINS.items() for alias in login.aliases}
+KEY_IMPORTS = [kind for kind in BUILTIN.auth_files if kind.import_key is not None]
 SESSION_TTL_SECONDS = 30 * 60
 COMPLETED_KEEP_SECONDS = 60
 CALLBACK_WAIT_SECONDS = 5 * 60
@@ -55,7 +61,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 @dataclass
 class LoginSession:
     state: str
-    provider: Provider
+    provider: str  # the credential type
     verifier: str
     redirect_uri: str
     created: float = field(default_factory=time.monotonic)
@@ -135,11 +141,15 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status)
 
 
-def handoff_path(auth_dir: Path, provider: Provider, state: str) -> Path:
-    return auth_dir / f".oauth-{FILE_TAG[provider]}-{validate_state(state)}.oauth"
+def credentials(app: web.Application) -> CredentialService:
+    return app[SERVICES].credentials
 
 
-async def write_handoff(auth_dir: Path, provider: Provider, result: CallbackResult) -> None:
+def handoff_path(auth_dir: Path, provider: str, state: str) -> Path:
+    return auth_dir / f".oauth-{WEB_LOGINS[provider][1].web_name}-{validate_state(state)}.oauth"
+
+
+async def write_handoff(auth_dir: Path, provider: str, result: CallbackResult) -> None:
     data = json.dumps({"code": result.code, "state": result.state, "error": result.error}).encode()
     path = handoff_path(auth_dir, provider, result.state)
     await asyncio.to_thread(auth_dir.mkdir, parents=True, exist_ok=True)
@@ -163,7 +173,7 @@ def _is_cancelled(session: LoginSession) -> bool:
 async def _complete(request_app: web.Application, session: LoginSession) -> None:
     """Wait for the hand-off file, exchange the code, save and register the credential."""
     logins = request_app[OAUTH_LOGINS]
-    service = request_app[SERVICES].credentials
+    service = credentials(request_app)
     auth_dir = request_app[SERVICES].holder.current.auth_dir
     path = handoff_path(auth_dir, session.provider, session.state)
     loop = asyncio.get_running_loop()
@@ -192,13 +202,14 @@ async def _complete(request_app: web.Application, session: LoginSession) -> None
             expected_state=session.state,
             verifier=session.verifier,
             redirect_uri=session.redirect_uri,
+            store=service.store,
         )
         if _is_cancelled(session):  # cancelled while exchanging: do not keep it
-            await asyncio.to_thread(saved.unlink, missing_ok=True)
+            await service.store.delete(saved)
             return
         session.file_name = saved.name
         logins.finish(session, "ok")
-        service.request_reload()
+        service.changed()
     except OAuthError as exc:
         logins.finish(session, "error", str(exc))
         log.warning("%s web login failed: %s", session.provider, exc)
@@ -209,27 +220,22 @@ async def _complete(request_app: web.Application, session: LoginSession) -> None
         await logins.stop_forwarder(session.forwarder_port)
 
 
-async def _auth_url(request: web.Request, provider: Provider) -> web.Response:
+async def _auth_url(request: web.Request, provider: str) -> web.Response:
     require_admin(request)
     app = _main_app(request)
-    logins, service = app[OAUTH_LOGINS], app[SERVICES].credentials
+    logins, service = app[OAUTH_LOGINS], credentials(app)
+    kind, login = WEB_LOGINS[provider]
+    settings = service.settings.of(kind)
     pkce, state = generate_pkce(), generate_state()
-    if provider == "claude":
-        s = service.settings.claude
-        redirect_uri = f"http://localhost:{s.callback_port}{s.callback_path}"
-        url = claude.authorize_url(s, pkce=pkce, state=state, redirect_uri=redirect_uri)
-        port = s.callback_port
-    else:
-        c = service.settings.codex
-        redirect_uri = f"http://localhost:{c.callback_port}{c.callback_path}"
-        url = codex.authorize_url(c, pkce=pkce, state=state, redirect_uri=redirect_uri)
-        port = c.callback_port
+    port, path = login.callback(settings)
+    redirect_uri = f"http://localhost:{port}{path}"
+    url = login.authorize_url(settings, pkce, state, redirect_uri)
     session = LoginSession(state=state, provider=provider, verifier=pkce.verifier, redirect_uri=redirect_uri)
     if request.query.get("is_webui", "").strip().lower() in TRUE_WORDS:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         server_port = int(sockname[1]) if sockname else app[SERVICES].holder.current.config.port
         scheme = "https" if app[SERVICES].holder.current.config.tls.enable else "http"
-        target = f"{scheme}://127.0.0.1:{server_port}/{FILE_TAG[provider]}/callback"
+        target = f"{scheme}://127.0.0.1:{server_port}/{login.web_name}/callback"
         try:
             await logins.start_forwarder(port, target)
         except OAuthError as exc:
@@ -251,14 +257,15 @@ def _main_app(request: web.Request) -> web.Application:
     raise web.HTTPServiceUnavailable(body=jsonio.dumps({"error": "oauth logins unavailable"}))
 
 
-@routes.get("/anthropic-auth-url")
-async def anthropic_auth_url(request: web.Request) -> web.Response:
-    return await _auth_url(request, "claude")
+def _auth_url_handler(provider: str) -> Any:
+    async def auth_url(request: web.Request) -> web.Response:
+        return await _auth_url(request, provider)
+
+    return auth_url
 
 
-@routes.get("/codex-auth-url")
-async def codex_auth_url(request: web.Request) -> web.Response:
-    return await _auth_url(request, "codex")
+for _type, (_kind, _login) in WEB_LOGINS.items():
+    routes.get(f"/{_login.web_name}-auth-url")(_auth_url_handler(_type))
 
 
 @routes.get("/get-auth-status")
@@ -346,8 +353,8 @@ async def oauth_callback(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
 
-async def _landing(request: web.Request, provider: Provider) -> web.Response:
-    """`/anthropic/callback`, `/codex/callback`: hand the code over for a pending state only."""
+async def _landing(request: web.Request, provider: str) -> web.Response:
+    """`/<provider>/callback` (`/anthropic/callback` …): hand the code over for a pending state only."""
     app = request.app
     state = request.query.get("state", "").strip()
     code, _, fragment = request.query.get("code", "").partition("#")
@@ -364,17 +371,15 @@ async def _landing(request: web.Request, provider: Provider) -> web.Response:
     return web.Response(text=SUCCESS_PAGE, content_type="text/html")
 
 
-async def anthropic_callback(request: web.Request) -> web.Response:
-    return await _landing(request, "claude")
+def _landing_handler(provider: str) -> Any:
+    async def landing(request: web.Request) -> web.Response:
+        return await _landing(request, provider)
+
+    return landing
 
 
-async def codex_callback(request: web.Request) -> web.Response:
-    return await _landing(request, "codex")
-
-
-@routes.post("/vertex/import")
-async def vertex_import(request: web.Request) -> web.Response:
-    """Upload a Google service-account key (multipart `file` or a raw JSON body) as a vertex credential."""
+async def _import_key(request: web.Request, kind: AuthFileKind[Any]) -> web.Response:
+    """Upload a key (multipart `file` or a raw JSON body) as a credential of `kind`'s type."""
     require_admin(request)
     options: dict[str, str] = dict(request.query)
     raw: bytes | None = None
@@ -394,31 +399,37 @@ async def vertex_import(request: web.Request) -> web.Response:
         key_data = json.loads(raw)
     except ValueError:
         return _error(400, "invalid service account JSON")
-    if not isinstance(key_data, dict):
+    if not isinstance(key_data, dict) or kind.import_key is None:
         return _error(400, "invalid service account JSON")
     try:
-        data = vertex.credential_json(
-            key_data,
-            location=options.get("location", "").strip(),
-            prefix=options.get("prefix", "").strip().strip("/"),
-            label=options.get("label", "").strip(),
-        )
+        data = kind.import_key(key_data, options)
     except OAuthError as exc:
         return _error(400, str(exc))
-    app = _main_app(request)
-    name = vertex.credential_filename(data)
-    path = await save_login(app[SERVICES].holder.current.auth_dir, name, data)
-    app[SERVICES].credentials.request_reload()
-    log.info("imported vertex service account for project %s into %s", data["project_id"], path.name)
+    service = credentials(_main_app(request))
+    name = kind.credential_filename(data)
+    path = await save_login(_main_app(request)[SERVICES].holder.current.auth_dir, name, data, store=service.store)
+    service.changed()
+    log.info("imported a %s key for project %s into %s", kind.type, data.get("project_id"), path.name)
     return _json(
         {
             "status": "ok",
             "auth-file": path.name,
-            "project_id": data["project_id"],
-            "email": data["email"],
-            "location": data["location"],
+            "project_id": data.get("project_id"),
+            "email": data.get("email"),
+            "location": data.get("location"),
         }
     )
+
+
+def _import_handler(kind: AuthFileKind[Any]) -> Any:
+    async def import_key(request: web.Request) -> web.Response:
+        return await _import_key(request, kind)
+
+    return import_key
+
+
+for _kind in KEY_IMPORTS:
+    routes.post(f"/{_kind.type}/import")(_import_handler(_kind))
 
 
 async def _logins_ctx(app: web.Application) -> Any:
@@ -426,9 +437,10 @@ async def _logins_ctx(app: web.Application) -> Any:
     await app[OAUTH_LOGINS].close()
 
 
-def install(app: web.Application) -> None:
-    """`FEATURES` hook on the main app: login state and the provider landing pages."""
+def add_web_logins(app: web.Application) -> None:
+    """On the root app: the login state and the providers' landing pages (their redirect URIs are
+    fixed paths outside `/v0/management`)."""
     app[OAUTH_LOGINS] = LoginSessions()
-    app.router.add_get("/anthropic/callback", anthropic_callback)
-    app.router.add_get("/codex/callback", codex_callback)
+    for provider, (_, login) in WEB_LOGINS.items():
+        app.router.add_get(f"/{login.web_name}/callback", _landing_handler(provider))
     app.cleanup_ctx.append(_logins_ctx)

@@ -1,26 +1,30 @@
-"""Provider key lists: `gemini-api-key`, `claude-api-key`, `codex-api-key`, `vertex-api-key` and
-`openai-compatibility`, with CLIProxyAPI's PUT/PATCH/DELETE rules and error strings (spec §2.6).
+"""Provider key lists: every `<name>-api-key` section of the provider registry, and
+`openai-compatibility`, with CLIProxyAPI's PUT/PATCH/DELETE rules and error strings.
 
-GET entries carry `"auth-index"` (the id `/auth-files`, usage and `reset-quota` use); it is
-dropped again from entries sent back with PUT/PATCH. Lookups by index or key run inside the
-config writer's lock, against the file as it is at that moment.
+The per-provider rules (drop entries without base-url, de-duplicate, require an api-key, strict
+matching) are the registry entry's flags. GET entries carry `"auth-index"` (the id
+`/auth-files`, usage and `reset-quota` use); it is dropped again from entries sent back with
+PUT/PATCH. Lookups by index or key run inside the config writer's lock, against the file as it
+is at that moment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
 
-from cliproxy.config.model import MAX_WEIGHT
+from cliproxy.config.model import Config
+from cliproxy.config.sections import MAX_WEIGHT
+from cliproxy.credentials.registry import BUILTIN
 from cliproxy.management.config_writer import ConfigDoc, config_writer
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import OK, api_error, json_response, query_index, read_json
 from cliproxy.routing.credentials import auth_index
 from cliproxy.server.services import SERVICES
+from cliproxy.upstream.api_keys import ApiKeySection
 
 routes = web.RouteTableDef()
 
@@ -28,29 +32,13 @@ AUTH_INDEX = "auth-index"
 COMPAT = "openai-compatibility"
 
 
-def config_auth_index(kind: str, base_url: str, api_key: str) -> str:
-    """The stable index of a config credential (spec §7.1), the same one routing gives it."""
-    return auth_index(f"{kind}:{base_url}+{api_key}")
+def config_auth_index(section: str, base_url: str, api_key: str) -> str:
+    """The stable index of a config credential, the same one routing gives it (as CLIProxyAPI)."""
+    return auth_index(f"{section}:{base_url}+{api_key}")
 
 
-@dataclass(frozen=True)
-class ProviderList:
-    key: str
-    dedupe: bool = False  # gemini: duplicates dropped, entries need api-key or base-url
-    needs_base_url: bool = False  # codex: entries without base-url are dropped
-    needs_api_key: bool = False  # vertex: PUT without api-key is refused; PATCH to "" deletes
-    strict_match: bool = False  # gemini: ambiguous matches are errors, a miss is 404
-
-
-LISTS = {
-    spec.key: spec
-    for spec in (
-        ProviderList("gemini-api-key", dedupe=True, strict_match=True),
-        ProviderList("claude-api-key"),
-        ProviderList("codex-api-key", needs_base_url=True),
-        ProviderList("vertex-api-key", needs_api_key=True),
-    )
-}
+# The API-key sections of the registry (each with its rules); `openai-compatibility` has its own.
+LISTS: dict[str, ApiKeySection] = {s.section: s for s in BUILTIN.key_sections if isinstance(s, ApiKeySection)}
 
 
 # --------------------------------------------------------------------------- sanitising
@@ -107,7 +95,7 @@ def _identity(entry: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def sanitise_list(spec: ProviderList, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sanitise_list(spec: ApiKeySection, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     for raw in entries:
@@ -206,11 +194,9 @@ def _compat_with_index(entries: tuple[Any, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def _get_handler(kind: str) -> Callable[[web.Request], Any]:
-    attr = kind.replace("-", "_")
-
+def _get_handler(kind: str, entries_of: Callable[[Config], tuple[Any, ...]]) -> Callable[[web.Request], Any]:
     async def get(request: web.Request) -> web.Response:
-        entries = getattr(request.config_dict[SERVICES].holder.current.config, attr)
+        entries = entries_of(request.config_dict[SERVICES].holder.current.config)
         if kind == COMPAT:
             return json_response({kind: _compat_with_index(entries)})
         return json_response({kind: _entries_with_index(kind, entries)})
@@ -241,23 +227,23 @@ async def _write(request: web.Request, mutate: Callable[[ConfigDoc], None]) -> w
     return json_response(OK)
 
 
-def _put_handler(spec: ProviderList) -> Callable[[web.Request], Any]:
+def _put_handler(spec: ApiKeySection) -> Callable[[web.Request], Any]:
     async def put(request: web.Request) -> web.Response:
         require_admin(request)
         items = items_body(await read_json(request))
         for i, item in enumerate(items):
             if spec.needs_api_key and not _trimmed(item, "api-key"):
-                raise api_error(400, f"{spec.key}[{i}].api-key is required")
+                raise api_error(400, f"{spec.section}[{i}].api-key is required")
             problem = weight_problem(item.get("weight"))
             if problem:
-                raise api_error(400, f"{spec.key}[{i}].weight: {problem}")
+                raise api_error(400, f"{spec.section}[{i}].weight: {problem}")
         clean = sanitise_list(spec, items)
-        return await _write(request, lambda doc: doc.set(spec.key, clean))
+        return await _write(request, lambda doc: doc.set(spec.section, clean))
 
     return put
 
 
-def _patch_handler(spec: ProviderList) -> Callable[[web.Request], Any]:
+def _patch_handler(spec: ApiKeySection) -> Callable[[web.Request], Any]:
     async def patch(request: web.Request) -> web.Response:
         require_admin(request)
         body, value = patch_body(await read_json(request))
@@ -265,7 +251,7 @@ def _patch_handler(spec: ProviderList) -> Callable[[web.Request], Any]:
         base = request.query.get("base-url")
 
         def mutate(doc: ConfigDoc) -> None:
-            entries = _current(doc, spec.key)
+            entries = _current(doc, spec.section)
             target = -1
             if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(entries):
                 target = index
@@ -288,14 +274,14 @@ def _patch_handler(spec: ProviderList) -> Callable[[web.Request], Any]:
                 del entries[target]
             else:
                 entries[target] = entry
-            doc.set(spec.key, sanitise_list(spec, entries))
+            doc.set(spec.section, sanitise_list(spec, entries))
 
         return await _write(request, mutate)
 
     return patch
 
 
-def _delete_handler(spec: ProviderList) -> Callable[[web.Request], Any]:
+def _delete_handler(spec: ApiKeySection) -> Callable[[web.Request], Any]:
     async def delete(request: web.Request) -> web.Response:
         require_admin(request)
         api_key = request.query.get("api-key", "").strip()
@@ -303,7 +289,7 @@ def _delete_handler(spec: ProviderList) -> Callable[[web.Request], Any]:
         index = query_index(request)
 
         def mutate(doc: ConfigDoc) -> None:
-            entries = _current(doc, spec.key)
+            entries = _current(doc, spec.section)
             if api_key:
                 hits = [i for i, e in enumerate(entries) if _matches(e, api_key, base)]
                 if base is not None and not spec.strict_match:
@@ -322,24 +308,28 @@ def _delete_handler(spec: ProviderList) -> Callable[[web.Request], Any]:
                 remaining = entries[:index] + entries[index + 1 :]
             else:
                 raise api_error(400, "missing api-key or index")
-            doc.set(spec.key, sanitise_list(spec, remaining))
+            doc.set(spec.section, sanitise_list(spec, remaining))
 
         return await _write(request, mutate)
 
     return delete
 
 
+def _section_entries(section: str) -> Callable[[Config], tuple[Any, ...]]:
+    return lambda config: config.api_key_section(section)
+
+
 for _spec in LISTS.values():
-    routes.get(f"/{_spec.key}")(_get_handler(_spec.key))
-    routes.put(f"/{_spec.key}")(_put_handler(_spec))
-    routes.patch(f"/{_spec.key}")(_patch_handler(_spec))
-    routes.delete(f"/{_spec.key}")(_delete_handler(_spec))
+    routes.get(f"/{_spec.section}")(_get_handler(_spec.section, _section_entries(_spec.section)))
+    routes.put(f"/{_spec.section}")(_put_handler(_spec))
+    routes.patch(f"/{_spec.section}")(_patch_handler(_spec))
+    routes.delete(f"/{_spec.section}")(_delete_handler(_spec))
 
 
 # --------------------------------------------------------------------------- openai-compatibility
 
 
-routes.get(f"/{COMPAT}")(_get_handler(COMPAT))
+routes.get(f"/{COMPAT}")(_get_handler(COMPAT, lambda c: c.openai_compatibility))
 
 
 def _check_key_weights(entry: dict[str, Any], where: str) -> None:

@@ -1,12 +1,11 @@
-"""Upstream credentials synthesised from the config (spec §5.2) and from auth-dir files.
+"""Routable upstream credentials, built from the config's key sections and from auth-dir files.
 
-Each config key entry becomes one immutable `Credential` with a stable id (spec §4), so the
-routing state keyed by that id (cooldowns, cursors) survives reloads that leave the identity
-fields alone. Everything a request needs from a credential is precomputed here: the upstream
-header dict (content type, auth, custom headers), the `$Header` copies, the effective proxy.
-
-Auth-dir credentials plug in through `CredentialSource`: an auth file object that has
-`to_credential(config)` returns its own `Credential` (usually with its own `Executor` subclass).
+Which sections and file types exist, and what each provider's rules are, is the provider
+registry's business: a key section yields `KeyEntry`s, an auth-file kind an executor. This
+module turns both into immutable `Credential`s with stable ids, so the routing state keyed by
+that id (cooldowns, cursors) survives reloads that leave the identity fields alone. Everything a
+request needs from a credential is precomputed here: the upstream header dict (content type,
+auth, custom headers), the `$Header` copies, the effective proxy, the models it offers.
 """
 
 from __future__ import annotations
@@ -21,12 +20,16 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from cliproxy.config.model import Config, ModelEntry, OpenAICompatibility
+from cliproxy.config.model import Config
+from cliproxy.config.sections import ModelEntry, UpstreamTimeouts
+from cliproxy.credentials.files import AuthFileCredential, ModelAlias
+from cliproxy.credentials.registry import BUILTIN, ProviderRegistry, ProviderSettings
 from cliproxy.translate import Dialect
-from cliproxy.upstream import EXECUTORS
+from cliproxy.upstream.api_keys import KeyEntry
 from cliproxy.upstream.base import Executor
+from cliproxy.upstream.http1 import Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,8 @@ class Credential:
     """One upstream identity: where to send, how to authenticate, what it serves."""
 
     id: str
-    kind: str  # executor kind: "openai-compatibility", "claude", "codex", "gemini", "vertex", OAuth kinds…
-    provider: str  # spec §5.1 provider key ("gemini", "openai-compatible-<name>"…)
+    kind: str  # executor kind (an API-key section's `kind`, or an auth-file `type`)
+    provider: str  # provider key in listings and usage (`openai-compatible-<name>` for compat providers)
     executor: Executor
     api_key: str = ""
     base_url: str = ""
@@ -69,18 +72,19 @@ class Credential:
     label: str = ""
     owned_by: str = ""
     auth_index: str = ""
-    source: Any = None  # the auth file object for auth-dir credentials
+    source: AuthFileCredential | None = None  # the file behind an auth-dir credential
+    timeouts: Timeouts | None = None  # the entry's own `upstream-timeouts`; None: the top-level ones
 
     @property
     def dialect(self) -> Dialect:
         return self.executor.dialect
 
-
-@runtime_checkable
-class CredentialSource(Protocol):
-    """An auth-dir file that can become a routable credential (credentials engineer's extension point)."""
-
-    def to_credential(self, config: Config) -> Credential | None: ...
+    @property
+    def name(self) -> str:
+        """How operators name it: the config path (`claude-api-key[0]`), or the auth file's name."""
+        if self.source is not None and self.source.name:
+            return self.source.name
+        return self.label or self.id
 
 
 @cache
@@ -110,7 +114,7 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
 
 
 def excluded(patterns: Sequence[str], *names: str) -> bool:
-    """Spec §5.2 `excluded-models`: lower-cased patterns, `*` anywhere."""
+    """`excluded-models`, as CLIProxyAPI matches them: lower-cased patterns, `*` anywhere."""
     if not patterns:
         return False
     regexes = [_wildcard(p) for p in patterns]
@@ -168,7 +172,7 @@ def identity_hash(*parts: str) -> str:
 
 
 def auth_index(seed: str) -> str:
-    """Spec §7.1: first 16 hex of sha256 of the seed; the management UI keys on it."""
+    """First 16 hex of sha256 of the seed, as CLIProxyAPI computes it; the management UI keys on it."""
     return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
@@ -205,119 +209,159 @@ class _Ids:
         return base if count == 0 else f"{base}-{count}"
 
 
-def _effective_proxy(own: str, config: Config) -> str:
-    return own or config.proxy_url
-
-
-def synthesize(config: Config) -> list[Credential]:
-    """Every credential the config's provider key lists describe (disabled ones included, flagged)."""
+def synthesize(config: Config, registry: ProviderRegistry = BUILTIN) -> list[Credential]:
+    """Every credential the config's key sections describe (disabled ones included, flagged)."""
     ids = _Ids()
     builtin = builtin_models()
     creds: list[Credential] = []
-
-    sections: tuple[tuple[str, str, str, str, Sequence[Any]], ...] = (
-        ("gemini", "gemini-api-key", "gemini:apikey", "google", config.gemini_api_key),
-        ("claude", "claude-api-key", "claude:apikey", "anthropic", config.claude_api_key),
-        ("codex", "codex-api-key", "codex:apikey", "openai", config.codex_api_key),
-        ("vertex", "vertex-api-key", "vertex:apikey", "google", config.vertex_api_key),
-    )
-    for kind, section, id_kind, owner, entries in sections:
-        seen_identity: set[tuple[str, ...]] = set()
-        for index, entry in enumerate(entries):
-            if kind == "codex" and not entry.base_url:
-                log.warning("%s[%d]: dropped (codex keys need base-url)", section, index)
-                continue
-            if not entry.api_key and not entry.base_url:
-                continue
-            static, copies = split_headers(entry.headers)
-            proxy = _effective_proxy(entry.proxy_url, config)
-            sorted_headers = "\0".join(f"{k}:{v}" for k, v in sorted(entry.headers.items()))
-            identity: tuple[str, ...]
-            if kind == "vertex":
-                identity = (id_kind, entry.api_key, entry.base_url, entry.proxy_url)
-            else:
-                identity = (id_kind, entry.api_key, entry.base_url, entry.proxy_url, entry.prefix, sorted_headers)
-            if kind == "gemini":
-                if identity in seen_identity:
-                    continue
-                seen_identity.add(identity)
-            offers = offers_from_entries(entry.models) if entry.models else builtin.get(kind, ())
-            cred = Credential(
-                id=ids.make(id_kind, identity_hash(*identity)),
-                kind=kind,
-                provider=kind,
-                executor=EXECUTORS[kind],
-                api_key=entry.api_key,
-                base_url=entry.base_url,
-                prefix=entry.prefix,
-                priority=entry.priority,
-                weight=1 if entry.weight is None else entry.weight,
-                proxy_url=proxy,
-                header_copies=copies,
-                models=filter_offers(offers, entry.excluded_models),
-                disabled=entry.disabled,
-                disable_cooling=entry.disable_cooling,
-                request_retry=entry.request_retry if entry.request_retry is None or entry.request_retry >= 0 else None,
-                scoped_errors=entry.request_scoped_errors,
-                label=f"{section}[{index}]",
-                owned_by=owner,
-                auth_index=auth_index(f"{section}:{entry.base_url}+{entry.api_key}"),
-            )
-            creds.append(finish(cred, static))
-
-    for index, compat in enumerate(config.openai_compatibility):
-        creds.extend(_compat_credentials(config, compat, index, ids))
+    for section in registry.key_sections:
+        for entry in section.entries(config):
+            creds.append(_key_credential(entry, config, ids, builtin))
     return creds
 
 
-def _compat_credentials(config: Config, compat: OpenAICompatibility, index: int, ids: _Ids) -> list[Credential]:
-    if not compat.base_url:
-        log.warning("openai-compatibility[%d]: dropped (base-url is required)", index)
-        return []
-    name = compat.name
-    provider = f"openai-compatible-{name.lower()}" if name else "openai-compatibility"
-    id_kind = f"openai-compatibility:{name}" if name else "openai-compatibility"
-    static, copies = split_headers(compat.headers)
-    offers = filter_offers(offers_from_entries(compat.models), compat.excluded_models)
-    entries = compat.api_key_entries or (None,)
-    out = []
-    for sub, key_entry in enumerate(entries):
-        api_key = key_entry.api_key if key_entry else ""
-        own_proxy = key_entry.proxy_url if key_entry else ""
-        weight = key_entry.weight if key_entry and key_entry.weight is not None else 1
-        cred = Credential(
-            id=ids.make(id_kind, identity_hash(id_kind, api_key, compat.base_url, own_proxy)),
-            kind="openai-compatibility",
-            provider=provider,
-            executor=EXECUTORS["openai-compatibility"],
-            api_key=api_key,
-            base_url=compat.base_url,
-            prefix=compat.prefix,
-            priority=compat.priority,
-            weight=weight,
-            proxy_url=_effective_proxy(own_proxy, config),
-            header_copies=copies,
-            models=offers,
-            disabled=compat.disabled,
-            disable_cooling=compat.disable_cooling,
-            request_retry=compat.request_retry if compat.request_retry is None or compat.request_retry >= 0 else None,
-            scoped_errors=compat.request_scoped_errors,
-            label=f"openai-compatibility[{index}]" + (f".api-key-entries[{sub}]" if key_entry else ""),
-            owned_by=name or "openai-compatibility",
-            auth_index=auth_index(f"openai-compatibility:{compat.base_url}+{api_key}"),
+def _key_credential(
+    entry: KeyEntry, config: Config, ids: _Ids, builtin: Mapping[str, tuple[ModelOffer, ...]]
+) -> Credential:
+    static, copies = split_headers(entry.headers)
+    offers = offers_from_entries(entry.models) if entry.models else builtin.get(entry.builtin_models, ())
+    cred = Credential(
+        id=ids.make(entry.id_kind, identity_hash(*entry.identity)),
+        kind=entry.kind,
+        provider=entry.provider,
+        executor=entry.executor,
+        api_key=entry.api_key,
+        base_url=entry.base_url,
+        prefix=entry.prefix,
+        priority=entry.priority,
+        weight=1 if entry.weight is None else entry.weight,
+        proxy_url=entry.proxy_url or config.proxy_url,
+        header_copies=copies,
+        models=filter_offers(offers, entry.excluded_models),
+        disabled=entry.disabled,
+        disable_cooling=entry.disable_cooling,
+        request_retry=_retry(entry.request_retry),
+        scoped_errors=entry.scoped_errors,
+        timeouts=resolve_timeouts(config, entry.timeouts) if entry.timeouts is not None else None,
+        label=entry.label,
+        owned_by=entry.owned_by,
+        auth_index=auth_index(f"{entry.section}:{entry.base_url}+{entry.api_key}"),
+    )
+    return finish(cred, static)
+
+
+def resolve_timeouts(config: Config, own: UpstreamTimeouts | None = None) -> Timeouts:
+    """`upstream-timeouts` of an entry over the top-level block over the defaults, field by field."""
+    default = Timeouts()
+    blocks = (own, config.upstream_timeouts) if own is not None else (config.upstream_timeouts,)
+
+    def pick(name: str, fallback: float) -> float:
+        for block in blocks:
+            value = getattr(block, name)
+            if value is not None:
+                return float(value)
+        return fallback
+
+    return Timeouts(
+        connect=pick("connect_seconds", default.connect),
+        first_byte=pick("first_byte_seconds", default.first_byte),
+        idle=pick("idle_seconds", default.idle),
+    )
+
+
+def _retry(value: int | None) -> int | None:
+    """A negative `request-retry` means "inherit the global value", as absent does."""
+    return value if value is None or value >= 0 else None
+
+
+# --------------------------------------------------------------------------- auth-dir files
+
+
+def _aliases(cred: AuthFileCredential, config: Config) -> list[ModelAlias]:
+    """Global `oauth-model-alias[type]` plus the file's own; the file wins for the same alias."""
+    merged: dict[str, ModelAlias] = {}
+    for entry in config.oauth_model_alias.get(cred.type, ()):
+        if entry.name and entry.alias and entry.name.lower() != entry.alias.lower():
+            merged[entry.alias.lower()] = ModelAlias(entry.name, entry.alias, entry.fork, entry.force_mapping)
+    for alias in cred.model_aliases:
+        merged[alias.alias.lower()] = alias
+    return list(merged.values())
+
+
+def offers_for(cred: AuthFileCredential, config: Config) -> tuple[ModelOffer, ...]:
+    """The type's built-in models, renamed by aliases as CLIProxyAPI does, minus excluded patterns."""
+    aliases = _aliases(cred, config)
+    by_name: dict[str, list[ModelAlias]] = {}
+    for alias in aliases:
+        by_name.setdefault(alias.name.lower(), []).append(alias)
+    offers: list[ModelOffer] = []
+    known: set[str] = set()
+    for offer in builtin_models().get(cred.type, ()):
+        known.add(offer.id.lower())
+        renamed = by_name.get(offer.id.lower(), [])
+        if not renamed or any(a.fork for a in renamed):
+            offers.append(offer)
+        offers.extend(
+            dataclasses.replace(offer, id=a.alias, display_name=a.alias, force_mapping=a.force_mapping) for a in renamed
         )
-        out.append(finish(cred, static))
-    return out
+    for alias in aliases:  # an alias may name a model the built-in list does not know yet
+        if alias.name.lower() not in known:
+            offers.append(ModelOffer(id=alias.alias, upstream=(alias.name,), display_name=alias.alias,
+                                     force_mapping=alias.force_mapping))  # fmt: skip
+            if alias.fork:
+                offers.append(ModelOffer(id=alias.name, upstream=(alias.name,), display_name=alias.name))
+    excluded = (*cred.excluded_models, *(p.lower() for p in config.oauth_excluded_models.get(cred.type, ())))
+    return filter_offers(offers, excluded)
 
 
-def from_auth_files(config: Config, auth_files: Sequence[Any]) -> list[Credential]:
-    """Auth-dir credentials: every file object that implements `CredentialSource`."""
+def build_credential(
+    cred: AuthFileCredential,
+    config: Config,
+    registry: ProviderRegistry = BUILTIN,
+    settings: ProviderSettings | None = None,
+) -> Credential | None:
+    """The routing credential of one auth file (None for a type no provider serves)."""
+    kind = registry.auth_file(cred.type)
+    if kind is None:
+        return None
+    own = (settings if settings is not None else ProviderSettings.from_env(registry=registry)).of(kind)
+    executor = kind.executor(cred, own)
+    static, copies = split_headers(dict(cred.headers))
+    routed = Credential(
+        id=cred.id,
+        kind=cred.type,
+        provider=cred.type,
+        executor=executor,
+        base_url=kind.base_url(cred, own),
+        prefix=cred.prefix,
+        priority=cred.priority,
+        weight=1 if cred.weight is None else cred.weight,
+        proxy_url=cred.proxy_url or config.proxy_url,
+        header_copies=copies,
+        models=offers_for(cred, config),
+        disabled=cred.disabled,
+        disable_cooling=cred.disable_cooling,
+        request_retry=_retry(cred.request_retry),
+        scoped_errors=cred.request_scoped_errors + config.oauth_request_scoped_errors.get(cred.type, ()),
+        label=cred.label,
+        owned_by=kind.owner,
+        auth_index=cred.auth_index,
+        source=cred,
+    )
+    return finish(routed, static)
+
+
+def from_auth_files(
+    config: Config, auth_files: Sequence[Any], registry: ProviderRegistry = BUILTIN
+) -> list[Credential]:
+    """Auth-dir credentials: every credential file a provider of `registry` serves."""
+    settings = ProviderSettings.from_env(registry=registry)  # read once per snapshot, not per file
     out = []
     for item in auth_files:
         if isinstance(item, Credential):
             out.append(item)
-        elif isinstance(item, CredentialSource):
-            cred = item.to_credential(config)
+        elif isinstance(item, AuthFileCredential):
+            cred = build_credential(item, config, registry, settings)
             if cred is not None:
                 out.append(cred)
     return out

@@ -36,7 +36,7 @@ from cliproxy.routing.health import CoolingSettings, CredentialHealth, judge
 from cliproxy.routing.recorder import UsageRecorder
 from cliproxy.routing.scheduler import Scheduler
 from cliproxy.runtime import Runtime
-from cliproxy.upstream.base import Sessions
+from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
 
 
@@ -170,6 +170,7 @@ def _cooling(config: Any, cand: Candidate) -> CoolingSettings:
     return CoolingSettings(
         disabled=config.disable_cooling if own is None else own,
         transient_seconds=config.transient_error_cooldown_seconds,
+        max_seconds=config.max_cooldown_seconds,
     )
 
 

@@ -53,9 +53,10 @@ class NoCredentials(RoutingError):
     """Credentials exist for the model but none could be tried (all disabled or excluded)."""
 
     def __init__(self, model: str, providers: tuple[str, ...]) -> None:
-        message = f"auth_not_found: no auth available (providers={','.join(providers)}, model={model})"
-        if "claude" in providers:
-            message += "; check Claude auth/key session and cooldown state via /v0/management/auth-files"
+        message = (
+            f"auth_not_found: no auth available (providers={','.join(providers)}, model={model}); "
+            "check the credentials' state via /v0/management/credential-status"
+        )
         super().__init__(503, message, err_type="server_error", code="internal_server_error")
 
 

@@ -9,6 +9,7 @@ For 429s the upstream's retry hint (`Retry-After`, Anthropic's unified reset hea
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -17,9 +18,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from cliproxy import jsonio
+from cliproxy.clientkeys import redact
 from cliproxy.translate import Dialect
 from cliproxy.translate.chat.errors import known_status
 from cliproxy.translate.claude.errors import status_of_type
+from cliproxy.upstream.http1 import UpstreamDisconnected, UpstreamProtocolError
+
+OWN_ERRORS = (UpstreamProtocolError, UpstreamDisconnected)
 
 FAULT_STATUSES = frozenset({400, 409, 413, 422})
 RETRY_ROUND_STATUSES = frozenset({403, 408, 429, 500, 502, 503, 504})
@@ -63,32 +68,66 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def network_failure(dialect: Dialect, what: str, exc: BaseException) -> Failure:
+    """A failure of the connection itself: 504 when a bound of `upstream-timeouts` ran out, else 502.
+
+    The upstream clients' own exceptions say what went wrong in words of ours (never a URL or a
+    header), so their text is shown; other exceptions are named by class only."""
+    if isinstance(exc, TimeoutError):
+        return Failure(504, b"", dialect, message=f"{what}: timed out ({exc})" if str(exc) else f"{what}: timed out")
+    detail = f": {exc}" if isinstance(exc, OWN_ERRORS) and str(exc) else ""
+    return Failure(502, b"", dialect, message=f"{what}: {type(exc).__name__}{detail}")
+
+
+def masked(failure: Failure, secrets: tuple[str, ...]) -> Failure:
+    """The failure with every credential value the upstream echoed back (in its body, its message or
+    a header passed on) shown as `sk-…abcd`, as the logs show them."""
+    if not secrets:
+        return failure
+    body, message, headers = failure.body, failure.message, failure.headers
+    for secret in secrets:
+        shown = redact(secret)
+        if secret.encode() in body:
+            body = body.replace(secret.encode(), shown.encode())
+        message = message.replace(secret, shown)
+        headers = {name: value.replace(secret, shown) for name, value in headers.items()}
+    failure.body, failure.message, failure.headers = body, message, headers
+    return failure
+
+
+def sane_seconds(value: float | None) -> float | None:
+    """A retry hint worth believing: finite and not negative (`inf`, `nan` and `-5` mean no hint)."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return None
+    return value
+
+
 def parse_duration(text: str) -> float | None:
-    """`"30s"`, `"1.5s"`, `"1h2m3s"`, `"250ms"` → seconds."""
+    """`"30s"`, `"1.5s"`, `"1h2m3s"`, `"250ms"` → seconds (None when it is not a sane duration)."""
     text = text.strip()
     try:
-        return float(text)
+        return sane_seconds(float(text))
     except ValueError:
         pass
     parts = _DURATION_PART.findall(text)
     if not parts:
         return None
     scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return sum(float(n) * scale[u] for n, u in parts)
+    return sane_seconds(sum(float(n) * scale[u] for n, u in parts))
 
 
 def retry_after_header(value: str | None) -> float | None:
-    """`Retry-After` as seconds or an HTTP date."""
+    """`Retry-After` as seconds or an HTTP date (a date in the past means now)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        return sane_seconds(float(value))
     except ValueError:
         pass
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -126,9 +165,9 @@ def body_hint(parsed: Any, message: str) -> float | None:
                         return found
     if err.get("type") == "usage_limit_reached":
         if isinstance(err.get("resets_in_seconds"), int | float):
-            return float(err["resets_in_seconds"])
+            return sane_seconds(float(err["resets_in_seconds"]))
         if isinstance(err.get("resets_at"), int | float):
-            return max(0.0, float(err["resets_at"]) - time.time())
+            return sane_seconds(max(0.0, float(err["resets_at"]) - time.time()))
     match = _AFTER_SECONDS.search(message)
     if match:
         return parse_duration(match.group(1))
@@ -162,15 +201,17 @@ def classify(status: int, body: bytes, headers: Mapping[str, str], dialect: Dial
         reset = headers.get("anthropic-ratelimit-unified-reset")
         if reset:
             try:
-                unified = max(0.0, float(reset) - time.time())
-                hint = unified if hint is None else max(hint, unified)
+                unified = sane_seconds(max(0.0, float(reset) - time.time()))
             except ValueError:
-                pass
+                unified = None
+            if unified is not None:
+                hint = unified if hint is None else max(hint, unified)
         if hint is None:
             hint = body_hint(parsed, message)
     out_headers = {}
-    if headers.get("Retry-After"):
-        out_headers["Retry-After"] = headers["Retry-After"]
+    retry_after = headers.get("Retry-After")
+    if retry_after and retry_after_header(retry_after) is not None:  # passed on only when it makes sense
+        out_headers["Retry-After"] = retry_after.strip()
     return Failure(
         status=status,
         body=body if parsed is not None else b"",

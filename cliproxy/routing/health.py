@@ -11,7 +11,9 @@ then applies the cooldown the way CLIProxyAPI does:
   advances at most once per open window (`quota`);
 - anything else: `transient-error-cooldown-seconds` (0 means 60 s, -1 none) (`transient`).
 
-`disable-cooling` (global, or the credential's own) turns all of it off; a success clears the pair.
+`max-cooldown-seconds` caps every one of them (an upstream's hint of weeks is a bogus hint or a limit
+worth probing again), `disable-cooling` (global, or the credential's own) turns all of it off, and a
+success clears the pair.
 
 Everything else (the scheduler, model listings, management, `auth status`) only reads: `remaining`,
 `earliest`, `listable` and `snapshot`. Reads are synchronous and local; the changes are coroutines,
@@ -105,6 +107,7 @@ class CoolingSettings:
 
     disabled: bool  # `disable-cooling`, the credential's own value winning over the global one
     transient_seconds: int  # `transient-error-cooldown-seconds`
+    max_seconds: float = 43_200.0  # `max-cooldown-seconds`: no cooldown lasts longer
 
 
 class CredentialHealth(Protocol):
@@ -147,7 +150,15 @@ class CredentialHealth(Protocol):
 
 
 def cooldown_for(failure: Failure, previous: Cooldown | None, now: float, settings: CoolingSettings) -> Cooldown | None:
-    """The cooldown a failure earns (None: none), given the pair's previous entry."""
+    """The cooldown a failure earns (None: none), given the pair's previous entry; at most
+    `settings.max_seconds` long."""
+    entry = _uncapped(failure, previous, now, settings)
+    if entry is not None and entry.until - now > settings.max_seconds:
+        entry = Cooldown(now + settings.max_seconds, entry.reason, entry.status, entry.level)
+    return entry
+
+
+def _uncapped(failure: Failure, previous: Cooldown | None, now: float, settings: CoolingSettings) -> Cooldown | None:
     status = failure.status
     if status == 429:
         hint = failure.retry_after

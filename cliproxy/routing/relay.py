@@ -16,15 +16,16 @@ from typing import Any
 import aiohttp
 
 from cliproxy import jsonio
-from cliproxy.routing.failures import Failure, status_of_stream_error
+from cliproxy.routing.failures import Failure, network_failure, status_of_stream_error
 from cliproxy.routing.recorder import StreamUsageScanner, UsageRecorder
 from cliproxy.translate import Dialect, convert
 from cliproxy.translate.errors import stream_error_frame
 from cliproxy.translate.sse import DONE_FRAME, SSEEvent, SSEParser
 from cliproxy.translate.usage import usage_of_event
-from cliproxy.upstream.base import UpstreamResponse
+from cliproxy.upstream.clients import UpstreamResponse
 
 NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+MAX_FIRST_EVENT_BYTES = 1 << 20  # read ahead this far at most for the first event (a bound on the buffer)
 
 
 def early_error(buf: bytes) -> tuple[int, bytes, str] | None:
@@ -41,28 +42,46 @@ def early_error(buf: bytes) -> tuple[int, bytes, str] | None:
     return None
 
 
-async def read_first(resp: UpstreamResponse, client: Dialect, upstream: Dialect) -> bytes | Failure:
-    """Read ahead to the first chunk with an SSE payload; an early error event is a failure."""
+async def read_first(resp: UpstreamResponse, client: Dialect, upstream: Dialect, deadline: float) -> bytes | Failure:
+    """Read ahead to the first chunk with an SSE payload, by `deadline` (the loop's clock); an early
+    error event is a failure, and so is a stream that sends nothing but comments until then."""
     buf = b""
     read = resp.content.readany
     try:
-        while True:
-            chunk = await read()
-            if not chunk:
-                if b"data:" not in buf:
-                    return Failure(502, b"", client, message="upstream closed the stream before any data")
-                break
-            buf += chunk
-            start = buf.find(b"data:")
-            if start >= 0 and buf.find(b"\n", start) >= 0:
-                break
+        async with asyncio.timeout_at(deadline):
+            while True:
+                chunk = await read()
+                if not chunk:
+                    if b"data:" not in buf:
+                        return Failure(502, b"", client, message="upstream closed the stream before any data")
+                    break
+                if len(buf) + len(chunk) > MAX_FIRST_EVENT_BYTES:
+                    return Failure(502, b"", client, message="upstream stream sent no event in its first bytes")
+                buf += chunk
+                start = buf.find(b"data:")
+                if start >= 0 and buf.find(b"\n", start) >= 0:
+                    break
+    except TimeoutError:
+        return Failure(504, b"", client, message="upstream stream sent no event in time")
     except NETWORK_ERRORS as exc:
-        return Failure(502, b"", client, message=f"upstream stream failed: {type(exc).__name__}")
+        return network_failure(client, "upstream stream failed", exc)
     early = early_error(buf)
     if early is not None:
         status, body, message = early
         return Failure(status, body, upstream, message=message)
     return buf
+
+
+def broken_status(exc: BaseException) -> int:
+    """504 for a stream whose upstream went silent past `idle-seconds`, 502 for any other break."""
+    return 504 if isinstance(exc, TimeoutError) else 502
+
+
+def broken_frame(client: Dialect, exc: BaseException) -> bytes:
+    """The in-band error frame that ends a stream whose upstream broke off."""
+    status = broken_status(exc)
+    what = "went silent" if status == 504 else "broke"
+    return stream_error_frame(client, status, f"upstream stream {what}: {exc or type(exc).__name__}")
 
 
 class PassthroughStream:
@@ -91,7 +110,7 @@ class PassthroughStream:
         return self.client is Dialect.CHAT and not last.rstrip().endswith(b"[DONE]") and b'"error"' not in last
 
     def _broken(self, exc: BaseException) -> bytes:
-        return stream_error_frame(self.client, 502, f"upstream stream broke: {type(exc).__name__}")
+        return broken_frame(self.client, exc)
 
     def _finish(self, status: int) -> None:
         if self.finished:
@@ -118,7 +137,7 @@ class PassthroughStream:
                     chunk = await reader.readany()
                 except NETWORK_ERRORS as exc:  # only upstream reads here: client write errors are not caught
                     await write(self._broken(exc))
-                    status = 502
+                    status = broken_status(exc)
                     return
                 if not chunk:
                     break
@@ -154,7 +173,7 @@ class PassthroughStream:
             if self._needs_done(last):
                 yield DONE_FRAME
         except NETWORK_ERRORS as exc:
-            status = 502
+            status = broken_status(exc)
             yield self._broken(exc)
         except (asyncio.CancelledError, GeneratorExit):
             status = 499
@@ -207,8 +226,9 @@ async def translated_stream(
         if data:
             yield data
     except NETWORK_ERRORS as exc:
-        status = 502
-        yield translator.error(502, f"upstream stream broke: {type(exc).__name__}")
+        status = broken_status(exc)
+        what = "went silent" if status == 504 else "broke"
+        yield translator.error(status, f"upstream stream {what}: {exc or type(exc).__name__}")
     except (asyncio.CancelledError, GeneratorExit):
         status = 499
         raise
@@ -238,7 +258,8 @@ async def collect_stream(
         for ev in parser.flush():
             aggregator.feed(ev)
     except NETWORK_ERRORS as exc:
-        return Failure(502, b"", client, message=f"upstream stream failed: {type(exc).__name__}")
+        resp.close()
+        return network_failure(client, "upstream stream failed", exc)
     finally:
         resp.release()
     scanner.finish()

@@ -17,7 +17,7 @@ from cliproxy.api import chat, claude, gemini, models, responses, responses_ws, 
 from cliproxy.management.app import PREFIX as MANAGEMENT_PREFIX
 from cliproxy.management.app import build_management_app
 from cliproxy.management.config_writer import CONFIG_WRITER, ConfigWriter
-from cliproxy.management.oauth import install as install_oauth_logins
+from cliproxy.management.oauth import add_web_logins
 from cliproxy.management.usage_api import USAGE_STATS, UsageStats
 from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.access import WS_RELAY_PATH, add_cors_headers, front_door
@@ -119,6 +119,6 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     stats = UsageStats(holder)
     app[USAGE_STATS] = stats
     services.usage.subscribe(stats.observe)
-    install_oauth_logins(app)
+    add_web_logins(app)
     app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder))
     return app

@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def write_log(directory: Path, name: str, text: str, keep_errors: int) -> None:
     """Write one file (0600) atomically; for error files, keep only the newest `keep_errors`. Worker thread.
 
     The text goes to a hidden temp file first and is renamed into place after the pruning, so a
-    reader never sees a half-written file nor more than `keep_errors` error files.
+    reader never sees a half-written file nor more than `keep_errors` error files. Several writes run
+    at once (one thread each): a file another write pruned is simply gone, not an error.
     """
     directory.mkdir(parents=True, exist_ok=True)
     temp = directory / f".{name}.tmp"
@@ -98,11 +100,20 @@ def write_log(directory: Path, name: str, text: str, keep_errors: int) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     if name.startswith(ERROR_PREFIX) and keep_errors > 0:
-        errors = sorted(error_files(directory), key=lambda p: (p.stat().st_mtime, p.name))
-        for old in errors[: max(0, len(errors) - keep_errors + 1)]:
+        listed = [(mtime, p.name, p) for p in error_files(directory) if (mtime := _mtime(p)) is not None]
+        errors = sorted(listed)  # (a file another write pruned since the listing is left out)
+        for _, _, old in errors[: max(0, len(errors) - keep_errors + 1)]:
             with contextlib.suppress(OSError):
                 old.unlink()
     os.replace(temp, directory / name)
+
+
+def _mtime(path: Path) -> float | None:
+    """When `path` was written; None when another write's pruning removed it since it was listed."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def error_files(directory: Path) -> list[Path]:
@@ -119,6 +130,7 @@ class RequestLogs:
         self.holder = holder
         self.mask = mask  # the log redactor's: no configured secret reaches a file
         self.pending: set[asyncio.Task[None]] = set()
+        self._writing = threading.Lock()
 
     def log(self, request: web.Request, response: web.StreamResponse) -> None:
         """Called by the server's response hook: decide whether this response gets a file, and schedule it."""
@@ -137,9 +149,15 @@ class RequestLogs:
         text = self.mask(render(request, response, when))
         name = file_name(request.path, request.get(REQUEST_ID, "none"), when, error=not config.request_log)
         directory = logs_dir(runtime)
-        task = asyncio.create_task(asyncio.to_thread(write_log, directory, name, text, config.error_logs_max_files))
+        task = asyncio.create_task(asyncio.to_thread(self._write, directory, name, text, config.error_logs_max_files))
         self.pending.add(task)
         task.add_done_callback(self._finished)
+
+    def _write(self, directory: Path, name: str, text: str, keep_errors: int) -> None:
+        """One write at a time (worker threads): the pruning and the rename of one write must not
+        interleave with another's, or more than `keep_errors` files would stay."""
+        with self._writing:
+            write_log(directory, name, text, keep_errors)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.pending.discard(task)

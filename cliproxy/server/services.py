@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from cliproxy.credentials.registry import BUILTIN, ProviderSettings
 from cliproxy.credentials.service import CredentialService
+from cliproxy.credentials.store import CredentialStore
 from cliproxy.log_files import FileLogging
 from cliproxy.logs import Redactor, attach_redactor, collect_secrets, follow_runtime
 from cliproxy.policy.accounting import UsageAccountant, open_usage_db, restore_ledger
@@ -29,7 +31,7 @@ from cliproxy.routing.health import LocalCredentialHealth
 from cliproxy.routing.scheduler import Scheduler
 from cliproxy.runtime import Runtime, RuntimeHolder
 from cliproxy.server.request_log import RequestLogs
-from cliproxy.upstream.base import Sessions
+from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
 from cliproxy.usage_db import UsageDB, resolve_path
 from cliproxy.watch import Reloader
@@ -50,7 +52,7 @@ class Services:
     usage: UsageStore  # per-request usage records and their subscribers
     upstreams: Sessions  # pooled upstream HTTP clients
     dispatcher: Dispatcher  # the retry loop every API handler calls
-    credentials: CredentialService  # OAuth tokens: refresher, vertex minting
+    credentials: CredentialService  # OAuth tokens (refresher, minting) and the one writer of auth-dir files
     reloader: Reloader  # hot reload (file watcher, management writes)
     redactor: Redactor  # masks every configured secret in every log line
     file_logging: FileLogging  # `logging-to-file`
@@ -108,7 +110,13 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
     usage = UsageStore()
     upstreams = Sessions()
     reloader = Reloader(holder)
-    credentials = CredentialService(auth_files=lambda: holder.current.auth_files, on_changed=reloader.request_reload)
+    store = CredentialStore(BUILTIN)
+    credentials = CredentialService(
+        store=store,
+        settings=ProviderSettings.from_env(registry=BUILTIN),
+        auth_files=lambda: holder.current.auth_files,
+        on_changed=reloader.reload_now,
+    )
     services = Services(
         holder=holder,
         health=health,
@@ -125,7 +133,7 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
         file_logging=FileLogging(),
         request_logs=RequestLogs(holder, redactor.mask),
     )
-    credentials.on_swap(holder.current, holder.current)  # bind the first snapshot's executors
+    credentials.bind(holder.current)
     # The redactor first, so every later listener's log lines are already masked.
     holder.listeners.insert(0, follow_runtime(redactor))
     holder.listeners.append(credentials.on_swap)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from cliproxy.config.sections import CodexKey
 from cliproxy.translate import Dialect
+from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import Executor, UpstreamCredential, join_url
 
 
@@ -18,3 +20,13 @@ class CodexExecutor(Executor):
 
     def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
         return {"Authorization": "Bearer " + cred.api_key} if cred.api_key else {}
+
+
+PROVIDER = ApiKeySection(
+    section="codex-api-key",
+    kind="codex",
+    owner="openai",
+    executor=CodexExecutor(),
+    entry=CodexKey,
+    needs_base_url=True,
+)

@@ -1,10 +1,12 @@
-"""Google AI Studio (Gemini API): model and method in the URL, `x-goog-api-key`."""
+"""Google AI Studio (Gemini API) with an API key: model and method in the URL, `x-goog-api-key`."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from cliproxy.config.sections import GeminiKey
 from cliproxy.translate import Dialect
+from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import Executor, UpstreamCredential, join_url
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
@@ -27,3 +29,15 @@ class GeminiExecutor(Executor):
 
     def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
         return {"x-goog-api-key": cred.api_key} if cred.api_key else {}
+
+
+# As CLIProxyAPI does: gemini entries without key and base-url are dropped, duplicates too.
+PROVIDER = ApiKeySection(
+    section="gemini-api-key",
+    kind="gemini",
+    owner="google",
+    executor=GeminiExecutor(),
+    entry=GeminiKey,
+    dedupe=True,
+    strict_match=True,
+)

@@ -2,39 +2,55 @@
 
 aiohttp's `ClientSession` spends about as much CPU on one small upstream POST as the whole aiohttp
 server spends on the client's request (timers, traces, URL objects, payload registry, stream
-readers). An upstream call needs far less: one write of head and body, one parse of the status line
-and headers, the body handed over as it arrives (Content-Length, chunked, or until close), and idle
-connections kept per origin. Calls through an outbound proxy (http, socks) keep using aiohttp.
+readers). An upstream call needs far less: one write of head and body, the answer parsed as it
+arrives, and idle connections kept per origin. Calls through an outbound proxy keep using aiohttp.
 
-`Response` offers the part of `aiohttp.ClientResponse` the dispatcher uses (`status`, `headers`,
-`read`, `release`, `close`, `content.readany`/`iter_any`), and failures raise `aiohttp` client
-errors, so the callers handle both clients alike.
+Parsing is llhttp's (through `httptools`, the parser uvloop and aiohttp are built on), in its strict
+mode, plus two rules of ours: only HTTP/1.x and only the `chunked` transfer coding. A malformed
+answer (conflicting lengths, a length with a transfer coding, a bad chunk size or status line,
+whitespace before a header name, an oversized head, a gzip body that inflates past
+`MAX_INFLATED_BYTES`) fails with `UpstreamProtocolError` and its connection is never reused.
+
+Every wait has a bound (`Timeouts`): the connect (DNS, Happy Eyeballs over the addresses, TLS), the
+response head (`first_byte`), and the silence between two body reads (`idle`, not counted while the
+body is paused because the client reads slowly). One timer per connection is re-armed only when it
+fires, so a chunk costs a clock read, not a timer. A request goes out once: a pooled connection
+that is found closed before any byte is written is replaced silently; once the request is written,
+a lost connection is the attempt's failure, never a hidden second send.
+
+`Response` offers the part of `aiohttp.ClientResponse` routing uses, and failures raise `aiohttp`
+client errors, so the callers handle both clients alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
-import time
 import zlib
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from cliproxy.upstream.http1_response import Body, Response
 
 MAX_HEAD_BYTES = 64 * 1024
-MAX_IDLE_PER_ORIGIN = 64
-IDLE_SECONDS = 15.0  # an idle connection older than this is not reused (as aiohttp's keepalive_timeout)
-_NO_BODY_STATUSES = frozenset((204, 304))
+MAX_HEADERS = 200
+MAX_INFLATED_BYTES = 64 * 1024 * 1024  # a gzip answer that inflates past this is refused (a gzip bomb)
 _TARGET_SAFE = "/:@!$&'()*+,;=-._~%"
+_IDLE, _HEAD, _BODY = range(3)
 
-# Parser states.
-_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = range(8)
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Bounds of one upstream call, in seconds."""
+
+    connect: float = 15.0
+    first_byte: float = 600.0
+    idle: float = 300.0
 
 
 class UpstreamDisconnected(aiohttp.ServerDisconnectedError):
@@ -45,14 +61,18 @@ class UpstreamProtocolError(aiohttp.ClientPayloadError):
     """The upstream's bytes are not valid HTTP/1.1."""
 
 
-class _Stale(Exception):
-    """A reused idle connection was closed by the upstream before it answered: retry on a new one."""
+class UpstreamTimeout(aiohttp.ServerTimeoutError):
+    """The upstream did not answer (or went silent) within a `Timeouts` bound."""
+
+
+class DeadConnection(Exception):
+    """A pooled connection was found closed before the request was written: use a new one."""
 
 
 class Origin:
     """Where a URL's requests go: the pool key, the request target and the Host header."""
 
-    __slots__ = ("host", "host_header", "key", "port", "request_line", "target", "tls")
+    __slots__ = ("host", "host_header", "key", "port", "request_line", "request_line_no_host", "target", "tls")
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -70,53 +90,72 @@ class Origin:
         path = quote(parts.path or "/", safe=_TARGET_SAFE)
         self.target = path + (f"?{quote(parts.query, safe=_TARGET_SAFE + '?')}" if parts.query else "")
         self.key = (self.host, self.port, self.tls)
-        self.request_line = f"POST {self.target} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode()
+        self.request_line_no_host = f"POST {self.target} HTTP/1.1\r\n".encode()
+        self.request_line = self.request_line_no_host + f"Host: {self.host_header}\r\n".encode()
 
 
-def header_block(headers: Mapping[str, str]) -> bytes:
-    """`Name: value` lines, encoded; a CR or LF in a name or value (header injection) is refused."""
+def header_block(headers: Mapping[str, str]) -> tuple[bytes, bool]:
+    """`Name: value` lines, encoded, and whether they set `Host` themselves; a CR or LF in a name or
+    value (header injection) is refused."""
     text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
     if text.count("\n") != len(headers) or text.count("\r") != len(headers):
         raise ValueError("newline or carriage return in an upstream header")
-    return text.encode("utf-8")
+    return text.encode("utf-8"), any(name.lower() == "host" for name in headers)
 
 
-class _Connection(asyncio.Protocol):
-    """One upstream socket and the parser of the answer in flight on it."""
+class ConnectionPool(Protocol):
+    """What a connection tells the pool it belongs to."""
+
+    def put_back(self, conn: Connection) -> None: ...
+    def forget(self, conn: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
+    """One upstream socket, the parser of the answer in flight on it, and its watchdog timer."""
 
     __slots__ = (
-        "_buf",
         "_decoder",
         "_head",
-        "_remaining",
-        "_state",
+        "_head_bytes",
+        "_headers",
+        "_inflated",
+        "_last_rx",
+        "_loop",
+        "_parser",
+        "_phase",
+        "_timeouts",
+        "_until_close",
+        "_watch",
         "body",
         "idle_since",
         "keep_alive",
         "key",
         "lost",
-        "no_body",
         "paused",
         "pool",
-        "received",
         "transport",
     )
 
-    def __init__(self, pool: Http1Pool, key: tuple[str, int, bool]) -> None:
+    def __init__(self, pool: ConnectionPool, key: tuple[str, int, bool]) -> None:
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.lost = False
         self.paused = False
-        self._state = _DONE
-        self._buf = b""
-        self._remaining = 0
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpResponseParser(self)
+        self._phase = _IDLE
         self._head: asyncio.Future[Response] | None = None
+        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._head_bytes = 0
         self._decoder: Any = None
+        self._inflated = 0
+        self._until_close = False
+        self._timeouts = Timeouts()
+        self._last_rx = 0.0
+        self._watch: asyncio.TimerHandle | None = None
         self.body: Body | None = None
         self.keep_alive = True
-        self.received = False
-        self.no_body = False
         self.idle_since = 0.0
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
@@ -127,38 +166,34 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.pool.forget(self)
-        head = self._head
-        if head is not None and not head.done():
-            head.set_exception(_Stale() if not self.received else UpstreamDisconnected())
-        elif self._state == _UNTIL_CLOSE:
-            self._state = _DONE
-            self._end_body(None)
-        elif self._state != _DONE:
-            self._state = _DONE
-            self._end_body(UpstreamDisconnected("the upstream closed the connection mid-answer"))
-        self._head = None
+        self._stop_watch()
+        phase, self._phase = self._phase, _IDLE
+        if phase == _HEAD:
+            self._fail(UpstreamDisconnected("the upstream closed the connection before answering"))
+        elif phase == _BODY:
+            if self._until_close:  # the close is the end of this answer
+                self._end_body(None)
+            else:
+                self._end_body(UpstreamDisconnected("the upstream closed the connection mid-answer"))
 
     def data_received(self, data: bytes) -> None:
-        self.received = True
-        try:
-            if self._state == _HEAD:
-                data = self._parse_head(data)
-            if data and self._state != _DONE:
-                self._parse_body(data)
-            elif data:  # bytes nobody asked for (even while idle in the pool): out of step, drop it
-                self.drop()
-        except Exception as caught:  # never let a bad answer escape into the loop: the reader would hang
-            exc = (
-                caught
-                if isinstance(caught, UpstreamProtocolError)
-                else UpstreamProtocolError(f"upstream answer could not be read: {type(caught).__name__}: {caught}")
-            )
-            self.keep_alive = False
-            if self._head is not None and not self._head.done():
-                self._head.set_exception(exc)
-            self._state = _DONE
-            self._end_body(exc)
+        self._last_rx = self._loop.time()
+        if self._phase == _IDLE:  # bytes nobody asked for (even while idle in the pool): out of step
             self.drop()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._protocol_error(UpstreamProtocolError("the upstream switched protocols"))
+        except UpstreamProtocolError as exc:
+            self._protocol_error(exc)
+        except httptools.HttpParserCallbackError as exc:  # one of ours raised inside a callback
+            cause = exc.__cause__ or exc.__context__ or exc
+            if not isinstance(cause, UpstreamProtocolError):
+                cause = UpstreamProtocolError(f"upstream answer could not be read: {type(cause).__name__}: {cause}")
+            self._protocol_error(cause)
+        except Exception as exc:  # never let a bad answer escape into the loop: the reader would hang
+            self._protocol_error(UpstreamProtocolError(f"upstream answer could not be read: {exc}"))
 
     def eof_received(self) -> bool:
         return False  # close the transport; `connection_lost` settles the answer
@@ -169,23 +204,88 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         pass
 
+    # -- llhttp callbacks ------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._phase != _HEAD:  # a second answer after the one we asked for
+            raise UpstreamProtocolError("the upstream sent more than one answer")
+        self._headers = CIMultiDict()
+        self._head_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_HEAD_BYTES or len(self._headers) >= MAX_HEADERS:
+            raise UpstreamProtocolError("upstream response head too large")
+        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if status < 200:  # interim answers (103 Early Hints): llhttp ends them; wait for the real one
+            return
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise UpstreamProtocolError(f"not an HTTP/1.x answer (HTTP/{version})")
+        headers = self._headers
+        transfer = headers.get("Transfer-Encoding")
+        if transfer is not None and transfer.strip().lower() != "chunked":
+            raise UpstreamProtocolError(f"unsupported upstream transfer-encoding: {transfer}")
+        self.keep_alive = parser.should_keep_alive()
+        self._until_close = transfer is None and "Content-Length" not in headers and status not in (204, 304)
+        encoding = headers.get("Content-Encoding", "").lower()
+        if encoding and encoding != "identity":
+            if encoding not in ("gzip", "x-gzip", "deflate"):
+                raise UpstreamProtocolError(f"unsupported upstream content-encoding: {encoding}")
+            self._decoder = zlib.decompressobj(wbits=47)  # gzip or zlib-wrapped deflate, by header
+            self._inflated = 0
+            del headers["Content-Encoding"]
+            headers.popall("Content-Length", None)
+        resp = Response(self, status, CIMultiDictProxy(headers), f"HTTP/{version}")
+        self.body = resp.content
+        self._phase = _BODY
+        self._arm(self._timeouts.idle)
+        head, self._head = self._head, None
+        if head is not None and not head.done():
+            head.set_result(resp)
+
+    def on_body(self, data: bytes) -> None:
+        decoder = self._decoder
+        if decoder is not None:
+            room = MAX_INFLATED_BYTES - self._inflated
+            data = decoder.decompress(data, room + 1)
+            self._inflated += len(data)
+            if self._inflated > MAX_INFLATED_BYTES or decoder.unconsumed_tail:
+                raise UpstreamProtocolError(f"upstream body inflates past {MAX_INFLATED_BYTES} bytes")
+            if not data:
+                return
+        body = self.body
+        if body is not None:
+            body._feed(data)
+
+    def on_message_complete(self) -> None:
+        if self._phase != _BODY:  # the end of an interim (1xx) answer
+            return
+        self._phase = _IDLE
+        self._stop_watch()
+        self._end_body(None)
+
     # -- request side ----------------------------------------------------------------------------
 
-    def send(self, request: bytes, body: bytes, *, no_body: bool = False) -> asyncio.Future[Response]:
-        assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        self._head = head = loop.create_future()
-        self._state = _HEAD
-        self._buf = b""
+    def send(self, request: bytes, body: bytes, timeouts: Timeouts) -> asyncio.Future[Response]:
+        transport = self.transport
+        if self.lost or transport is None or transport.is_closing():
+            raise DeadConnection
+        self._head = head = self._loop.create_future()
+        self._phase = _HEAD
+        self._timeouts = timeouts
         self.body = None
         self._decoder = None
         self.keep_alive = True
-        self.received = False
-        self.no_body = no_body
+        self._arm(timeouts.first_byte)
         if len(body) < 16384:
-            self.transport.write(request + body)
+            transport.write(request + body)
         else:
-            self.transport.writelines((request, body))
+            transport.writelines((request, body))
         return head
 
     def pause(self) -> None:
@@ -197,9 +297,10 @@ class _Connection(asyncio.Protocol):
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
+            self._last_rx = self._loop.time()  # the silence while paused was ours, not the upstream's
 
     def finish(self, resp: Response) -> None:
-        if self._state == _DONE and self.keep_alive and not self.lost and self.body is resp.content:
+        if self._phase == _IDLE and self.keep_alive and not self.lost and self.body is resp.content:
             self.resume()
             self.body = None
             self.pool.put_back(self)
@@ -208,285 +309,67 @@ class _Connection(asyncio.Protocol):
 
     def drop(self) -> None:
         self.keep_alive = False
+        self._stop_watch()
         self.pool.forget(self)
         if self.transport is not None:
             self.transport.close()
 
-    # -- parsing ---------------------------------------------------------------------------------
+    # -- the watchdog ----------------------------------------------------------------------------
 
-    def _parse_head(self, data: bytes) -> bytes:
-        while True:
-            buf = self._buf + data if self._buf else data
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
-                    raise UpstreamProtocolError("upstream response head too large")
-                self._buf = buf
-                return b""
-            self._buf = b""
-            lines = buf[:end].decode("latin-1").split("\r\n")
-            data = buf[end + 4 :]
-            version, _, rest = lines[0].partition(" ")
-            code = rest[:3]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
-                raise UpstreamProtocolError(f"not an HTTP/1.1 status line: {lines[0][:60]!r}")
-            status = int(code)
-            if 100 <= status < 200:  # interim answers (100 Continue, 103 Early Hints): skip
-                continue
-            headers: CIMultiDict[str] = CIMultiDict()
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep or not name or name[-1] in " \t":
-                    raise UpstreamProtocolError(f"malformed upstream header line: {line[:60]!r}")
-                headers.add(name, value.strip(" \t"))
-            self._start_body(status, headers, version)
-            return data
+    def _arm(self, seconds: float) -> None:
+        self._stop_watch()
+        self._last_rx = self._loop.time()
+        self._watch = self._loop.call_at(self._last_rx + seconds, self._check)
 
-    def _start_body(self, status: int, headers: CIMultiDict[str], version: str) -> None:
-        connection = headers.get("Connection", "").lower()
-        self.keep_alive = (version == "HTTP/1.1" and "close" not in connection) or "keep-alive" in connection
-        transfer = headers.get("Transfer-Encoding", "").lower()
-        length = headers.get("Content-Length")
-        if self.no_body or status in _NO_BODY_STATUSES:
-            self._state = _DONE
-        elif transfer:
-            if transfer != "chunked":  # gzip transfer-coding is unheard of from APIs: refuse, not pass on
-                raise UpstreamProtocolError(f"unsupported upstream transfer-encoding: {transfer}")
-            self._state = _CHUNK_SIZE
-        elif length is not None:
-            if not length.isdigit():
-                raise UpstreamProtocolError("invalid upstream content-length")
-            self._remaining = int(length)
-            self._state = _LENGTH if self._remaining else _DONE
+    def _stop_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+
+    def _check(self) -> None:
+        self._watch = None
+        phase = self._phase
+        if phase == _HEAD:
+            self._timed_out(UpstreamTimeout(f"no answer within {self._timeouts.first_byte:g} s"))
+            return
+        if phase != _BODY:
+            return
+        idle = self._timeouts.idle
+        now = self._loop.time()
+        if self.paused or now - self._last_rx < idle:  # data came since (or we stopped reading): later
+            since = now if self.paused else self._last_rx
+            self._watch = self._loop.call_at(since + idle, self._check)
+            return
+        self._timed_out(UpstreamTimeout(f"the upstream sent nothing for {idle:g} s"))
+
+    def _timed_out(self, exc: UpstreamTimeout) -> None:
+        phase, self._phase = self._phase, _IDLE
+        if phase == _HEAD:
+            self._fail(exc)
         else:
-            self._state = _UNTIL_CLOSE
-            self.keep_alive = False
-        encoding = headers.get("Content-Encoding", "").lower()
-        if encoding and encoding != "identity":
-            if encoding not in ("gzip", "x-gzip", "deflate"):
-                raise UpstreamProtocolError(f"unsupported upstream content-encoding: {encoding}")
-            self._decoder = zlib.decompressobj(wbits=47)  # gzip or zlib-wrapped deflate, by header
-            del headers["Content-Encoding"]
-            headers.popall("Content-Length", None)
-        resp = Response(self, status, CIMultiDictProxy(headers), version)
-        self.body = resp.content
-        if self._state == _DONE:
-            self.body._end()
-        head = self._head
-        self._head = None
-        if head is not None and not head.done():
-            head.set_result(resp)
+            self._end_body(exc)
+        self.drop()
 
-    def _deliver(self, data: bytes) -> None:
-        if self._decoder is not None:
-            data = self._decoder.decompress(data)
-            if not data:
-                return
-        if self.body is not None:
-            self.body._feed(data)
+    # -- endings ---------------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        head, self._head = self._head, None
+        if head is not None and not head.done():
+            head.set_exception(exc)
 
     def _end_body(self, exc: BaseException | None) -> None:
-        if exc is None and self._decoder is not None:
-            tail = self._decoder.flush()
-            if tail and self.body is not None:
+        decoder, self._decoder = self._decoder, None
+        if exc is None and decoder is not None and self.body is not None:
+            tail = decoder.flush()
+            if tail:
                 self.body._feed(tail)
         if self.body is not None:
             self.body._end(exc)
 
-    def _parse_body(self, data: bytes) -> None:
-        state = self._state
-        if state == _LENGTH:
-            remaining = self._remaining
-            if len(data) < remaining:
-                self._remaining = remaining - len(data)
-                self._deliver(data)
-                return
-            if len(data) > remaining:
-                self.keep_alive = False
-                data = data[:remaining]
-            self._deliver(data)
-            self._state = _DONE
-            self._end_body(None)
-            return
-        if state == _UNTIL_CLOSE:
-            self._deliver(data)
-            return
-        self._parse_chunked(data)
-
-    def _parse_chunked(self, data: bytes) -> None:
-        buf = self._buf + data if self._buf else data
-        pos = 0
-        size = len(buf)
-        state = self._state
-        out: list[bytes] = []
-        while pos < size:
-            if state == _CHUNK_SIZE:  # fast path: a whole chunk (size line, data, CRLF) is here
-                end = buf.find(b"\r\n", pos)
-                if end > pos:
-                    try:
-                        chunk = int(buf[pos:end], 16)
-                    except ValueError:  # an extension (`;name=value`) or junk: the general path
-                        chunk = 0
-                    stop = end + 2 + chunk
-                    if chunk > 0 and stop + 2 <= size and buf[stop : stop + 2] == b"\r\n":
-                        out.append(buf[end + 2 : stop])
-                        pos = stop + 2
-                        continue
-            if state == _CHUNK_DATA:
-                take = min(self._remaining, size - pos)
-                out.append(buf[pos : pos + take])
-                pos += take
-                self._remaining -= take
-                if not self._remaining:
-                    state = _CHUNK_END
-                continue
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                if size - pos > 4096:
-                    raise UpstreamProtocolError("upstream chunk framing line too long")
-                break
-            line = buf[pos:end]
-            pos = end + 2
-            if state == _CHUNK_SIZE:
-                hex_size = line.split(b";", 1)[0].strip()
-                try:
-                    chunk = int(hex_size, 16)
-                except ValueError:
-                    raise UpstreamProtocolError("invalid upstream chunk size") from None
-                if chunk < 0:
-                    raise UpstreamProtocolError("invalid upstream chunk size")
-                if chunk:
-                    self._remaining = chunk
-                    state = _CHUNK_DATA
-                else:
-                    state = _TRAILERS
-            elif state == _CHUNK_END:
-                if line:
-                    raise UpstreamProtocolError("upstream chunk not followed by CRLF")
-                state = _CHUNK_SIZE
-            elif state == _TRAILERS and not line:  # the blank line after any trailers: complete
-                state = _DONE
-                if pos < size:
-                    self.keep_alive = False
-                break
-        self._buf = buf[pos:] if pos < size and state != _DONE else b""
-        self._state = state
-        if out:
-            self._deliver(out[0] if len(out) == 1 else b"".join(out))
-        if state == _DONE:
-            self._end_body(None)
-
-
-class Http1Pool:
-    """Keep-alive connections per origin, and `post` with the signature the dispatcher calls."""
-
-    __slots__ = ("_connect_timeout", "_header_blocks", "_idle", "_open", "_origins", "_ssl")
-
-    def __init__(self, *, connect_timeout: float) -> None:
-        self._connect_timeout = connect_timeout
-        # Encoded header blocks of read-only mappings, by identity: a credential's static headers
-        # are one long-lived `MappingProxyType`, so most requests reuse its bytes (kept alive here).
-        self._header_blocks: dict[int, tuple[Mapping[str, str], bytes]] = {}
-        self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
-        self._open: set[_Connection] = set()
-        self._origins: dict[str, Origin] = {}
-        self._ssl: ssl.SSLContext | None = None
-
-    def origin(self, url: str) -> Origin:
-        origin = self._origins.get(url)
-        if origin is None:
-            if len(self._origins) > 4096:
-                self._origins.clear()
-            origin = self._origins[url] = Origin(url)
-        return origin
-
-    def put_back(self, conn: _Connection) -> None:
-        idle = self._idle.setdefault(conn.key, [])
-        if len(idle) < MAX_IDLE_PER_ORIGIN:
-            conn.idle_since = time.monotonic()
-            idle.append(conn)
-        else:
-            conn.drop()
-
-    def forget(self, conn: _Connection) -> None:
-        self._open.discard(conn)
-        idle = self._idle.get(conn.key)
-        if idle and conn in idle:
-            idle.remove(conn)
-
-    async def _connect(self, origin: Origin) -> _Connection:
-        loop = asyncio.get_running_loop()
-        context = None
-        if origin.tls:
-            if self._ssl is None:  # loading the CA bundle reads files: not on the loop
-                self._ssl = await asyncio.to_thread(ssl.create_default_context)
-            context = self._ssl
-        try:
-            async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self, origin.key), origin.host, origin.port, ssl=context
-                )
-        except TimeoutError:
-            raise aiohttp.ConnectionTimeoutError(f"connecting to {origin.host_header} timed out") from None
-        except OSError as exc:
-            raise aiohttp.ClientConnectionError(
-                f"cannot connect to {origin.host_header}: {exc.strerror or exc}"
-            ) from exc
-        self._open.add(conn)
-        return conn
-
-    async def post(
-        self,
-        url: str,
-        *,
-        data: bytes,
-        headers: Mapping[str, str],
-        proxy: str | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        """Send one POST and wait for the status and headers; the body follows in `Response.content`.
-
-        Redirects are never followed (a 3xx is the answer), like the dispatcher asks of aiohttp."""
-        assert proxy is None and not allow_redirects, "proxied calls and redirects go through aiohttp"
-        origin = self.origin(url)
-        if type(headers) is not MappingProxyType:  # built for this request: nothing to reuse
-            block = header_block(headers)
-        elif (cached := self._header_blocks.get(id(headers))) is not None and cached[0] is headers:
-            block = cached[1]
-        else:
-            block = header_block(headers)
-            if len(self._header_blocks) > 1024:
-                self._header_blocks.clear()
-            self._header_blocks[id(headers)] = (headers, block)
-        request = b"%s%sContent-Length: %d\r\n\r\n" % (origin.request_line, block, len(data))
-        idle = self._idle.get(origin.key)
-        while True:
-            reused = False
-            conn = None
-            if idle:
-                oldest_usable = time.monotonic() - IDLE_SECONDS
-                while idle:
-                    candidate = idle.pop()
-                    if candidate.lost:
-                        continue
-                    if candidate.idle_since < oldest_usable:  # the upstream may have dropped it silently
-                        candidate.drop()
-                        continue
-                    conn, reused = candidate, True
-                    break
-            if conn is None:
-                conn = await self._connect(origin)
-            try:
-                return await conn.send(request, data)
-            except _Stale:
-                if reused:  # the upstream closed this idle connection before our bytes: a new one
-                    continue
-                raise UpstreamDisconnected("the upstream closed the connection before answering") from None
-            except BaseException:
-                conn.drop()
-                raise
-
-    async def close(self) -> None:
-        for conn in list(self._open):
-            conn.drop()
-        self._idle.clear()
+    def _protocol_error(self, exc: UpstreamProtocolError) -> None:
+        phase, self._phase = self._phase, _IDLE
+        if phase == _HEAD:
+            self._fail(exc)
+        elif phase == _BODY:
+            self._end_body(exc)
+        self.drop()

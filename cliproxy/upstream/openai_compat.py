@@ -1,15 +1,30 @@
-"""OpenAI-compatible providers: `{base-url}/chat/completions`, Bearer only when a key is set."""
+"""OpenAI-compatible providers: `{base-url}/chat/completions`, Bearer only when a key is set.
+
+The `openai-compatibility` section lists providers, each with its own `api-key-entries`: as in
+CLIProxyAPI, every key entry is one credential, and a provider without entries gets one keyless
+credential. Its provider key is `openai-compatible-<lower(name)>`; listings show `name` as owner.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import ClassVar
 
+from cliproxy.config.model import Config
+from cliproxy.config.sections import CompatKeyEntry
 from cliproxy.translate import Dialect
+from cliproxy.upstream.api_keys import KeyEntry
 from cliproxy.upstream.base import Executor, UpstreamCredential, join_url
+
+log = logging.getLogger(__name__)
+
+SECTION = "openai-compatibility"
 
 
 class OpenAICompatExecutor(Executor):
-    kind: ClassVar[str] = "openai-compatibility"
+    kind: ClassVar[str] = SECTION
     dialect: ClassVar[Dialect] = Dialect.CHAT
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
@@ -17,3 +32,56 @@ class OpenAICompatExecutor(Executor):
 
     def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
         return {"Authorization": "Bearer " + cred.api_key} if cred.api_key else {}
+
+
+@dataclass(frozen=True)
+class CompatSection:
+    """The `openai-compatibility` list: providers, each with several keys."""
+
+    section: str
+    kind: str
+    executor: Executor
+    status_toggle: str = "disabled"  # the management API switches the whole provider off
+
+    def entries(self, config: Config) -> Iterator[KeyEntry]:
+        for index, compat in enumerate(config.openai_compatibility):
+            if not compat.base_url:
+                log.warning("%s[%d]: dropped (base-url is required)", self.section, index)
+                continue
+            name = compat.name
+            provider = f"openai-compatible-{name.lower()}" if name else self.section
+            id_kind = f"{self.section}:{name}" if name else self.section
+            keys: tuple[CompatKeyEntry | None, ...] = compat.api_key_entries or (None,)
+            for sub, key_entry in enumerate(keys):
+                api_key = key_entry.api_key if key_entry else ""
+                own_proxy = key_entry.proxy_url if key_entry else ""
+                yield KeyEntry(
+                    section=self.section,
+                    index=index,
+                    key_index=sub if key_entry else None,
+                    label=f"{self.section}[{index}]" + (f".api-key-entries[{sub}]" if key_entry else ""),
+                    kind=self.kind,
+                    provider=provider,
+                    id_kind=id_kind,
+                    identity=(id_kind, api_key, compat.base_url, own_proxy),
+                    executor=self.executor,
+                    owned_by=name or self.section,
+                    api_key=api_key,
+                    base_url=compat.base_url,
+                    prefix=compat.prefix,
+                    priority=compat.priority,
+                    weight=key_entry.weight if key_entry else None,
+                    proxy_url=own_proxy,
+                    headers=compat.headers,
+                    models=compat.models,
+                    builtin_models="",
+                    excluded_models=compat.excluded_models,
+                    disabled=compat.disabled,
+                    disable_cooling=compat.disable_cooling,
+                    request_retry=compat.request_retry,
+                    scoped_errors=compat.request_scoped_errors,
+                    timeouts=compat.upstream_timeouts,
+                )
+
+
+PROVIDER = CompatSection(section=SECTION, kind=SECTION, executor=OpenAICompatExecutor())

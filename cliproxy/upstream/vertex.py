@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from cliproxy.config.sections import VertexKey
 from cliproxy.translate import Dialect
+from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import Executor, UpstreamCredential, join_url
 from cliproxy.upstream.gemini import gemini_method
 
@@ -22,3 +24,14 @@ class VertexExecutor(Executor):
 
     def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
         return {"x-goog-api-key": cred.api_key} if cred.api_key else {}
+
+
+PROVIDER = ApiKeySection(
+    section="vertex-api-key",
+    kind="vertex",
+    owner="google",
+    executor=VertexExecutor(),
+    entry=VertexKey,
+    needs_api_key=True,
+    endpoint_identity=True,
+)

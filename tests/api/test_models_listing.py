@@ -1,4 +1,4 @@
-"""`GET /v1/models` in the shape each client expects, and `/v1beta/models` (spec §5.5), read by the
+"""`GET /v1/models` in the shape each client expects, and `/v1beta/models`, read by the
 official SDKs: OpenAI list by default, Anthropic shape for `anthropic-version` or a Claude Code
 User-Agent, Gemini shape for `x-goog-api-key` (google-genai 3.x lists on `/v1/models`)."""
 

@@ -130,3 +130,33 @@ def test_check_opens_the_tls_files(tmp_path: Path, capsys: pytest.CaptureFixture
     path.write_text(f"tls:\n  enable: true\n  cert: {key}\n  key: {key}\n")  # a key is not a certificate
     assert main(["--check", "--config", str(path)]) == 1
     assert "error: tls: cannot load the certificate and key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name", ["Content-Length", "transfer-encoding", "Connection", "Keep-Alive", "Upgrade", "TE", "Trailer"]
+)
+def test_framing_headers_under_headers_are_a_load_error(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The HTTP client writes the framing itself: a second value would make the request ambiguous."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "claude-api-key:\n  - api-key: sk-a\n    headers: {X-Fine: fine}\n"
+        f"openai-compatibility:\n  - name: p\n    base-url: http://127.0.0.1:1/v1\n    headers: {{{name}: '9'}}\n"
+    )
+    assert main(["--check", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: openai-compatibility[0].headers: {name} cannot be set here" in err
+
+
+def test_upstream_timeouts_and_the_cooldown_cap_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "max-cooldown-seconds: 0\nupstream-timeouts: {idle-seconds: -1}\n"
+        "gemini-api-key:\n  - api-key: g\n    upstream-timeouts: {first-byte-seconds: nope}\n"
+    )
+    assert main(["--check", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "error: max-cooldown-seconds: " in err
+    assert "error: upstream-timeouts.idle-seconds: " in err
+    assert "error: gemini-api-key[0].upstream-timeouts.first-byte-seconds: " in err

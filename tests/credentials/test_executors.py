@@ -52,7 +52,7 @@ async def world(
 ) -> World:
     upstream = FakeUpstream()
     app = upstream.app()
-    # The regional Vertex path of service-account credentials (spec §5.1).
+    # The regional Vertex path of service-account credentials.
     app.router.add_post("/v1/projects/{project}/locations/{loc}/publishers/google/models/{target:.+}", upstream.gemini)
     up = await aiohttp_server(app)
     up_base = str(up.make_url("")).rstrip("/")

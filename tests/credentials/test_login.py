@@ -9,10 +9,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cliproxy.credentials.login import BrowserLogin, browser_login, codex_device_login
+from cliproxy.credentials.login import BrowserLogin, browser_login
 from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.store import load_auth_dir
-from tests.fakes.oauth import FakeOAuth
+from tests.fakes.oauth import FakeOAuth, codex_device_login
 
 
 def browser(session: aiohttp.ClientSession, *, tamper_state: bool = False) -> BrowserLogin:

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cliproxy.credentials.store import AuthFileCredential
+from cliproxy.credentials.files import AuthFileCredential
 from cliproxy.management.oauth import OAUTH_LOGINS
 from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory

@@ -14,7 +14,7 @@ from cliproxy.credentials.oauth import (
     pkce_challenge,
     validate_state,
 )
-from cliproxy.credentials.providers import ProviderSettings
+from cliproxy.credentials.registry import ProviderSettings
 
 
 def test_pkce_matches_rfc7636_appendix_b() -> None:

@@ -16,10 +16,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from cliproxy.credentials.files import AuthFileCredential, format_time
 from cliproxy.credentials.jwt import verify_rs256
 from cliproxy.credentials.providers import vertex
 from cliproxy.credentials.refresh import CredentialRefresher, RefreshError
-from cliproxy.credentials.store import AuthFileCredential, format_time, load_auth_dir
+from cliproxy.credentials.store import load_auth_dir
 from tests.fakes.oauth import FakeOAuth
 
 
@@ -211,7 +212,7 @@ async def test_a_transient_failure_is_retried_by_the_scheduler_after_the_backoff
         await refresher.refresh_now(cred)
     status = refresher.status(cred.id)
     assert not status.dead and status.failures == 1
-    assert refresher.due_at(cred) == now[0] + timedelta(minutes=5)  # spec §7.3: retry after 5 min
+    assert refresher.due_at(cred) == now[0] + timedelta(minutes=5)  # a failed refresh is retried after 5 min
 
     fake_oauth.refresh_failure = None
     runner = asyncio.create_task(refresher.run(lambda: [cred]))

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from cliproxy.credentials.store import AuthFileCredential
+from cliproxy.credentials.files import AuthFileCredential
 from cliproxy.watch import load_runtime
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "auth-dir-sample"

@@ -16,13 +16,8 @@ from typing import Any
 
 import pytest
 
-from cliproxy.credentials.store import (
-    CredentialFileError,
-    credential_path,
-    load_auth_dir,
-    parse_time,
-    write_credential_file,
-)
+from cliproxy.credentials.files import CredentialFileError, credential_path, parse_time
+from cliproxy.credentials.store import load_auth_dir, write_credential_file
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "auth-dir-sample"
 
@@ -182,7 +177,7 @@ def test_unsafe_names_are_refused(tmp_path: Path, name: str) -> None:
 
 def test_request_scoped_errors_of_a_file_come_before_its_channels(tmp_path: Path) -> None:
     from cliproxy.config.load import parse_config_text
-    from cliproxy.credentials.executors import build_credential
+    from cliproxy.routing.credentials import build_credential
 
     put(tmp_path, "claude-a.json", {
         "type": "claude", "access_token": "a",

@@ -15,6 +15,7 @@ import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,12 +23,18 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cliproxy.credentials.jwt import verify_rs256
+from cliproxy.credentials.login import device_login
 from cliproxy.credentials.oauth import pkce_challenge
-from cliproxy.credentials.providers import ProviderSettings
 from cliproxy.credentials.providers.claude import CLIENT_ID as CLAUDE_CLIENT_ID
 from cliproxy.credentials.providers.codex import CLIENT_ID as CODEX_CLIENT_ID
+from cliproxy.credentials.registry import ProviderSettings
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+async def codex_device_login(**kwargs: Any) -> Path:
+    """The device login of the provider this fake plays for Codex (`login.device_login`)."""
+    return await device_login("codex", **kwargs)
 
 
 def fake_id_token(claims: dict[str, Any]) -> str:

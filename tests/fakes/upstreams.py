@@ -321,9 +321,10 @@ class FakeUpstream:
                     self.plan.remove(item)
                 elif item.times > 1:
                     item.times -= 1
-                return web.Response(
-                    status=item.status, body=item.body, headers=item.headers, content_type="application/json"
-                )
+                # A planned answer of SSE events is served as a real upstream serves a stream.
+                sse = item.body.lstrip().startswith((b"event:", b"data:"))
+                content_type = "text/event-stream" if sse else "application/json"
+                return web.Response(status=item.status, body=item.body, headers=item.headers, content_type=content_type)
         return None
 
     def _answer(self, sent: Any) -> web.Response:
@@ -422,7 +423,15 @@ class FakeUpstream:
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
         seen = await self._record(request)
         planned = self._planned(seen)
-        return planned or web.json_response({"input_tokens": 7})
+        if planned is not None:
+            return planned
+        body = seen.json
+        # As Anthropic's API: model and messages required, no field a count does not take.
+        extra = sorted(set(body) - CLAUDE_COUNT_FIELDS) if isinstance(body, dict) else []
+        if not isinstance(body, dict) or not body.get("model") or not body.get("messages") or extra:
+            message = f"{extra[0]}: Extra inputs are not permitted" if extra else "model and messages are required"
+            return web.Response(body=error_payload("claude", 400, message), status=400, content_type="application/json")
+        return web.json_response({"input_tokens": 7})
 
     async def gemini(self, request: web.Request) -> web.StreamResponse:
         seen = await self._record(request)
@@ -440,6 +449,17 @@ class FakeUpstream:
             tool_stream = tools and self.tool_loop  # without `tool_loop` the recorded text stream, as before
             return await self._stream(request, GEMINI_TOOL_STREAM if tool_stream else wire_body("gemini_stream.txt"))
         if method == "countTokens":
+            # As Google's API: `contents`, or a `generateContentRequest` naming its model, not both.
+            inner = body.get("generateContentRequest")
+            valid = ("contents" in body) != (inner is not None) and (
+                inner is None or (str(inner.get("model", "")).startswith("models/") and inner.get("contents"))
+            )
+            if not valid:
+                return web.Response(
+                    body=error_payload("gemini", 400, "invalid countTokens request"),
+                    status=400,
+                    content_type="application/json",
+                )
             return web.json_response({"totalTokens": 7})
         if self.answer is not None:
             return self._answer(body)
@@ -448,6 +468,9 @@ class FakeUpstream:
         return web.json_response(GEMINI_RESPONSE)
 
 
+CLAUDE_COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers", "context_management"}
+)
 CHATGPT_UNSUPPORTED = ("max_output_tokens", "max_completion_tokens", "temperature", "top_p", "truncation", "user")
 
 

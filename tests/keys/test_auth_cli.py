@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from cliproxy.cli import main
-from cliproxy.credentials.store import format_time
+from cliproxy.credentials.files import format_time
 from tests.fakes.fixtures import Starter
 from tests.fakes.oauth import FakeOAuth
 from tests.fakes.upstreams import FakeUpstream

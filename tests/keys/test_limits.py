@@ -282,7 +282,10 @@ async def test_untranslatable_upstream_answer_is_502_and_frees_the_slot(
     or a non-JSON body used to reach an Anthropic client untranslated, as a 200), and it frees the
     key's concurrency slot."""
     fake, base = upstream
-    proxy = await start_proxy(config(base, "  - {name: single, key: sk-single-0001, max-concurrent: 1}"))
+    # Such an answer cools its credential down like any transient failure; off here, so that each of
+    # the three bodies reaches the only credential.
+    keys = "  - {name: single, key: sk-single-0001, max-concurrent: 1}"
+    proxy = await start_proxy(config(base, keys, "transient-error-cooldown-seconds: -1"))
     for body in (b"[]", b'{"choices": 7}', b"not json"):
         fake.fail(200, body=body)
         with pytest.raises(anthropic.InternalServerError) as info:

@@ -1,4 +1,4 @@
-"""`/api-keys` list semantics (spec §2.5); key objects in `api-keys` are left alone."""
+"""`/api-keys` list semantics; key objects in `api-keys` are left alone."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import yaml
 
-from cliproxy.credentials.store import auth_index_for
+from cliproxy.credentials.files import auth_index_for
 from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 from tests.management.client import MANAGEMENT_BLOCK, Mgmt

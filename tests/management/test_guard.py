@@ -89,7 +89,7 @@ async def test_key_sources(proxy: ProxyFactory) -> None:
     for headers in (bearer(SECRET), {"Authorization": SECRET}, {"X-Management-Key": SECRET}):
         status, _, _ = await get(server, "/config", headers)
         assert status == 200, headers
-    # The bearer token is not trimmed (spec §2.2).
+    # The bearer token is not trimmed.
     status, body, _ = await get(server, "/config", {"Authorization": f"Bearer  {SECRET}"})
     assert status == 401 and b"invalid management key" in body
 

@@ -1,4 +1,4 @@
-"""`oauth-excluded-models` and `oauth-model-alias` maps (spec §2.6)."""
+"""`oauth-excluded-models` and `oauth-model-alias` maps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Provider key lists (spec §2.6): GET with auth-index, PUT sanitising, PATCH/DELETE rules and errors."""
+"""Provider key lists: GET with auth-index, PUT sanitising, PATCH/DELETE rules and errors."""
 
 from __future__ import annotations
 

@@ -164,7 +164,7 @@ async def test_a_real_request_shows_in_usage_and_the_queue(
     upstream: tuple[FakeUpstream, str], start_proxy: Starter
 ) -> None:
     """Through `/v1` with the OpenAI SDK against a fake upstream: the totals count it and the queue
-    holds one record in spec §8.5's shape, tied to the response's X-Request-Id."""
+    holds one record in CLIProxyAPI's shape, tied to the response's X-Request-Id."""
     fake, base = upstream
     proxy = await start_proxy(
         f"""

@@ -1,4 +1,4 @@
-"""Model resolution through the real app (spec §5.3, §5.4, §5.2): prefixes, `force-model-prefix`,
+"""Model resolution through the real app: prefixes, `force-model-prefix`,
 aliases and alias pools, `excluded-models` wildcards, disabled entries, thinking suffixes."""
 
 from __future__ import annotations

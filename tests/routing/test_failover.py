@@ -1,4 +1,4 @@
-"""Failover, request faults, cooldowns and retry rounds (spec §5.8) through the real app."""
+"""Failover, request faults, cooldowns and retry rounds through the real app."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ async def test_disable_cooling(upstream: tuple[FakeUpstream, str], start_proxy: 
 
 
 async def test_retry_rounds_per_credential_counts(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
-    """Spec §5.8, test-pinned: global request-retry 3, per-credential 3, 2, 2 → 4, 3, 3 calls."""
+    """As CLIProxyAPI's own tests pin it: global request-retry 3, per-credential 3, 2, 2 → 4, 3, 3 calls."""
     fake, base = upstream
     entries = "\n".join(
         f"  - api-key: {key}\n    base-url: {base}\n    request-retry: {retry}\n    models: [{{name: claude-fake}}]"

@@ -1,4 +1,4 @@
-"""Routing strategies and priority tiers (spec §5.6, §5.7) through the real app.
+"""Routing strategies and priority tiers through the real app.
 
 Every test sends real requests with the official SDK and reads which upstream key the fake saw,
 so what is proven is the credential each request actually reached.

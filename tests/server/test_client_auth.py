@@ -65,7 +65,7 @@ async def test_genai_sdk_raises_client_error_401(proxy: ProxyFactory, api_versio
 
 
 async def test_key_sources_in_precedence_order(proxy: ProxyFactory) -> None:
-    """A wrong Authorization does not block a correct ?key= (spec §1)."""
+    """A wrong Authorization does not block a correct ?key=."""
     import aiohttp
 
     server = await proxy(CONFIG)

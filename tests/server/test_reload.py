@@ -1,4 +1,4 @@
-"""Hot reload over real HTTP: file writes change the running server with no restart (spec §4)."""
+"""Hot reload over real HTTP: file writes change the running server with no restart."""
 
 from __future__ import annotations
 

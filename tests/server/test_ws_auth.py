@@ -1,4 +1,4 @@
-"""`ws-auth` (spec §3.1): `/v1/ws` follows it, other `/v1` WebSockets always need a client key."""
+"""`ws-auth`: `/v1/ws` follows it, other `/v1` WebSockets always need a client key."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Payload rules (spec §8.7): default, default-raw, override, override-raw, filter, after translation."""
+"""Payload rules: default, default-raw, override, override-raw, filter, after translation."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ where the client dialect has one, as Claude Code sends), images as base64 and as
 parallel tool calls and their two results, an assistant text turn (a last assistant turn with tool calls
 but no Claude signature makes a Claude upstream turn thinking off: see test_requests), stop sequences,
 a JSON-schema output request and reasoning settings. A second request carries the `model(budget)`
-suffix (spec §5.4) instead.
+suffix instead.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """An upstream stream that breaks off with an error after the first text reaches each client SDK as an
-error in the client's own dialect (spec §6.3), through the running proxy, for all 12 pairs.
+error in the client's own dialect, through the running proxy, for all 12 pairs.
 
 The status line was already sent, so the error travels in-band: chat `data: {"error":…}` (no `[DONE]`),
 Anthropic `event: error`, Responses `event: error`, Gemini an error envelope; each SDK raises (or, for

@@ -1,4 +1,4 @@
-"""Payload rules (spec §8.7) run on the upstream body after translation, through the running proxy."""
+"""Payload rules run on the upstream body after translation, through the running proxy."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import anthropic
 from google import genai
@@ -37,15 +38,36 @@ async def test_claude_count_tokens_estimated_for_other_upstreams(
     assert fake.seen == []  # the chat upstream has no counting endpoint: nothing was sent
 
 
-async def test_gemini_count_tokens_estimated_for_a_claude_upstream(
+async def test_gemini_count_tokens_counted_by_a_claude_upstream(
     upstream: tuple[FakeUpstream, str], start_proxy: Starter
 ) -> None:
+    """A Claude upstream counts for a Gemini client: its own count_tokens answers (the fake counts 7),
+    with the body cut to what that endpoint takes (the fake refuses `max_tokens` as Anthropic does)."""
     fake, base = upstream
     proxy = await start_proxy(upstream_config(Dialect.CLAUDE, base))
     gc = genai.Client(api_key=CLIENT_KEY, http_options=types.HttpOptions(base_url=proxy.url, api_version="v1beta"))
     counted = await gc.aio.models.count_tokens(model=MODEL, contents=LONG)
-    assert counted.total_tokens is not None and counted.total_tokens > 300
-    assert fake.seen == []
+    assert counted.total_tokens == 7
+    (seen,) = fake.seen
+    assert seen.path == "/v1/messages/count_tokens"
+    assert seen.json["messages"][0]["content"][0]["text"] == LONG and "max_tokens" not in seen.json
+
+
+async def test_claude_count_tokens_counted_by_a_gemini_upstream(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """A Gemini upstream counts for a Claude client through `:countTokens`, system prompt included."""
+    fake, base = upstream
+    proxy = await start_proxy(upstream_config(Dialect.GEMINI, base))
+    ac = anthropic.AsyncAnthropic(base_url=proxy.url, api_key=CLIENT_KEY, max_retries=0)
+    messages: list[Any] = [{"role": "user", "content": LONG}]
+    counted = await ac.messages.count_tokens(model=MODEL, system="be brief", messages=messages)
+    assert counted.input_tokens == 7
+    (seen,) = fake.seen
+    assert seen.path.endswith(":countTokens")
+    inner = seen.json["generateContentRequest"]
+    assert inner["model"].startswith("models/") and inner["contents"][0]["parts"][0]["text"] == LONG
+    assert inner["systemInstruction"]["parts"][0]["text"] == "be brief"
 
 
 async def test_same_dialect_count_tokens_asks_the_upstream(

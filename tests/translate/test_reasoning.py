@@ -1,4 +1,4 @@
-"""Reasoning settings across dialects, and the `model(level)` / `model(budget)` suffix of spec §5.4."""
+"""Reasoning settings across dialects, and the `model(level)` / `model(budget)` suffix."""
 
 from __future__ import annotations
 

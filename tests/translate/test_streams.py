@@ -167,7 +167,7 @@ def test_upstream_error_mid_stream_is_framed_for_the_client(client: Dialect) -> 
     payload = jsonio.loads(last.data)
     if client is Dialect.CHAT:
         assert last.event is None and payload["error"]["message"] == "Overloaded"
-        assert b"[DONE]" not in data  # spec §6.3: no [DONE] after an error
+        assert b"[DONE]" not in data  # no [DONE] after an error
     elif client is Dialect.CLAUDE:
         assert last.event == "error" and payload["error"]["type"] == "overloaded_error"
     elif client is Dialect.RESPONSES:

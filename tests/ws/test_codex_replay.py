@@ -1,4 +1,4 @@
-"""Replay the recorded Codex CLI 0.169 WebSocket sessions through the proxy (client-protocols §5.6).
+"""Replay the recorded Codex CLI 0.169 WebSocket sessions through the proxy.
 
 The frames and upgrade headers are exactly what Codex sent (`fixtures/codex_exec_ws*.jsonl`); only
 the ids Codex got from the recording server (`previous_response_id`, the tool `call_id`) are swapped

@@ -1,7 +1,8 @@
-"""Claude (Anthropic subscription) OAuth: authorize URL, code exchange, refresh, the credential file.
+"""Claude (Anthropic subscription) OAuth: login, refresh, the credential file and its executor.
 
-Token requests are JSON bodies (spec §7.3). The code Claude hands back may carry `#<state>`; the
-callers strip it with `oauth.parse_redirect_url` before `exchange_code`.
+Token requests are JSON bodies, as Claude Code sends them. The code Claude hands back may carry
+`#<state>`; the callers strip it with `oauth.parse_redirect_url` before `exchange_code`.
+Requests go to the Messages API with the access token as Bearer and the OAuth beta flag.
 """
 
 from __future__ import annotations
@@ -9,18 +10,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import aiohttp
 
+from cliproxy.credentials.executor import AuthFileExecutor
+from cliproxy.credentials.files import filename_part, format_time, now_utc
+from cliproxy.credentials.kinds import AuthFileKind, CodeLogin, require_tokens
 from cliproxy.credentials.oauth import PKCE, OAuthError, TokenSet, overrides_from_env, post_token_request
-from cliproxy.credentials.store import format_time, now_utc
+from cliproxy.upstream.base import UpstreamCredential
+from cliproxy.upstream.claude import DEFAULT_VERSION, ClaudeExecutor, messages_url
 
 CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
 SCOPE = "org:create_api_key user:profile user:inference"
 CALLBACK_PORT = 54545
 CALLBACK_PATH = "/callback"
+OAUTH_BETA = "oauth-2025-04-20"
+REFRESH_LEAD = timedelta(hours=4)  # as CLIProxyAPI: refresh four hours before expiry
 
 ENV_NAMES = {
     "client_id": "CLIPROXY_CLAUDE_CLIENT_ID",
@@ -106,7 +114,7 @@ async def refresh(
 
 
 def credential_json(tokens: TokenSet) -> dict[str, Any]:
-    """The file a login writes (spec §7.2, `claude` row)."""
+    """The file a login writes, with the fields CLIProxyAPI writes."""
     raw = tokens.raw
     account = raw.get("account") if isinstance(raw.get("account"), Mapping) else {}
     organization = raw.get("organization") if isinstance(raw.get("organization"), Mapping) else {}
@@ -132,8 +140,61 @@ def credential_json(tokens: TokenSet) -> dict[str, Any]:
 
 
 def credential_filename(data: Mapping[str, Any]) -> str:
-    from cliproxy.credentials.login import filename_part
-
     email = str(data.get("email") or "")
     fallback = str(data.get("account_uuid") or "") or now_utc().strftime("%Y%m%d%H%M%S")
     return f"claude-{filename_part(email or fallback)}.json"
+
+
+async def _exchange(
+    session: aiohttp.ClientSession, settings: ClaudeSettings, code: str, state: str, verifier: str, redirect_uri: str
+) -> TokenSet:
+    return await exchange_code(session, settings, code=code, state=state, verifier=verifier, redirect_uri=redirect_uri)
+
+
+async def _refresh(session: aiohttp.ClientSession, settings: ClaudeSettings, token: str, proxy_url: str) -> TokenSet:
+    return await refresh(session, settings, refresh_token=token, proxy_url=proxy_url)
+
+
+class ClaudeOAuthExecutor(AuthFileExecutor[ClaudeSettings], ClaudeExecutor):
+    """Anthropic Messages with a Claude subscription: Bearer token plus the OAuth beta flag."""
+
+    kind: ClassVar[str] = "claude"
+
+    def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
+        return messages_url(self.settings.api_url, action)
+
+    def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
+        return {"anthropic-version": DEFAULT_VERSION, "anthropic-beta": OAUTH_BETA}
+
+    def combine_headers(self, headers: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, str]:
+        """Keep the client's `anthropic-beta` flags and add the OAuth one (the API needs both)."""
+        out = {**headers, **auth}
+        flags = [f.strip() for f in out.get("anthropic-beta", "").split(",") if f.strip()]
+        if OAUTH_BETA not in flags:
+            flags.append(OAUTH_BETA)
+        out["anthropic-beta"] = ",".join(flags)
+        return out
+
+
+PROVIDER: AuthFileKind[ClaudeSettings] = AuthFileKind(
+    type="claude",
+    owner="anthropic",
+    settings=ClaudeSettings.from_env,
+    executor=ClaudeOAuthExecutor,
+    base_url=lambda _cred, settings: settings.api_url,
+    credential_filename=credential_filename,
+    check=require_tokens,
+    subscription=True,
+    refresh=_refresh,
+    refresh_lead=REFRESH_LEAD,
+    credential_json=credential_json,
+    code_login=CodeLogin(
+        web_name="anthropic",
+        aliases=("anthropic", "claude"),
+        callback=lambda settings: (settings.callback_port, settings.callback_path),
+        authorize_url=lambda settings, pkce, state, redirect: authorize_url(
+            settings, pkce=pkce, state=state, redirect_uri=redirect
+        ),
+        exchange=_exchange,
+    ),
+)

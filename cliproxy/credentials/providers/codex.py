@@ -1,8 +1,9 @@
-"""Codex (ChatGPT subscription) OAuth: PKCE login, device-code login, refresh, the credential file.
+"""Codex (ChatGPT subscription) OAuth: logins, refresh, the credential file and its executor.
 
-Token requests are form-encoded (spec §7.3). The id_token's `https://api.openai.com/auth` claims
-carry the ChatGPT account id (sent upstream as `Chatgpt-Account-Id`) and the plan type (which
-picks the model catalog and is part of the file name).
+Token requests are form-encoded, as the Codex CLI sends them. The id_token's
+`https://api.openai.com/auth` claims carry the ChatGPT account id (sent upstream as
+`Chatgpt-Account-Id`) and the plan type (part of the file name). Requests go to the ChatGPT
+Codex backend, which only streams and refuses several Responses fields (`fit_backend_body`).
 """
 
 from __future__ import annotations
@@ -13,22 +14,28 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import aiohttp
 
+from cliproxy.credentials.executor import AuthFileExecutor
+from cliproxy.credentials.files import AuthFileCredential, filename_part, format_time, text_field
 from cliproxy.credentials.jwt import decode_claims
+from cliproxy.credentials.kinds import AuthFileKind, CodeLogin, DeviceLogin, apply_tokens, require_tokens
 from cliproxy.credentials.oauth import (
     PKCE,
     TOKEN_REQUEST_TIMEOUT,
+    DeviceCode,
     OAuthError,
     TokenSet,
     overrides_from_env,
     post_token_request,
     proxy_for,
 )
-from cliproxy.credentials.store import format_time
+from cliproxy.translate import Dialect
+from cliproxy.upstream.base import UpstreamCredential
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,8 @@ CALLBACK_PATH = "/auth/callback"
 AUTH_CLAIMS = "https://api.openai.com/auth"
 DEVICE_TIMEOUT_SECONDS = 15 * 60
 DEFAULT_POLL_INTERVAL = 5.0
+REFRESH_LEAD = timedelta(days=5)  # as CLIProxyAPI: refresh five days before expiry
+ORIGINATOR = "codex_cli_rs"
 
 ENV_NAMES = {
     "client_id": "CLIPROXY_CODEX_CLIENT_ID",
@@ -160,7 +169,7 @@ def parse_id_token(id_token: str) -> IdTokenInfo:
 
 
 def credential_json(tokens: TokenSet) -> dict[str, Any]:
-    """The file a login writes (spec §7.2, `codex` row)."""
+    """The file a login writes, with the fields CLIProxyAPI writes."""
     info = parse_id_token(tokens.id_token)
     return {
         "type": "codex",
@@ -176,8 +185,6 @@ def credential_json(tokens: TokenSet) -> dict[str, Any]:
 
 def credential_filename(data: Mapping[str, Any]) -> str:
     """`codex-<sha256(accountId)[:8]>-<email>-<plan>.json` (legacy shape when no account id)."""
-    from cliproxy.credentials.login import filename_part
-
     info = parse_id_token(str(data.get("id_token") or ""))
     email = filename_part(str(data.get("email") or info.email or "unknown"))
     account_id = str(data.get("account_id") or info.account_id)
@@ -192,16 +199,6 @@ def credential_filename(data: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- device code
-
-
-@dataclass(frozen=True)
-class DeviceCode:
-    """What the user needs to approve a headless login, and what we poll with."""
-
-    device_auth_id: str
-    user_code: str
-    verification_url: str
-    interval: float
 
 
 async def request_device_code(
@@ -343,3 +340,126 @@ def fit_backend_body(body: dict[str, Any]) -> bool:
     if ENCRYPTED_REASONING not in include:
         put("include", [*include, ENCRYPTED_REASONING])
     return changed
+
+
+# --------------------------------------------------------------------------- the registry entry
+
+
+def auth_claims(id_token: str) -> dict[str, Any]:
+    """The `https://api.openai.com/auth` claims of an id_token (unverified: it is our own file)."""
+    auth = decode_claims(id_token).get(AUTH_CLAIMS)
+    return dict(auth) if isinstance(auth, Mapping) else {}
+
+
+def facts(meta: Mapping[str, Any]) -> dict[str, str]:
+    """Account id (the file's field, else the id_token's claim) and plan type."""
+    claims = auth_claims(text_field(meta, "id_token"))
+    account = text_field(meta, "account_id") or str(claims.get("chatgpt_account_id") or "").strip()
+    return {"account_id": account, "plan_type": str(claims.get("chatgpt_plan_type") or "").strip()}
+
+
+def merge_tokens(meta: Mapping[str, Any], tokens: TokenSet) -> dict[str, Any]:
+    """New tokens into the file; a refresh may be the first to tell us the account id."""
+    out = apply_tokens(meta, tokens)
+    if tokens.id_token and not out.get("account_id"):
+        account = parse_id_token(tokens.id_token).account_id
+        if account:
+            out["account_id"] = account
+    return out
+
+
+def listing(cred: AuthFileCredential) -> dict[str, Any]:
+    """The `id_token` summary CLIProxyAPI's `/auth-files` entries carry for Codex logins."""
+    claims = auth_claims(text_field(cred.metadata, "id_token"))
+    return {
+        "id_token": {
+            "chatgpt_account_id": cred.account_id,
+            "plan_type": cred.plan_type,
+            "chatgpt_subscription_active_start": claims.get("chatgpt_subscription_active_start"),
+            "chatgpt_subscription_active_until": claims.get("chatgpt_subscription_active_until"),
+        }
+    }
+
+
+class CodexOAuthExecutor(AuthFileExecutor[CodexSettings]):
+    """The ChatGPT Codex backend: Responses over SSE only, Bearer plus the account-id headers."""
+
+    kind: ClassVar[str] = "codex"
+    dialect: ClassVar[Dialect] = Dialect.RESPONSES
+    always_stream: ClassVar[bool] = True
+    rewrites_body: ClassVar[bool] = True
+    forward_headers: ClassVar[tuple[str, ...]] = (
+        "OpenAI-Beta",
+        "User-Agent",
+        "Originator",
+        "Session_id",
+        "Session-Id",
+        "Version",
+    )
+
+    def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
+        return self.settings.api_url
+
+    def prepare_body(self, body: dict[str, Any]) -> bool:
+        return fit_backend_body(body)
+
+    def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
+        headers = {"Originator": ORIGINATOR, "Accept": "text/event-stream"}
+        if self.source.account_id:
+            headers["Chatgpt-Account-Id"] = self.source.account_id
+        return headers
+
+    async def fresh_auth(self, cred: UpstreamCredential, *, force_refresh: bool = False) -> dict[str, str]:
+        headers = {"Authorization": "Bearer " + await self.token(force_refresh=force_refresh)}
+        account = self.current().account_id  # a refresh may have brought the account id
+        if account:
+            headers["Chatgpt-Account-Id"] = account
+        return headers
+
+
+async def _exchange(
+    session: aiohttp.ClientSession, settings: CodexSettings, code: str, _state: str, verifier: str, redirect_uri: str
+) -> TokenSet:
+    return await exchange_code(session, settings, code=code, verifier=verifier, redirect_uri=redirect_uri)
+
+
+async def _refresh(session: aiohttp.ClientSession, settings: CodexSettings, token: str, proxy_url: str) -> TokenSet:
+    return await refresh(session, settings, refresh_token=token, proxy_url=proxy_url)
+
+
+async def _poll(
+    session: aiohttp.ClientSession, settings: CodexSettings, device: DeviceCode, timeout: float
+) -> TokenSet:
+    return await poll_device_code(session, settings, device, timeout=timeout)
+
+
+async def _start(session: aiohttp.ClientSession, settings: CodexSettings) -> DeviceCode:
+    return await request_device_code(session, settings)
+
+
+PROVIDER: AuthFileKind[CodexSettings] = AuthFileKind(
+    type="codex",
+    owner="openai",
+    settings=CodexSettings.from_env,
+    executor=CodexOAuthExecutor,
+    base_url=lambda _cred, settings: settings.api_url,
+    credential_filename=credential_filename,
+    check=require_tokens,
+    facts=facts,
+    subscription=True,
+    refresh=_refresh,
+    refresh_lead=REFRESH_LEAD,
+    merge_tokens=merge_tokens,
+    credential_json=credential_json,
+    code_login=CodeLogin(
+        web_name="codex",
+        aliases=("codex", "openai"),
+        callback=lambda settings: (settings.callback_port, settings.callback_path),
+        authorize_url=lambda settings, pkce, state, redirect: authorize_url(
+            settings, pkce=pkce, state=state, redirect_uri=redirect
+        ),
+        exchange=_exchange,
+    ),
+    device_login=DeviceLogin(start=_start, poll=_poll, timeout_seconds=DEVICE_TIMEOUT_SECONDS),
+    listing=listing,
+)

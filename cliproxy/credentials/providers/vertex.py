@@ -1,8 +1,9 @@
-"""Vertex AI through a Google service account: mint access tokens, build the credential file.
+"""Vertex AI through a Google service account: minted tokens, the credential file, its executor.
 
 The service-account key signs an RS256 JWT (`cryptography`, no Google SDK) which the token URI
-exchanges for a one-hour access token (grant type jwt-bearer). `VertexTokenSource` caches one
-token per credential until shortly before it expires, with one mint in flight per credential.
+exchanges for a one-hour access token (grant type jwt-bearer); the running server caches it per
+credential (`MintedTokens`). Requests go to the regional publisher-model URL of the file's
+project and location.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
+from cliproxy.credentials.executor import AuthFileExecutor
+from cliproxy.credentials.files import AuthFileCredential, CredentialFileError, filename_part, text_field
 from cliproxy.credentials.jwt import load_rsa_private_key, sign_rs256
+from cliproxy.credentials.kinds import AuthFileKind
+from cliproxy.credentials.minted import MintedTokens
 from cliproxy.credentials.oauth import OAuthError, TokenSet, overrides_from_env, post_token_request
-from cliproxy.credentials.store import AuthFileCredential
+from cliproxy.translate import Dialect
+from cliproxy.upstream.base import UpstreamCredential
+from cliproxy.upstream.gemini import gemini_method
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,6 @@ GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 3600
-REFRESH_MARGIN_SECONDS = 300
 DEFAULT_LOCATION = "us-central1"
 
 ENV_NAMES = {
@@ -50,7 +56,7 @@ class VertexSettings:
 
 
 def base_url(settings: VertexSettings, location: str) -> str:
-    """`https://{loc}-aiplatform.googleapis.com`, or the global host for `global` (spec §5.1)."""
+    """`https://{loc}-aiplatform.googleapis.com`, or the global host for `global` (as CLIProxyAPI)."""
     if settings.api_url:
         return settings.api_url.rstrip("/")
     if location == "global":
@@ -60,11 +66,17 @@ def base_url(settings: VertexSettings, location: str) -> str:
 
 def model_url(settings: VertexSettings, cred: AuthFileCredential, model: str, action: str) -> str:
     """`…/v1/projects/{p}/locations/{loc}/publishers/google/models/{m}:{action}`."""
+    return _model_base(settings, cred, model) + f":{action}"
+
+
+def _model_base(settings: VertexSettings, cred: AuthFileCredential, model: str) -> str:
     loc = cred.location
-    return (
-        f"{base_url(settings, loc)}/v1/projects/{cred.project_id}/locations/{loc}"
-        f"/publishers/google/models/{model}:{action}"
-    )
+    return f"{base_url(settings, loc)}/v1/projects/{cred.project_id}/locations/{loc}/publishers/google/models/{model}"
+
+
+def service_account(meta: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = meta.get("service_account")
+    return value if isinstance(value, Mapping) else {}
 
 
 def build_assertion(service_account: Mapping[str, Any], *, token_url: str, now: float | None = None) -> str:
@@ -107,64 +119,17 @@ async def mint_token(
     return TokenSet.from_json(data)
 
 
-@dataclass(frozen=True)
-class _Cached:
-    token: str
-    expires_at: float
-    fingerprint: str
-
-
-class VertexTokenSource:
-    """Access tokens per vertex credential, cached until `REFRESH_MARGIN_SECONDS` before expiry."""
+class VertexTokenSource(MintedTokens):
+    """Minted access tokens of vertex service-account credentials, cached per credential."""
 
     def __init__(self, session: aiohttp.ClientSession, settings: VertexSettings) -> None:
-        self._session = session
-        self._settings = settings
-        self._cache: dict[str, _Cached] = {}
-        self._inflight: dict[str, asyncio.Task[_Cached]] = {}
-        self.mint_count = 0
-
-    @staticmethod
-    def _fingerprint(cred: AuthFileCredential) -> str:
-        sa = cred.service_account
-        return f"{sa.get('client_email')}:{sa.get('private_key_id')}:{cred.sha256}"
-
-    async def token(self, cred: AuthFileCredential) -> str:
-        fingerprint = self._fingerprint(cred)
-        cached = self._cache.get(cred.id)
-        if cached and cached.fingerprint == fingerprint and cached.expires_at - REFRESH_MARGIN_SECONDS > time.time():
-            return cached.token
-        task = self._inflight.get(cred.id)
-        if task is None:
-            task = asyncio.create_task(self._mint(cred, fingerprint))
-            self._inflight[cred.id] = task
-            task.add_done_callback(functools.partial(self._forget, cred.id))
-        return (await asyncio.shield(task)).token
-
-    def _forget(self, key: str, task: asyncio.Task[_Cached]) -> None:
-        if self._inflight.get(key) is task:
-            del self._inflight[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here; the awaiting caller gets it too
-
-    def invalidate(self, cred: AuthFileCredential) -> None:
-        """Drop a cached token (the upstream answered 401 with it)."""
-        self._cache.pop(cred.id, None)
-
-    async def _mint(self, cred: AuthFileCredential, fingerprint: str) -> _Cached:
-        self.mint_count += 1
-        tokens = await mint_token(self._session, self._settings, cred.service_account, proxy_url=cred.proxy_url)
-        lifetime = tokens.expires_in if tokens.expires_in is not None else ASSERTION_LIFETIME
-        cached = _Cached(tokens.access_token, time.time() + lifetime, fingerprint)
-        self._cache[cred.id] = cached
-        log.info("vertex: minted an access token for %s (valid %d s)", cred.label, lifetime)
-        return cached
+        super().__init__(functools.partial(_mint, session, settings))
 
 
 def credential_json(
     service_account: Mapping[str, Any], *, location: str = "", prefix: str = "", label: str = ""
 ) -> dict[str, Any]:
-    """The file `vertex/import` writes (spec §7.2, `vertex` row); validates the key first."""
+    """The file `vertex/import` writes, with CLIProxyAPI's fields; validates the key first."""
     if service_account.get("type") not in (None, "service_account"):
         raise OAuthError("not a service-account key (type must be service_account)")
     email = str(service_account.get("client_email") or "")
@@ -189,6 +154,71 @@ def credential_json(
 
 
 def credential_filename(data: Mapping[str, Any]) -> str:
-    from cliproxy.credentials.login import filename_part
-
     return f"vertex-{filename_part(str(data.get('project_id') or 'project'))}.json"
+
+
+# --------------------------------------------------------------------------- the registry entry
+
+
+async def _mint(session: aiohttp.ClientSession, settings: VertexSettings, cred: AuthFileCredential) -> TokenSet:
+    return await mint_token(session, settings, service_account(cred.metadata), proxy_url=cred.proxy_url)
+
+
+def check(meta: dict[str, Any]) -> None:
+    """A service-account object with email and key, and a project (the key's, when the file has none)."""
+    sa = meta.get("service_account")
+    if not isinstance(sa, Mapping):
+        raise CredentialFileError("vertex: service_account (the Google service-account JSON object) is required")
+    for key in ("client_email", "private_key"):
+        if not text_field(sa, key):
+            raise CredentialFileError(f"vertex: service_account.{key} is required")
+    if not (text_field(meta, "project_id") or text_field(sa, "project_id")):
+        raise CredentialFileError("vertex: project_id is required")
+    if not text_field(meta, "project_id"):
+        meta["project_id"] = text_field(sa, "project_id")
+
+
+def facts(meta: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "email": text_field(service_account(meta), "client_email"),
+        "project_id": text_field(meta, "project_id"),
+        "location": text_field(meta, "location") or DEFAULT_LOCATION,
+    }
+
+
+def import_key(key: Mapping[str, Any], options: Mapping[str, str]) -> dict[str, Any]:
+    return credential_json(
+        key,
+        location=options.get("location", "").strip(),
+        prefix=options.get("prefix", "").strip().strip("/"),
+        label=options.get("label", "").strip(),
+    )
+
+
+class VertexServiceAccountExecutor(AuthFileExecutor[VertexSettings]):
+    """Vertex AI with a service account: regional publisher-model URL, minted Bearer token."""
+
+    kind: ClassVar[str] = "vertex"
+    dialect: ClassVar[Dialect] = Dialect.GEMINI
+    forward_headers: ClassVar[tuple[str, ...]] = ("User-Agent", "x-goog-api-client")
+
+    def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
+        return _model_base(self.settings, self.source, model) + gemini_method(stream, action)
+
+    def can_refresh(self, cred: UpstreamCredential) -> bool:
+        return True  # a 401 is answered by minting a new token
+
+
+PROVIDER: AuthFileKind[VertexSettings] = AuthFileKind(
+    type="vertex",
+    owner="google",
+    settings=VertexSettings.from_env,
+    executor=VertexServiceAccountExecutor,
+    base_url=lambda cred, settings: base_url(settings, cred.location),
+    credential_filename=credential_filename,
+    check=check,
+    facts=facts,
+    account_type="service_account",
+    mint=_mint,
+    import_key=import_key,
+)
