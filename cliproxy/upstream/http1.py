@@ -14,7 +14,8 @@ whitespace before a header name, an oversized head, a gzip body that inflates pa
 Every wait has a bound (`Timeouts`): the connect (DNS, Happy Eyeballs over the addresses, TLS), the
 response head (`first_byte`), and the silence between two body reads (`idle`, not counted while the
 body is paused because the client reads slowly). One timer per connection is re-armed only when it
-fires, so a chunk costs a clock read, not a timer. A request goes out once: a pooled connection
+fires, so a chunk costs a clock read, not a timer, and an answer that arrives whole in one read
+never arms the idle one. A request goes out once: a pooled connection
 that is found closed before any byte is written is replaced silently; once the request is written,
 a lost connection is the attempt's failure, never a hidden second send.
 
@@ -118,6 +119,7 @@ class Connection(asyncio.Protocol):
         "_head",
         "_head_bytes",
         "_headers",
+        "_idle_armed",
         "_inflated",
         "_last_rx",
         "_loop",
@@ -154,6 +156,7 @@ class Connection(asyncio.Protocol):
         self._timeouts = Timeouts()
         self._last_rx = 0.0
         self._watch: asyncio.TimerHandle | None = None
+        self._idle_armed = False
         self.body: Body | None = None
         self.keep_alive = True
         self.idle_since = 0.0
@@ -183,6 +186,9 @@ class Connection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+            if self._phase == _BODY and not self._idle_armed:  # (an answer whole in one chunk never arms it)
+                self._arm(self._timeouts.idle)
+                self._idle_armed = True
         except httptools.HttpParserUpgrade:
             self._protocol_error(UpstreamProtocolError("the upstream switched protocols"))
         except UpstreamProtocolError as exc:
@@ -242,8 +248,7 @@ class Connection(asyncio.Protocol):
             headers.popall("Content-Length", None)
         resp = Response(self, status, CIMultiDictProxy(headers), f"HTTP/{version}")
         self.body = resp.content
-        self._phase = _BODY
-        self._arm(self._timeouts.idle)
+        self._phase = _BODY  # the idle bound replaces the first-byte one once this chunk is parsed
         head, self._head = self._head, None
         if head is not None and not head.done():
             head.set_result(resp)
@@ -282,6 +287,7 @@ class Connection(asyncio.Protocol):
         self._decoder = None
         self.keep_alive = True
         self._arm(timeouts.first_byte)
+        self._idle_armed = False
         if len(body) < 16384:
             transport.write(request + body)
         else:
