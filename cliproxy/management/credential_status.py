@@ -37,14 +37,17 @@ def _rfc3339(ts: float) -> str:
 
 
 def switched_off(runtime: Runtime, service: CredentialService) -> set[str]:
-    """`auth_index`es of config entries the management API switched off by excluding every model."""
+    """`auth_index`es of config entries the management API switched off by excluding every model.
+
+    Read from the config entries themselves (not `KeySection.entries`, which logs the entries it
+    drops: this runs on every poll of the panel)."""
     off: set[str] = set()
     for section in service.registry.key_sections:
         if section.status_toggle != "excluded-models":
             continue
-        for entry in section.entries(runtime.config):
+        for entry in runtime.config.api_key_section(section.section):
             if "*" in entry.excluded_models:
-                off.add(auth_index(f"{entry.section}:{entry.base_url}+{entry.api_key}"))
+                off.add(auth_index(f"{section.section}:{entry.base_url}+{entry.api_key}"))
     return off
 
 
