@@ -98,17 +98,24 @@ export function keepFocus(container, render) {
   }
 }
 
-/** A button that shows it is busy while `action` runs (and cannot be pressed twice). */
+/**
+ * A button that shows it is busy while `action` runs and ignores presses meanwhile. It is marked
+ * aria-disabled rather than disabled: a disabled button would drop the keyboard focus.
+ */
 export function actionButton(label, action, { kind = "", focusKey, title, disabled } = {}) {
   const button = h("button", { type: "button", class: kind, text: label, "data-focus-key": focusKey, title, disabled });
+  let busy = false;
   button.addEventListener("click", async () => {
-    button.disabled = true;
+    if (busy) return;
+    busy = true;
     button.setAttribute("aria-busy", "true");
+    button.setAttribute("aria-disabled", "true");
     try {
       await action(button);
     } finally {
-      button.disabled = false;
+      busy = false;
       button.removeAttribute("aria-busy");
+      button.removeAttribute("aria-disabled");
     }
   });
   return button;

@@ -204,6 +204,7 @@ export default {
         select.disabled = true;
         try {
           await choices.find((c) => c.value === select.value).start(box, flow);
+          box.querySelector("a, button")?.focus(); // the pressed Start button is disabled now
         } catch (e) {
           fill(box, h("p", { class: "form-error", role: "alert", text: e.message }));
           start.disabled = false;
