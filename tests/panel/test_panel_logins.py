@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from selenium.webdriver.support.ui import Select
 
 from tests.panel.browser import Panel
@@ -66,7 +68,9 @@ def test_browser_and_device_logins_from_the_page(
     assert proxy.oauth.requests["codex:code"] == 2 and not proxy.oauth.codes  # the browser's code was redeemed
 
 
-def test_upload_an_auth_file(live: Starter, panel: Callable[[LiveProxy], Panel], tmp_path: Path) -> None:
+def test_upload_an_auth_file_and_import_a_vertex_service_account(
+    live: Starter, panel: Callable[[LiveProxy], Panel], tmp_path: Path
+) -> None:
     proxy = live(config(tmp_path / "auths"))
     tab = panel(proxy)
     tab.sign_in(ADMIN)
@@ -80,3 +84,21 @@ def test_upload_an_auth_file(live: Starter, panel: Callable[[LiveProxy], Panel],
     tab.see("up@example.com", tab.row("cred", "claude-uploaded.json"))
     saved = tmp_path / "auths" / "claude-uploaded.json"
     assert saved.is_file() and saved.stat().st_mode & 0o077 == 0
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    account = {
+        "type": "service_account",
+        "project_id": "proj-7",
+        "private_key": pem.decode(),
+        "client_email": "sa@proj-7.iam",
+    }
+    key_file = tmp_path / "service-account.json"
+    key_file.write_text(json.dumps(account))
+    tab.click("Import vertex service account")
+    tab.one("#import-file").send_keys(str(key_file))
+    tab.set_value("#import-location", "europe-west4")
+    tab.click("Import", "dialog")
+    tab.see("Imported as vertex-proj-7.json.", "#toasts")
+    tab.see("vertex", tab.row("cred", "vertex-proj-7.json"))
+    assert json.loads((tmp_path / "auths" / "vertex-proj-7.json").read_text())["location"] == "europe-west4"

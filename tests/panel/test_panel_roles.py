@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.panel.browser import Panel
 from tests.panel.conftest import ADMIN, VIEWER, Starter
@@ -89,3 +90,52 @@ def test_management_off_and_proxy_down_are_explained(
     proxy.stop_proxy()
     tab.see("Cannot reach the proxy. Retrying every few seconds", "#banner")
     tab.screenshot("proxy-down-1280")
+
+
+def test_the_panel_works_from_the_keyboard(live: Starter, panel: Callable[[LiveProxy], Panel], tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    proxy = live(config(tmp_path / "auths"))
+    tab = panel(proxy)
+    tab.open()
+    tab.until(
+        lambda: tab.driver.switch_to.active_element.get_attribute("id") == "management-key", "the key field focused"
+    )
+    tab.driver.switch_to.active_element.send_keys(ADMIN + Keys.ENTER)  # Enter submits
+    tab.signed_in()
+    keys = ActionChains(tab.driver)
+
+    def focused() -> Any:
+        return tab.driver.switch_to.active_element
+
+    def tab_to(check: Callable[[Any], bool], what: str) -> None:
+        for _ in range(60):
+            keys.send_keys(Keys.TAB).perform()
+            if check(focused()):
+                return
+        raise AssertionError(f"Tab never reached {what}")
+
+    tab.driver.execute_script("document.activeElement.blur()")
+    tab_to(lambda el: el.text == "Skip to content", "the skip link")
+    tab_to(lambda el: el.get_attribute("data-page") == "credentials", "the Credentials link")
+    keys.send_keys(Keys.ENTER).perform()
+    tab.until(lambda: focused().get_attribute("id") == "page-title", "the page title focused")
+    tab.see("Active", tab.row("cred", "claude-api-key[0]"))
+    tab_to(lambda el: el.get_attribute("data-focus-key") is not None and el.text == "Test now", "a Test now button")
+    key = focused().get_attribute("data-focus-key")
+    keys.send_keys(Keys.ENTER).perform()
+    tab.see("Test: ok", ".page-credentials")
+    tab.until(lambda: focused().get_attribute("data-focus-key") == key, "the focus to stay after the action")
+    tab.driver.execute_script("arguments[0].dataset.stale = '1'", focused())
+    tab.until(
+        lambda: focused().get_attribute("data-stale") is None, "a re-render", timeout=10
+    )  # the table was redrawn…
+    assert focused().get_attribute("data-focus-key") == key  # …and the button kept the focus
+
+    tab_to(lambda el: el.text == "Log in to a provider", "the login button")
+    keys.send_keys(Keys.ENTER).perform()
+    tab.until(lambda: tab.css("dialog[open]"), "the dialog")
+    assert tab.driver.execute_script("return document.activeElement.closest('dialog') !== null")  # focus moved in
+    keys.send_keys(Keys.ESCAPE).perform()
+    tab.until(lambda: not tab.css("dialog"), "Escape to close the dialog")

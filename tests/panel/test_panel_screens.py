@@ -5,11 +5,13 @@ written to `build/screenshots/<page>-<width>[-dark].png` for a person to look at
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import anthropic
 import openai
+import pytest
 
 from tests.panel.browser import DESKTOP, PHONE, SCREENSHOTS, Panel
 from tests.panel.conftest import ADMIN, MANAGEMENT, Starter
@@ -90,8 +92,9 @@ def traffic(proxy: LiveProxy) -> None:
 
 
 def test_every_page_at_both_widths_in_light_and_dark(
-    live: Starter, panel: Callable[[LiveProxy], Panel], tmp_path: Path
+    live: Starter, panel: Callable[[LiveProxy], Panel], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)  # as `cliproxy` runs: the log file gets the proxy's info lines
     proxy = live(busy_proxy(tmp_path / "auths"), before=with_files)
     traffic(proxy)
     tab = panel(proxy)
@@ -106,6 +109,8 @@ def test_every_page_at_both_widths_in_light_and_dark(
                 tab.one(ready)
                 if page == "config":
                     tab.until(lambda: tab.one("#config-editor").get_attribute("value"), "the config text")
+                if page == "logs":
+                    tab.see("logging to", "#log-tail")  # the tail of the proxy's own log file
                 name = f"{page}-{size[0]}{'-dark' if dark else ''}"
                 assert not tab.overflows_horizontally(), f"{name} scrolls sideways"
                 written.append(tab.screenshot(name))
