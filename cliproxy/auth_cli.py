@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,20 +22,18 @@ from typing import Any
 
 import aiohttp
 
-from cliproxy import jsonio
 from cliproxy.clientkeys import redact
 from cliproxy.config.load import ConfigError, parse_config_text
 from cliproxy.config.model import Config
-from cliproxy.credentials.executor import AuthFileExecutor
 from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.refresh import CredentialRefresher
 from cliproxy.credentials.registry import BUILTIN, ProviderSettings
 from cliproxy.credentials.service import TOKEN_SESSION_TIMEOUT, CredentialService
 from cliproxy.credentials.store import CredentialStore, load_auth_dir
-from cliproxy.operator_cli import CommandError, emit, error_message, guarded, management_call, table
+from cliproxy.operator_cli import CommandError, emit, guarded, management_call, table
 from cliproxy.routing.credentials import from_auth_files, synthesize
+from cliproxy.routing.probe import probe
 from cliproxy.runtime import resolve_auth_dir
-from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.clients import Sessions
 
@@ -254,72 +251,12 @@ def cmd_renew(args: argparse.Namespace) -> int:
 
 # -- test --------------------------------------------------------------------------------------------
 
-PROBE_TEXT = "Reply with one word: ok"
-PROBE_TIMEOUT_SECONDS = 60.0
-
-
-def probe_body(dialect: str, model: str, *, stream: bool) -> dict[str, Any]:
-    """The smallest generation request of the wire `dialect` (one short prompt, a few output tokens)."""
-    user = [{"role": "user", "content": PROBE_TEXT}]
-    body: dict[str, Any]
-    if dialect == Dialect.GEMINI.value:
-        return {
-            "contents": [{"role": "user", "parts": [{"text": PROBE_TEXT}]}],
-            "generationConfig": {"maxOutputTokens": 8},
-        }
-    if dialect == Dialect.CLAUDE.value:
-        body = {"model": model, "max_tokens": 8, "messages": user}
-    elif dialect == Dialect.RESPONSES.value:
-        body = {"model": model, "input": user, "max_output_tokens": 16, "store": False}
-    else:
-        body = {"model": model, "messages": user, "max_tokens": 8}
-    if stream:
-        body["stream"] = True
-    return body
-
 
 def routing_credentials(config: Config, auth_dir: Path) -> dict[str, Any]:
     """CLI name → routing `Credential` (with its executor) for every credential of config and auth-dir."""
 
     creds = synthesize(config) + from_auth_files(config, load_auth_dir(auth_dir).credentials)
     return {c.name: c for c in creds}
-
-
-async def probe(cred: Any, sessions: Any, service: Any) -> dict[str, Any]:
-    """One live request with `cred`; the row says ok (status, latency, model) or why it failed."""
-
-    row: dict[str, Any] = {"name": "", "provider": cred.provider, "model": None}
-    if not cred.models:
-        return {**row, "result": "skipped", "detail": "no models to ask"}
-    model = cred.models[0].upstream[0]
-    row["model"] = model
-    executor = cred.executor
-    stream = bool(executor.always_stream)
-    url = executor.url(cred, model, stream=stream, action="generate")
-    headers = dict(cred.headers)
-    present = {k.lower() for k in headers}
-    headers.update({k: v for k, v in executor.default_headers.items() if k.lower() not in present})
-    start = time.monotonic()
-    try:
-        if executor.dynamic_auth:
-            if isinstance(executor, AuthFileExecutor):
-                executor.bind(service)
-            headers = executor.combine_headers(headers, await executor.fresh_auth(cred))
-        session, proxy = sessions.session_for(cred.proxy_url, url)
-        payload = jsonio.dumps(probe_body(executor.dialect.value, model, stream=stream))
-        timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS)
-        async with session.post(url, data=payload, headers=headers, proxy=proxy, timeout=timeout) as resp:
-            status, raw = resp.status, await resp.read()
-    except Exception as exc:  # unreachable host, token refresh failure…: report it, test the next one
-        return {**row, "result": "failed", "detail": f"{type(exc).__name__}: {exc}"[:300]}
-    elapsed = round((time.monotonic() - start) * 1000)
-    if status < 300:
-        return {**row, "result": "ok", "detail": f"HTTP {status} in {elapsed} ms"}
-    try:
-        message = error_message(jsonio.loads(raw))
-    except ValueError:
-        message = raw.decode(errors="replace")
-    return {**row, "result": "failed", "detail": f"HTTP {status}: {message}"[:300]}
 
 
 async def run_probes(targets: Sequence[tuple[Entry, Any]]) -> list[dict[str, Any]]:

@@ -60,6 +60,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("total_tokens", "INTEGER"),
     ("cost_usd", "REAL"),
     ("stream", "INTEGER"),
+    ("attempts", "INTEGER"),  # more than 1: the request failed over (or was retried)
 )
 _NAMES = tuple(name for name, _ in COLUMNS)
 SCHEMA = (
@@ -87,6 +88,12 @@ def insert_rows(count: int) -> str:
 
 Row = tuple[Any, ...]
 DailyTotal = tuple[str, int, int, int, float, int]  # key, day number, requests, tokens, cost, unknown-cost
+# bucket start (unix seconds), key, model, requests, failed, failed over, tokens, known cost
+HistoryRow = tuple[int, str, str, int, int, int, int, float]
+_TOKENS = (
+    "CASE WHEN total_tokens > 0 THEN total_tokens ELSE "
+    "input_tokens + output_tokens + cached_tokens + cache_creation_tokens END"
+)
 
 
 def resolve_path(setting: str, auth_dir: Path, config_dir: Path) -> Path | None:
@@ -170,6 +177,14 @@ class UsageDB:
         """Per key and UTC day since `since`: requests, tokens, known cost, requests of unknown cost."""
         return await self._run(self._daily_totals, since)
 
+    async def history(self, since: float, bucket_seconds: int, offset_seconds: int = 0) -> list[HistoryRow]:
+        """Per time bucket, client key and model since `since`: requests, failures, failovers, tokens, cost.
+
+        Buckets start at multiples of `bucket_seconds` shifted by `offset_seconds` (a viewer's UTC
+        offset, so daily buckets start at its midnight). The query runs on the writer's thread.
+        """
+        return await self._run(self._history, since, bucket_seconds, offset_seconds)
+
     async def flush(self) -> None:
         """Write everything queued so far (tests; shutdown)."""
         await self._flush()
@@ -203,6 +218,10 @@ class UsageDB:
         conn.execute("PRAGMA synchronous=NORMAL")
         for statement in SCHEMA:
             conn.execute(statement)
+        have = {str(row[1]) for row in conn.execute("PRAGMA table_info(usage)")}
+        for name, kind in COLUMNS:  # a file written by an older version lacks the newer columns
+            if name not in have:
+                conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {kind.removesuffix(' NOT NULL')}")
         conn.commit()
         self._conn = conn
         self._prune()
@@ -244,13 +263,26 @@ class UsageDB:
             return []
         cursor = conn.execute(
             "SELECT client_key, CAST(timestamp / 86400 AS INTEGER) AS day, COUNT(*), "
-            "COALESCE(SUM(CASE WHEN total_tokens > 0 THEN total_tokens ELSE "
-            "input_tokens + output_tokens + cached_tokens + cache_creation_tokens END), 0), "
-            "COALESCE(SUM(cost_usd), 0.0), SUM(cost_usd IS NULL) "
+            f"COALESCE(SUM({_TOKENS}), 0), COALESCE(SUM(cost_usd), 0.0), SUM(cost_usd IS NULL) "
             "FROM usage WHERE timestamp >= ? GROUP BY client_key, day",
             (since,),
         )
         return [(str(k), int(d), int(n), int(t), float(c), int(u)) for k, d, n, t, c, u in cursor]
+
+    def _history(self, since: float, bucket: int, offset: int) -> list[HistoryRow]:
+        conn = self._conn
+        if conn is None:  # nothing written yet
+            return []
+        cursor = conn.execute(
+            "SELECT CAST((timestamp + ?) / ? AS INTEGER) * ? - ?, client_key, "
+            "COALESCE(NULLIF(alias, ''), model, ''), COUNT(*), COALESCE(SUM(failed), 0), "
+            f"COALESCE(SUM(attempts > 1), 0), COALESCE(SUM({_TOKENS}), 0), COALESCE(SUM(cost_usd), 0.0) "
+            "FROM usage WHERE timestamp >= ? GROUP BY 1, 2, 3 ORDER BY 1",
+            (offset, bucket, bucket, offset, since),
+        )
+        return [
+            (int(t), str(k), str(m), int(n), int(f), int(o), int(tok), float(c)) for t, k, m, n, f, o, tok, c in cursor
+        ]
 
     def count(self) -> int:
         """Rows in the file (blocking; tests and the CLI only)."""

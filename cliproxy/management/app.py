@@ -15,7 +15,9 @@ from cliproxy.management import (
     client_keys,
     config_api,
     config_file,
+    credential_actions,
     credential_status,
+    device_login,
     logs_api,
     models_api,
     oauth,
@@ -23,6 +25,8 @@ from cliproxy.management import (
     providers,
     scalars,
     usage_api,
+    usage_history,
+    whoami,
 )
 from cliproxy.management.guard import GuardState, add_management_headers, management_guard
 from cliproxy.management.roles import viewer_filter
@@ -44,6 +48,10 @@ RESOURCES = (
     client_keys,
     credential_status,
     oauth,
+    whoami,
+    usage_history,
+    credential_actions,
+    device_login,
 )
 
 
@@ -52,6 +60,7 @@ def build_management_app(holder: RuntimeHolder) -> web.Application:
     # The guard decides the role; the viewer filter then keeps viewers read-only and redacted.
     mgmt = web.Application(middlewares=[management_guard(holder=holder, state=GuardState()), viewer_filter()])
     mgmt.on_response_prepare.append(add_management_headers)
+    mgmt[usage_history.HISTORY_CACHE] = usage_history.HistoryCache()
     for resource in RESOURCES:
         mgmt.add_routes(resource.routes)
     return mgmt

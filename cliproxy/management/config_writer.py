@@ -68,7 +68,17 @@ class ConfigDoc:
 
 
 def invalid_config(errors: Sequence[str]) -> web.HTTPException:
-    return api_error(422, "invalid_config", message="; ".join(errors))
+    """422 with the loader's lines joined in `message`, and each as `{"path", "message"}` in `errors`
+    (the panel's YAML editor lists them)."""
+    return api_error(422, "invalid_config", message="; ".join(errors), errors=[error_parts(e) for e in errors])
+
+
+def error_parts(error: str) -> dict[str, str]:
+    """`claude-api-key[1].base-url: not a URL` → path and message (no path: the whole line)."""
+    path, sep, message = error.partition(": ")
+    if not sep or " " in path.strip():
+        return {"path": "", "message": error}
+    return {"path": path, "message": message}
 
 
 class ConfigWriter:

@@ -17,6 +17,7 @@ from cliproxy.api import chat, claude, gemini, models, responses, responses_ws, 
 from cliproxy.management.app import PREFIX as MANAGEMENT_PREFIX
 from cliproxy.management.app import build_management_app
 from cliproxy.management.config_writer import CONFIG_WRITER, ConfigWriter
+from cliproxy.management.control_panel import add_control_panel
 from cliproxy.management.oauth import add_web_logins
 from cliproxy.management.usage_api import USAGE_STATS, UsageStats
 from cliproxy.runtime import RuntimeHolder
@@ -121,4 +122,5 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     services.usage.subscribe(stats.observe)
     add_web_logins(app)
     app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder))
+    add_control_panel(app, holder)  # `/management.html`: static files, no middleware of its own
     return app
