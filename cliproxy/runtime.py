@@ -56,6 +56,7 @@ class Runtime:
     auth_errors: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
     config_sha256: str = ""
+    compat_only: tuple[str, ...] = ()  # keys set that have no effect in cliproxy
     generation: int = 0
 
     @cached_property
@@ -111,6 +112,7 @@ def build_runtime(
         auth_files=tuple(auth_files),
         auth_errors=tuple(auth_errors),
         warnings=loaded.warnings,
+        compat_only=loaded.compat_only,
         config_sha256=loaded.sha256,
         generation=generation,
     )

@@ -147,8 +147,9 @@ class Reloader:
             holder.swap(result)
             restart = restart_fields(self.listening, result.config)
             message = f"reloaded (generation {generation})"
-            if result.warnings:
-                message += f"; {len(result.warnings)} warning(s): " + "; ".join(result.warnings)
+            warned = (*result.warnings, *result.compat_only)
+            if warned:
+                message += f"; {len(warned)} warning(s): " + "; ".join(warned)
             status = ReloadStatus(ok=True, message=message, restart_required=restart)
             holder.reload_status = status
         log.info("config %s", message)

@@ -405,7 +405,7 @@ class FakeUpstream:
         if planned is not None:
             return planned
         body = seen.json
-        refused = self.refuse("claude", claude_problem(body))
+        refused = self.refuse("claude", claude_problem(body, seen.header("anthropic-beta") or ""))
         if refused is not None:
             return refused
         tools = self.wants_tool("claude", body)
