@@ -102,7 +102,7 @@ class Attempt:
         """POST the body and wait for a 2xx head; a refusal, redirect or network failure is a `Failure`."""
         call = self.call
         executor = cred.executor
-        headers = upstream_headers(call, cred)
+        headers = built.headers if built.headers is not None else upstream_headers(call, cred)
         url = executor.url(cred, built.url_model, stream=built.stream, action=call.action)
         poster = self.sessions.poster_for(cred.proxy_url, url)
         self.secrets = sent_secrets(cred.api_key, {})
