@@ -23,7 +23,7 @@ from cliproxy.policy import KeyPolicy, PolicyRefusal
 from cliproxy.routing.affinity import SessionAffinity, sticky_pick
 from cliproxy.routing.attempt import Attempt
 from cliproxy.routing.call import Call, Outcome
-from cliproxy.routing.catalog import Candidate
+from cliproxy.routing.catalog import Candidate, Route
 from cliproxy.routing.errors import (
     AllCoolingDown,
     ClientFault,
@@ -76,6 +76,8 @@ class Dispatcher:
         through each frame of the chain).
         """
         route, suffix = runtime.catalog.resolve(call.model)
+        if call.model == "auto" and route is not None and route.model != "auto" and self.health.cooling():
+            route = _first_available(runtime, self.health) or route  # model `auto`: the first one usable now
         if route is None:
             if call.client.limited:  # out of scope is 403 whether the model exists or not
                 try:
@@ -180,6 +182,13 @@ class Dispatcher:
         except Exception:  # a bug must not keep the key's concurrency slot or lose the usage record
             rec.done(500)
             raise
+
+
+def _first_available(runtime: Runtime, health: CredentialHealth) -> Route | None:
+    for route in runtime.catalog.routes.values():
+        if health.earliest(route.candidates) == 0:
+            return route
+    return None
 
 
 def _cooling(config: Any, cand: Candidate) -> CoolingSettings:

@@ -107,7 +107,7 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
         session = session_key(call.headers, call.body, subagents=routing.session_affinity_subagents)
         url = executor.url(cred, url_model, stream=up_stream, action=call.action)
         try:
-            shaper.shape(OutgoingRequest(body, headers, call.headers, call.action, session, url, up_stream))
+            shaper.shape(OutgoingRequest(body, headers, call.headers, call.body, call.action, session, url, up_stream))
         except ValueError as exc:
             return Failure(400, b"", call.dialect, fault=True, message=str(exc))
     if body is not None:

@@ -77,6 +77,7 @@ class OutgoingRequest:
     body: dict[str, Any]  # the upstream body, the shaper's own copy
     headers: dict[str, str]  # the upstream headers, auth of a static key included
     client_headers: Mapping[str, str]  # as the client sent them
+    client_body: Mapping[str, Any]  # as the client sent it (parsed; read only)
     action: str  # "generate" or "count_tokens"
     session: str  # the request's session key ('' when nothing identifies one)
     url: str  # where it goes (some details depend on the host)
