@@ -102,9 +102,18 @@ def decode_request(body: dict[str, Any]) -> Request:
 
 
 def _cached(req: Request) -> bool:
-    if any(p.cache for p in req.system) or any(t.cache for t in req.tools):
-        return True
-    return any(getattr(p, "cache", False) for m in req.messages for p in m.parts)
+    """Whether any part or tool carries a breakpoint (plain loops: this runs on every translation)."""
+    for part in req.system:
+        if part.cache:
+            return True
+    for tool in req.tools:
+        if tool.cache:
+            return True
+    for message in req.messages:
+        for p in message.parts:
+            if getattr(p, "cache", False):
+                return True
+    return False
 
 
 def _results_first(content: list[dict[str, Any]]) -> None:
@@ -171,7 +180,7 @@ def encode_request(req: Request) -> dict[str, Any]:
     system = [text_out(p) for p in req.system if p.text]
     messages = _messages_out(req, system)
     body: dict[str, Any] = {"model": req.model, "messages": messages}
-    if req.cache_key and not _has_breakpoint(system, messages, req):
+    if req.cache_key and not _cached(req):
         _automatic_breakpoints(system, messages)  # OpenAI's `prompt_cache_key`: cache what is stable
     if system:
         body["system"] = system
@@ -216,15 +225,6 @@ def encode_request(req: Request) -> dict[str, Any]:
     if req.stream:
         body["stream"] = True
     return body
-
-
-def _has_breakpoint(system: list[dict[str, Any]], messages: list[dict[str, Any]], req: Request) -> bool:
-    if any(t.cache for t in req.tools) or any("cache_control" in b for b in system):
-        return True
-    return any(
-        isinstance(m.get("content"), list) and any(isinstance(b, dict) and "cache_control" in b for b in m["content"])
-        for m in messages
-    )
 
 
 def _automatic_breakpoints(system: list[dict[str, Any]], messages: list[dict[str, Any]]) -> None:
