@@ -128,6 +128,13 @@ class ReloadStatus:
     restart_required: tuple[str, ...] = ()
 
 
+def with_warnings(message: str, runtime: Runtime) -> str:
+    """A reload-status message with the config's warnings: unknown keys, and keys set that have no
+    effect in cliproxy."""
+    warned = (*runtime.warnings, *runtime.compat_only)
+    return f"{message}; {len(warned)} warning(s): " + "; ".join(warned) if warned else message
+
+
 SwapListener = Callable[[Runtime, Runtime], None]
 
 
@@ -143,7 +150,7 @@ class RuntimeHolder:
 
     def __init__(self, runtime: Runtime) -> None:
         self.current = runtime
-        self.reload_status = ReloadStatus()
+        self.reload_status = ReloadStatus(message=with_warnings("initial load", runtime))
         self.listeners: list[SwapListener] = []
 
     def swap(self, runtime: Runtime) -> Runtime:

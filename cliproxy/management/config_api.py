@@ -34,8 +34,7 @@ async def get_config(request: web.Request) -> web.Response:
 
 @routes.get("/reload-status")
 async def get_reload_status(request: web.Request) -> web.Response:
-    holder = request.config_dict[SERVICES].holder
-    status = holder.reload_status
+    status = request.config_dict[SERVICES].holder.reload_status
     when = dt.datetime.fromtimestamp(status.time, dt.UTC).isoformat().replace("+00:00", "Z")
     return json_response(
         {
@@ -43,7 +42,5 @@ async def get_reload_status(request: web.Request) -> web.Response:
             "ok": status.ok,
             "message": status.message,
             "restart_required": list(status.restart_required),
-            # The running config's: unknown keys, and keys that have no effect in cliproxy.
-            "warnings": [*holder.current.warnings, *holder.current.compat_only],
         }
     )

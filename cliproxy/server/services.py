@@ -26,7 +26,7 @@ from cliproxy.policy.accounting import UsageAccountant, open_usage_db, restore_l
 from cliproxy.policy.limits import KeyPolicy
 from cliproxy.policy.state import LocalKeyPolicyState
 from cliproxy.pricing import Prices
-from cliproxy.routing.affinity import LocalSessionAffinity
+from cliproxy.routing.affinity import LocalSessionAffinity, SessionAffinity
 from cliproxy.routing.dispatch import Dispatcher
 from cliproxy.routing.health import LocalCredentialHealth
 from cliproxy.routing.scheduler import Scheduler
@@ -59,7 +59,7 @@ class Services:
     file_logging: FileLogging  # `logging-to-file`
     request_logs: RequestLogs  # `request-log` and the error request logs
     usage_db: UsageDB | None = None  # the SQLite usage file, open while the server runs
-    affinity: LocalSessionAffinity = field(default_factory=LocalSessionAffinity)  # session → credential
+    affinity: SessionAffinity = field(default_factory=LocalSessionAffinity)  # session → credential bindings
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """Startup and shutdown, in dependency order (an aiohttp `cleanup_ctx`)."""

@@ -97,20 +97,23 @@ def claude() -> Path:
 
 
 @pytest.mark.timeout(420)
+@pytest.mark.parametrize("listing", ["cloaked", "real ids"])
 async def test_claude_code_uses_a_gpt_model_through_the_model_list_cloak(
-    claude: Path, tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]
+    listing: str, claude: Path, tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]
 ) -> None:
+    """With the model-list cloak Claude Code asks for `claude-fable-5-dd-…`; with
+    `claude-code.disable-cloaking-model-list` it asks for the real id, which needs no decoding."""
     fake = FakeUpstream(stream_body=wire_body("openai_responses_stream.txt"))  # text, though tools are offered
     up = await aiohttp_server(fake.app())
     base = str(up.make_url("")).rstrip("/")
     config = write_config(
         tmp_path,
         f"api-keys: [{CLIENT_KEY}]\ncodex-api-key:\n  - api-key: sk-codex\n    base-url: {base}/v1\n"
-        "    models: [{name: gpt-fake}]\n",
+        "    models: [{name: gpt-fake}]\n"
+        + ("claude-code:\n  disable-cloaking-model-list: true\n" if listing == "real ids" else ""),
     )
     proxy = await aiohttp_server(app_from_config(config))
-    model = cloak("gpt-fake")
-    assert model.startswith("claude-fable-5-dd-")
+    model = cloak("gpt-fake") if listing == "cloaked" else "gpt-fake"
     code, out, err = await run_claude(claude, str(proxy.make_url("")).rstrip("/"), model, tmp_path / "home")
     assert code == 0, f"claude -p failed ({code}):\n{out}\n{err}"
     assert "Hello from fake" in out

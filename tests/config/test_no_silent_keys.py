@@ -177,4 +177,7 @@ async def test_reload_status_lists_the_compat_only_keys(
     ):
         body = await r.json()
     assert r.status == 200
-    assert [w.split(":", 1)[0] for w in body["warnings"]] == ["pprof"]
+    assert body["message"] == (
+        "initial load; 1 warning(s): pprof: accepted for CLIProxyAPI compatibility, no effect in cliproxy "
+        "(cliproxy has no pprof server)"
+    )
