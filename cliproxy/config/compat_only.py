@@ -46,7 +46,6 @@ COMPAT_ONLY_KEYS: Mapping[str, str] = {
     "remote-management.disable-auto-update-panel": _NO_PANEL,
     "remote-management.panel-github-repository": _NO_PANEL,
     "claude-header-defaults.stabilize-device-profile": "Claude Code's own headers always pass unchanged",
-    "claude-api-key[].experimental-cch-signing": "requests are not CCH-signed (deprecated in CLIProxyAPI too)",
     "claude-api-key[].cloak.relaxed-system-prompt": "the cloaked system prompt has one shape",
     "codex-api-key[].alpha-search": "cliproxy has no /v1/alpha/search route",
     "codex-api-key[].websockets": "Codex API keys are called over HTTP; the upstream WebSocket is not used",

@@ -99,6 +99,7 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
         if executor.prepare_body(parsed):
             body = parsed
     headers: dict[str, str] | None = None
+    finish = None
     shaper = cred.shaper
     if shaper is not None and shaper.wants(call.dialect, call.headers, call.body, call.action):
         body = body if body is not None else jsonio.loads(payload or call.raw)  # its own copy
@@ -106,13 +107,17 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
         routing = runtime.config.routing
         session = session_key(call.headers, call.body, subagents=routing.session_affinity_subagents)
         url = executor.url(cred, url_model, stream=up_stream, action=call.action)
+        outgoing = OutgoingRequest(body, headers, call.headers, call.body, call.action, session, url, up_stream)
         try:
-            shaper.shape(OutgoingRequest(body, headers, call.headers, call.body, call.action, session, url, up_stream))
+            shaper.shape(outgoing)
         except ValueError as exc:
             return Failure(400, b"", call.dialect, fault=True, message=str(exc))
+        finish = outgoing.finish
     if body is not None:
         payload = jsonio.dumps(body)
     assert payload is not None
+    if finish is not None:
+        payload = finish(payload)
     return UpstreamBody(payload, url_model, up_stream, renamed or None, headers)
 
 

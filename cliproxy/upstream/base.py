@@ -9,7 +9,7 @@ and retry the same credential" path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
@@ -82,6 +82,7 @@ class OutgoingRequest:
     session: str  # the request's session key ('' when nothing identifies one)
     url: str  # where it goes (some details depend on the host)
     stream: bool  # the upstream is asked for a stream
+    finish: Callable[[bytes], bytes] | None = None  # set by the shaper: runs on the serialised body
 
 
 class RequestShaper(Protocol):

@@ -14,8 +14,10 @@ default) cloaks for OAuth credentials, API keys with `fingerprint-profile: claud
 API keys whose entry has a `cloak:` block at all. Auth files carry the settings as CLIProxyAPI
 writes them: strings (`"cloak_strict_mode": "true"`, `"cloak_sensitive_words": "a, b"`).
 
-Unlike CLIProxyAPI, Claude Code of any version is recognised (a version pinned to a baseline would
-cloak a newer genuine Claude Code), and requests are not CCH-signed.
+Cloaked requests of OAuth credentials (and of API keys with `experimental-cch-signing`, or the
+profile on api.anthropic.com) carry Claude Code's body signature (`claude_signing`). Unlike
+CLIProxyAPI, Claude Code of any version is recognised (a version pinned to a baseline would cloak a
+newer genuine Claude Code), and its own requests are not re-signed: they pass as they came.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from cliproxy import jsonio
 from cliproxy.config.model import ClaudeHeaderDefaults, Config
 from cliproxy.config.sections import ProviderKey
 from cliproxy.translate import Dialect
-from cliproxy.upstream import claude_prompt
+from cliproxy.upstream import claude_prompt, claude_signing
 from cliproxy.upstream.base import OutgoingRequest, host_of
 
 CLAUDE_CODE_BETA = "claude-code-20250219"
@@ -128,6 +130,7 @@ class CloakSettings:
     cli_profile: bool = False  # OAuth, or `fingerprint-profile: claude-code-cli`: Claude Code's identity
     configured: bool = False  # a `cloak:` block or `cloak_*` fields exist
     rebuild_mid_system: bool = False
+    sign: bool = False  # CCH-sign the body: always for OAuth, for API keys with `experimental-cch-signing`
     seed: str = ""  # what the credential's stable identity derives from
     account_uuid: str = ""
     defaults: ClaudeHeaderDefaults = field(default_factory=ClaudeHeaderDefaults)
@@ -165,8 +168,9 @@ class ClaudeCloak:
             if settings.rebuild_mid_system:
                 claude_prompt.rebuild_mid_system(body)
             texts = claude_prompt.system_texts(body, strict=settings.strict)
+            signed = settings.sign or (settings.cli_profile and host_of(request.url) == "api.anthropic.com")
             body["system"] = [
-                claude_prompt.billing_block(body, self.version),
+                claude_prompt.billing_block(body, self.version, signed=signed),
                 {"type": "text", "text": claude_prompt.IDENTITY, "cache_control": dict(claude_prompt.EPHEMERAL)},
             ]
             if not settings.strict:
@@ -181,6 +185,8 @@ class ClaudeCloak:
             if thinking_on and "context_management" not in body and host_of(request.url) == "api.anthropic.com":
                 body["context_management"] = {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
             claude_prompt.limit_breakpoints(body)
+            if signed:
+                request.finish = lambda payload: claude_signing.sign(payload, body)
         self.set_headers(request, session, system_turns or not claude_prompt.is_legacy(model))
 
     # ------------------------------------------------------------------ identity
@@ -309,6 +315,7 @@ def shaper_for_key(entry: ProviderKey, config: Config) -> ClaudeCloak | None:
         cli_profile=profile,
         configured=cloak is not None,
         rebuild_mid_system=bool(getattr(entry, "rebuild_mid_system_message", False)),
+        sign=bool(getattr(entry, "experimental_cch_signing", False)),
         seed=entry.api_key,
         account_uuid=str(uuid.uuid5(uuid.NAMESPACE_OID, "cpa-claude-code-cli-account|" + entry.api_key))
         if profile
@@ -330,6 +337,7 @@ def shaper_for_file(metadata: Mapping[str, Any], credential_id: str, config: Con
         cli_profile=True,
         configured=any(k.startswith("cloak_") for k in metadata),
         rebuild_mid_system=_truthy(metadata.get("rebuild_mid_system_message")),
+        sign=True,
         seed="auth-id|" + credential_id,
         account_uuid=account.lower()
         if isinstance(account, str) and _UUID.fullmatch(account)

@@ -76,15 +76,17 @@ def _user_text(body: dict[str, Any]) -> str:
     return ""
 
 
-def billing_block(body: dict[str, Any], version: str) -> dict[str, Any]:
-    """Claude Code's billing header block: its version and a 3-hex fingerprint of the user's text."""
+def billing_block(body: dict[str, Any], version: str, *, signed: bool = False) -> dict[str, Any]:
+    """Claude Code's billing header block: its version and a 3-hex fingerprint of the user's text;
+    `signed`: with the placeholder of the body signature (`claude_signing`)."""
     text = _user_text(body)
 
     def at(index: int) -> str:
         return text[index] if index < len(text) else "0"
 
     digest = hashlib.sha256((_FINGERPRINT_SALT + at(4) + at(7) + at(20) + version).encode()).hexdigest()[:3]
-    return {"type": "text", "text": f"{BILLING_PREFIX} cc_version={version}.{digest}; cc_entrypoint=cli;"}
+    cch = " cch=00000;" if signed else ""
+    return {"type": "text", "text": f"{BILLING_PREFIX} cc_version={version}.{digest}; cc_entrypoint=cli;{cch}"}
 
 
 def system_texts(body: dict[str, Any], *, strict: bool) -> list[str]:

@@ -15,6 +15,7 @@ import aiohttp
 import anthropic
 import openai
 import pytest
+import xxhash
 from aiohttp.test_utils import TestServer
 from google import genai
 from google.genai import types as genai_types
@@ -27,6 +28,7 @@ CLIENT_KEY = "sk-client-cloak-test"
 LATER = (datetime.now(UTC) + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 BILLING = re.compile(r"x-anthropic-billing-header: cc_version=\d+\.\d+\.\d+\.[0-9a-f]{3}; cc_entrypoint=cli;")
+SIGNED = re.compile(BILLING.pattern + r" cch=([0-9a-f]{5});")
 USER_ID = re.compile(r'\{"device_id":"[0-9a-f]{64}","account_uuid":"([0-9a-f-]{36})?","session_id":"([0-9a-f-]{36})"\}')
 
 Start = Callable[..., Awaitable[tuple[str, FakeUpstream]]]
@@ -62,6 +64,15 @@ def start(
     return go
 
 
+def cch_of(raw: bytes) -> str:
+    """Claude Code's body signature, recomputed from the bytes as sent: the placeholder zeroed,
+    `model` strings emptied, `max_tokens`/`fallbacks`/`fallback_credit_token` members cut out."""
+    view = re.sub(rb"cch=[0-9a-f]{5};", b"cch=00000;", raw)
+    view = re.sub(rb'"model":"(?:[^"\\]|\\.)*"', b'"model":""', view)
+    view = re.sub(rb',"max_tokens":\d+|"max_tokens":\d+,', b"", view)
+    return "%05x" % (xxhash.xxh64_intdigest(view, seed=0x4D659218E32A3268) & 0xFFFFF)
+
+
 def header_names(lines: list[tuple[str, str]]) -> set[str]:
     return {name.lower() for name, _ in lines}
 
@@ -77,9 +88,12 @@ def assert_cloaked(seen: Seen) -> dict[str, Any]:
     assert header_names(seen.header_list) == header_names(recorded_headers)
     body = seen.json
     billing, identity = body["system"]
-    assert BILLING.fullmatch(billing["text"]) and "cache_control" not in billing
+    signature = SIGNED.fullmatch(billing["text"])  # a subscription's requests are signed
+    assert signature is not None and "cache_control" not in billing
+    assert signature.group(1) == cch_of(seen.body)
     assert identity == {"type": "text", "text": IDENTITY, "cache_control": {"type": "ephemeral"}}
     assert re.fullmatch(BILLING.pattern.replace("=cli;", "=[a-z-]+;"), recorded_body["system"][0]["text"])
+    assert billing["text"].startswith(recorded_body["system"][0]["text"].split(".", 3)[0])
     match = USER_ID.fullmatch(body["metadata"]["user_id"])
     assert match is not None and match.group(2) == seen.header("X-Claude-Code-Session-Id")
     assert seen.header("x-app") == "cli" and str(seen.header("User-Agent")).startswith("claude-cli/")
@@ -255,6 +269,7 @@ async def test_api_keys_cloak_only_when_asked(
     plain, cloaked = fake.seen
     assert "system" not in plain.json and plain.header("x-app") is None
     assert cloaked.json["system"][1]["text"] == IDENTITY and cloaked.header("x-app") == "cli"
+    assert BILLING.fullmatch(cloaked.json["system"][0]["text"])  # an API key's requests are not signed
     assert cloaked.header("Authorization") == "Bearer sk-cloaked"
     assert "oauth-2025-04-20" not in cloaked.header("anthropic-beta")  # type: ignore[operator]
     assert json.loads(cloaked.json["metadata"]["user_id"])["account_uuid"] == ""
