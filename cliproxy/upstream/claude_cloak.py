@@ -261,34 +261,36 @@ class ClaudeCloak:
         return ",".join(flags)
 
     def set_headers(self, request: OutgoingRequest, session: str, non_legacy: bool) -> None:
-        """Claude Code's header set, in its order and spelling; the credential's auth stays."""
-        keep = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "x-api-key")}
-        request.headers.clear()
-        request.headers.update(
-            {
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-                "User-Agent": self.header_value("user-agent"),
-                "X-Claude-Code-Session-Id": session,
-                "X-Stainless-Arch": self.header_value("arch"),
-                "X-Stainless-Lang": "js",
-                "X-Stainless-OS": self.header_value("os"),
-                "X-Stainless-Package-Version": self.header_value("package-version"),
-                "X-Stainless-Retry-Count": "0",
-                "X-Stainless-Runtime": "node",
-                "X-Stainless-Runtime-Version": self.header_value("runtime-version"),
-                "X-Stainless-Timeout": self.header_value("timeout"),
-                "anthropic-beta": self.betas(request, non_legacy),
-                "anthropic-dangerous-direct-browser-access": "true",
-                "anthropic-version": "2023-06-01",
-                "x-app": "cli",
-                "Connection": "keep-alive",
-                "Accept-Encoding": "identity" if request.stream else "gzip, deflate",
-                **keep,
-            }
-        )
+        """Claude Code's header set, in its order and spelling. The credential's auth and its other
+        configured headers stay, and so do the caller's agent and request ids (as CLIProxyAPI
+        copies them); every header of the set replaces the one of the same name."""
+        cloaked = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": self.header_value("user-agent"),
+            "X-Claude-Code-Session-Id": session,
+            "X-Stainless-Arch": self.header_value("arch"),
+            "X-Stainless-Lang": "js",
+            "X-Stainless-OS": self.header_value("os"),
+            "X-Stainless-Package-Version": self.header_value("package-version"),
+            "X-Stainless-Retry-Count": "0",
+            "X-Stainless-Runtime": "node",
+            "X-Stainless-Runtime-Version": self.header_value("runtime-version"),
+            "X-Stainless-Timeout": self.header_value("timeout"),
+            "anthropic-beta": self.betas(request, non_legacy),
+            "anthropic-dangerous-direct-browser-access": "true",
+            "anthropic-version": "2023-06-01",
+            "x-app": "cli",
+            "Connection": "keep-alive",
+            "Accept-Encoding": "identity" if request.stream else "gzip, deflate",
+        }
+        names = {name.lower() for name in cloaked}
         if request.action == "count_tokens":
-            del request.headers["X-Stainless-Timeout"]
+            del cloaked["X-Stainless-Timeout"]
+        kept = {k: v for k, v in request.headers.items() if k.lower() not in names}
+        request.headers.clear()
+        request.headers.update(cloaked)
+        request.headers.update(kept)
 
 
 # ---------------------------------------------------------------------- per credential

@@ -258,7 +258,7 @@ async def test_api_keys_cloak_only_when_asked(
         f"api-keys: [{CLIENT_KEY}]\nclaude-api-key:\n"
         + entry.format(key="sk-plain", prefix="plain")
         + entry.format(key="sk-cloaked", prefix="cloaked")
-        + "    cloak:\n      mode: always\n",
+        + "    cloak:\n      mode: always\n    headers:\n      X-Team: research\n",
     )
     proxy = await aiohttp_server(app_from_config(config))
     sdk = anthropic.AsyncAnthropic(base_url=str(proxy.make_url("")).rstrip("/"), api_key=CLIENT_KEY, max_retries=0)
@@ -271,5 +271,6 @@ async def test_api_keys_cloak_only_when_asked(
     assert cloaked.json["system"][1]["text"] == IDENTITY and cloaked.header("x-app") == "cli"
     assert BILLING.fullmatch(cloaked.json["system"][0]["text"])  # an API key's requests are not signed
     assert cloaked.header("Authorization") == "Bearer sk-cloaked"
+    assert cloaked.header("X-Team") == "research"  # the entry's own headers stay
     assert "oauth-2025-04-20" not in cloaked.header("anthropic-beta")  # type: ignore[operator]
     assert json.loads(cloaked.json["metadata"]["user_id"])["account_uuid"] == ""
