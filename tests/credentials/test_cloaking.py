@@ -274,3 +274,36 @@ async def test_api_keys_cloak_only_when_asked(
     assert cloaked.header("X-Team") == "research"  # the entry's own headers stay
     assert "oauth-2025-04-20" not in cloaked.header("anthropic-beta")  # type: ignore[operator]
     assert json.loads(cloaked.json["metadata"]["user_id"])["account_uuid"] == ""
+
+
+async def test_header_defaults_rebuild_and_count_tokens(start: Start) -> None:
+    """`claude-header-defaults` changes what the cloak says; `rebuild_mid_system_message` moves a
+    caller's system turn into its system prompt first; counting is cloaked in its headers only."""
+    extra = "claude-header-defaults:\n  user-agent: claude-cli/2.1.400 (external, cli)\n  os: MacOS\n  timeout: 900\n"
+    base, fake = await start({"rebuild_mid_system_message": "true"}, extra)
+    body = {
+        "model": "claude-fake-1",
+        "max_tokens": 8,
+        "messages": [
+            {"role": "user", "content": "first"},
+            {"role": "system", "content": "mid-conversation rule"},
+            {"role": "user", "content": "second"},
+        ],
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.post(base + "/v1/messages", json=body, headers={"x-api-key": CLIENT_KEY}) as r:
+            assert r.status == 200, await r.text()
+        count = {"model": "claude-fake-1", "messages": [{"role": "user", "content": "count me"}]}
+        async with http.post(base + "/v1/messages/count_tokens", json=count, headers={"x-api-key": CLIENT_KEY}) as r:
+            assert r.status == 200 and (await r.json())["input_tokens"] == 7
+    generated, counted = fake.seen
+    assert generated.header("User-Agent") == "claude-cli/2.1.400 (external, cli)"
+    assert generated.header("X-Stainless-OS") == "MacOS" and generated.header("X-Stainless-Timeout") == "900"
+    sent = generated.json
+    assert sent["system"][0]["text"].startswith("x-anthropic-billing-header: cc_version=2.1.400.")
+    # the system turn joined the system prompt, which the cloak then put after the opening user turns
+    assert [m["role"] for m in sent["messages"]] == ["user", "user", "system"]
+    assert sent["messages"][2]["content"][0]["text"] == "mid-conversation rule"
+    assert counted.path == "/v1/messages/count_tokens" and counted.json == count
+    assert counted.header("x-app") == "cli" and "token-counting-2024-11-01" in str(counted.header("anthropic-beta"))
+    assert counted.header("X-Stainless-Timeout") is None
