@@ -45,6 +45,8 @@ def check_config(path: Path) -> int:
         return 1
     for line in loaded.warnings:
         print(f"warning: {line}", file=sys.stderr)
+    for line in loaded.compat_only:  # on stdout: the config is fine, these keys just do nothing here
+        print(f"warning: {line}")
     print(f"{path}: ok")
     return 0
 
@@ -76,7 +78,7 @@ def run_server(path: Path) -> int:
         return 1
     # Before the auth-dir scan, so its messages come out in the configured format.
     setup_logging(debug=loaded.config.debug, log_format=loaded.config.log_format, early=early)
-    for line in loaded.warnings:
+    for line in (*loaded.warnings, *loaded.compat_only):
         log.warning("config: %s", line)
     runtime = runtime_from_loaded(loaded)
     holder = RuntimeHolder(runtime)

@@ -56,6 +56,7 @@ class Runtime:
     auth_errors: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
     config_sha256: str = ""
+    compat_only: tuple[str, ...] = ()  # keys set that have no effect in cliproxy
     generation: int = 0
 
     @cached_property
@@ -111,6 +112,7 @@ def build_runtime(
         auth_files=tuple(auth_files),
         auth_errors=tuple(auth_errors),
         warnings=loaded.warnings,
+        compat_only=loaded.compat_only,
         config_sha256=loaded.sha256,
         generation=generation,
     )
@@ -124,6 +126,13 @@ class ReloadStatus:
     ok: bool = True
     message: str = "initial load"
     restart_required: tuple[str, ...] = ()
+
+
+def with_warnings(message: str, runtime: Runtime) -> str:
+    """A reload-status message with the config's warnings: unknown keys, and keys set that have no
+    effect in cliproxy."""
+    warned = (*runtime.warnings, *runtime.compat_only)
+    return f"{message}; {len(warned)} warning(s): " + "; ".join(warned) if warned else message
 
 
 SwapListener = Callable[[Runtime, Runtime], None]
@@ -141,7 +150,7 @@ class RuntimeHolder:
 
     def __init__(self, runtime: Runtime) -> None:
         self.current = runtime
-        self.reload_status = ReloadStatus()
+        self.reload_status = ReloadStatus(message=with_warnings("initial load", runtime))
         self.listeners: list[SwapListener] = []
 
     def swap(self, runtime: Runtime) -> Runtime:

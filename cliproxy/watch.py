@@ -27,7 +27,7 @@ from typing import Any
 from cliproxy.config.load import ConfigError, LoadedConfig, load_config
 from cliproxy.config.model import Config
 from cliproxy.credentials.store import load_auth_dir
-from cliproxy.runtime import ReloadStatus, Runtime, RuntimeHolder, build_runtime, resolve_auth_dir
+from cliproxy.runtime import ReloadStatus, Runtime, RuntimeHolder, build_runtime, resolve_auth_dir, with_warnings
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,7 @@ class Reloader:
             self._applied.config_sha256 = result.config_sha256
             holder.swap(result)
             restart = restart_fields(self.listening, result.config)
-            message = f"reloaded (generation {generation})"
-            if result.warnings:
-                message += f"; {len(result.warnings)} warning(s): " + "; ".join(result.warnings)
+            message = with_warnings(f"reloaded (generation {generation})", result)
             status = ReloadStatus(ok=True, message=message, restart_required=restart)
             holder.reload_status = status
         log.info("config %s", message)

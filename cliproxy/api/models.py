@@ -1,7 +1,8 @@
 """Model listings in the shape each client expects, as CLIProxyAPI serves them.
 
 `GET /v1/models` is shared by three dialects: Anthropic shape when `anthropic-version` is sent or
-the User-Agent is Claude Code (non-claude ids cloaked as `claude-fable-5-dd-<reversed>`), Gemini
+the User-Agent is Claude Code (non-claude ids cloaked as `claude-fable-5-dd-<reversed>`, so that
+Claude Code offers them, unless `claude-code.disable-cloaking-model-list`), Gemini
 shape when `x-goog-api-key` carries the key, OpenAI shape otherwise. `/v1beta/models` is Gemini.
 A key object with `models` patterns sees only the models it may use, in every shape.
 """
@@ -38,10 +39,11 @@ def openai_model(route: Route) -> dict[str, Any]:
     return {"id": route.model, "object": "model", "created": route.created, "owned_by": route.owned_by}
 
 
-def anthropic_model(route: Route) -> dict[str, Any]:
+def anthropic_model(route: Route, *, cloaked: bool = True) -> dict[str, Any]:
+    """`cloaked` False (`claude-code.disable-cloaking-model-list`): the real id."""
     created = datetime.fromtimestamp(route.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
-        "id": cloak(route.model),
+        "id": cloak(route.model) if cloaked else route.model,
         "object": "model",
         "owned_by": route.owned_by,
         "created_at": created,
@@ -66,6 +68,10 @@ def gemini_model(route: Route) -> dict[str, Any]:
     return item
 
 
+def _config(request: web.Request) -> Any:
+    return request.app[SERVICES].holder.current.config
+
+
 def _json(obj: Any, status: int = 200) -> web.Response:
     return web.Response(body=jsonio.dumps(obj), status=status, content_type="application/json")
 
@@ -76,7 +82,8 @@ async def list_models(request: web.Request) -> web.Response:
     if dialect is Dialect.GEMINI:
         return _json({"models": [gemini_model(r) for r in routes]})
     if dialect is Dialect.CLAUDE:
-        data = sorted((anthropic_model(r) for r in routes), key=lambda m: (m["display_name"], m["id"]))
+        cloaked = not _config(request).claude_code.disable_cloaking_model_list
+        data = sorted((anthropic_model(r, cloaked=cloaked) for r in routes), key=lambda m: (m["display_name"], m["id"]))
         return _json(
             {
                 "data": data,
@@ -99,7 +106,9 @@ async def get_model(request: web.Request) -> web.Response:
             if gemini:
                 return _json(gemini_model(route))
             if route_dialect(request) is Dialect.CLAUDE:
-                return _json(anthropic_model(route))
+                return _json(
+                    anthropic_model(route, cloaked=not _config(request).claude_code.disable_cloaking_model_list)
+                )
             return _json(openai_model(route))
     if gemini:
         return dialect_error(Dialect.GEMINI, 404, f"models/{wanted} is not found")

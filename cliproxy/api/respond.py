@@ -12,7 +12,7 @@ import contextlib
 import gzip
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -99,10 +99,18 @@ async def read_json(request: web.Request, dialect: Dialect) -> tuple[bytes, dict
     return raw, body
 
 
+def with_upstream_headers(own: Mapping[str, str], upstream: Mapping[str, str]) -> dict[str, str]:
+    """`passthrough-headers`: the upstream's headers beside the proxy's own, never replacing one."""
+    taken = {name.lower() for name in own}
+    return {**own, **{name: value for name, value in upstream.items() if name.lower() not in taken}}
+
+
 def whole_response(outcome: Outcome) -> web.Response:
     headers = {"Content-Type": outcome.content_type}
     if outcome.headers:
         headers.update(outcome.headers)
+    if outcome.upstream_headers:
+        headers = with_upstream_headers(headers, outcome.upstream_headers)
     return web.Response(body=outcome.body, status=outcome.status, headers=headers)
 
 
@@ -116,6 +124,8 @@ async def write_outcome(request: web.Request, outcome: Outcome) -> web.StreamRes
 async def stream_outcome(request: web.Request, outcome: Outcome, reframe: Reframe | None = None) -> web.StreamResponse:
     assert outcome.events is not None
     headers = SSE_RESPONSE_HEADERS if reframe is None else JSON_STREAM_HEADERS
+    if outcome.upstream_headers:
+        headers = with_upstream_headers(headers, outcome.upstream_headers)
     response = web.StreamResponse(status=outcome.status, headers=headers)
     every = request.app[SERVICES].holder.current.config.streaming.keepalive_seconds if reframe is None else 0
     keepalive = None

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from cliproxy.config.compat_only import compat_only_warnings
 from cliproxy.config.model import CLIPROXYAPI_KEYS, Config
 from cliproxy.config.sections import API_KEY_SECTION_SUFFIX
 from cliproxy.config.write import atomic_write_text, set_yaml_value
@@ -42,6 +43,7 @@ class LoadedConfig:
     warnings: tuple[str, ...] = ()
     sha256: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    compat_only: tuple[str, ...] = ()  # keys set that have no effect in cliproxy (`compat_only`)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -151,7 +153,14 @@ def load_config(path: Path) -> LoadedConfig:
             update={"remote_management": rm.model_copy(update={"secret_key": secret, "viewer_keys": viewers})}
         )
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return LoadedConfig(config=config, path=path, warnings=tuple(warnings), sha256=digest, raw=raw)
+    return LoadedConfig(
+        config=config,
+        path=path,
+        warnings=tuple(warnings),
+        sha256=digest,
+        raw=raw,
+        compat_only=tuple(compat_only_warnings(raw)),
+    )
 
 
 DEFAULT_CONFIG_TEMPLATE = """\

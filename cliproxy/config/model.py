@@ -1,8 +1,9 @@
 """The typed, immutable config schema: CLIProxyAPI's YAML names and defaults.
 
 Every model is frozen. YAML keys are kebab-case (`base-url`); Python names are snake_case. Keys
-that CLIProxyAPI knows but cliproxy does not act on are accepted silently (`CLIPROXYAPI_KEYS`);
-anything else is kept in `model_extra` and reported as a warning by the loader, never dropped.
+that CLIProxyAPI knows but cliproxy does not act on are accepted (`CLIPROXYAPI_KEYS`) and reported
+when set (`compat_only`); anything else is kept in `model_extra` and reported as an unknown key by
+the loader, never dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ValidationError as CoreValidationError
 
+from cliproxy.config.compat_only import top_level_compat_keys
 from cliproxy.config.sections import (
     ClaudeKey,
     CodexKey,
@@ -31,36 +33,9 @@ from cliproxy.config.sections import check_proxy_url as check_proxy_url
 
 TEMPLATE_API_KEYS = frozenset({"your-api-key-1", "your-api-key-2", "your-api-key-3"})
 
-# Top-level keys of CLIProxyAPI configs that we accept without acting on them (no warning).
-CLIPROXYAPI_KEYS = frozenset(
-    {
-        "pprof",
-        "plugins",
-        "commercial-mode",
-        "redis-usage-queue-retention-seconds",
-        "save-cooldown-status",
-        "disable-claude-cloak-mode",
-        "claude-code",
-        "disable-image-generation",
-        "gpt-image-2-base-model",
-        "video-result-auth-cache-ttl",
-        "auth-auto-refresh-workers",
-        "quota-exceeded",
-        "codex",
-        "xai",
-        "antigravity",
-        "antigravity-signature-cache-enabled",
-        "antigravity-signature-bypass-strict",
-        "claude-header-defaults",
-        "codex-header-defaults",
-        "interactions-api-key",
-        "xai-api-key",
-        "credential-concurrency",
-        "credential-in-flight",
-        "kiro",
-        "ampcode",
-    }
-)
+# Top-level keys of CLIProxyAPI configs that the schema does not declare but the loader accepts:
+# the compatibility-only ones (reported when set, see `compat_only`) and one read from `model_extra`.
+CLIPROXYAPI_KEYS = top_level_compat_keys() | {"redis-usage-queue-retention-seconds"}
 
 
 def parse_expiry(value: str) -> float | None:
@@ -192,10 +167,64 @@ class Routing(Section):
             raise ValueError(f"unknown strategy {value!r} (round-robin, weighted-round-robin, fill-first)")
         return canonical
 
+    @field_validator("session_affinity_ttl")
+    @classmethod
+    def _valid_ttl(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("must be longer than zero")
+        return value
+
+    @property
+    def session_affinity_ttl_seconds(self) -> float:
+        return parse_duration(self.session_affinity_ttl)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str) -> float:
+    """A Go duration (`1h`, `30m`, `1h30m`, `90s`, `500ms`) in seconds; a bare number is seconds."""
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        pos = match.end()
+        total += float(match.group(1)) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[match.group(2)]
+    if pos != len(text) or not text:
+        raise ValueError(f"not a duration: {value!r} (use 1h, 30m or 90s)")
+    return total
+
 
 class Streaming(Section):
     keepalive_seconds: float = 0  # fractions allowed
     bootstrap_retries: int = 0
+
+
+class ClaudeHeaderDefaults(Section):
+    """What a cloaked request says about the Claude Code it poses as ('' keeps the built-in value)."""
+
+    user_agent: str = ""
+    package_version: str = ""
+    runtime_version: str = ""
+    os: str = ""
+    arch: str = ""
+    timeout: str = ""
+    timezone: str = ""  # the date in the cloaked prompt; '' = this machine's zone
+    stabilize_device_profile: bool = False
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class ClaudeCode(Section):
+    disable_cloaking_model_list: bool = False  # list real model ids to Claude Code
 
 
 class Config(Section):
@@ -240,6 +269,9 @@ class Config(Section):
     oauth_model_alias: dict[str, tuple[OAuthAlias, ...]] = Field(default_factory=dict)
     oauth_request_scoped_errors: dict[str, tuple[ScopedErrorRule, ...]] = Field(default_factory=dict)
     payload: dict[str, Any] = Field(default_factory=dict)
+    disable_claude_cloak_mode: bool = False  # Claude cloaking defaults to `never` instead of `auto`
+    claude_header_defaults: ClaudeHeaderDefaults = ClaudeHeaderDefaults()
+    claude_code: ClaudeCode = ClaudeCode()
 
     @model_validator(mode="wrap")
     @classmethod

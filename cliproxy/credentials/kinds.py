@@ -15,9 +15,11 @@ from typing import Any, Generic, TypeVar
 
 import aiohttp
 
+from cliproxy.config.model import Config
 from cliproxy.credentials.executor import AuthFileExecutor
 from cliproxy.credentials.files import AuthFileCredential, CredentialFileError, format_time, text_field
 from cliproxy.credentials.oauth import PKCE, DeviceCode, TokenSet
+from cliproxy.upstream.base import RequestShaper
 
 S = TypeVar("S")
 
@@ -106,3 +108,5 @@ class AuthFileKind(Generic[S]):
     import_key: Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]] | None = None
     # (uploaded key, options such as location/prefix/label) -> file contents; raises OAuthError
     listing: Callable[[AuthFileCredential], Mapping[str, Any]] = no_listing  # extra `/auth-files` fields
+    # Per-request rewriting of this file's requests (Claude cloaking), built once per snapshot.
+    shaper: Callable[[AuthFileCredential, Config], RequestShaper | None] | None = None

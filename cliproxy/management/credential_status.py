@@ -1,5 +1,7 @@
 """`GET /credential-status`: every upstream credential of the running snapshot with its cooldowns.
 
+With `routing.session-affinity`, the live bindings (the session as a short digest, the model route,
+the credential) and each credential's count of bound sessions are there too.
 `cliproxy auth status --url` joins this with what it reads locally (config and auth-dir), since
 only the running proxy knows which (credential, model) pairs are cooling down and until when.
 Credentials are named the way the CLI names them: the config path (`claude-api-key[0]`,
@@ -76,6 +78,10 @@ def _file_facts(cred: Credential, service: CredentialService) -> dict[str, Any]:
 async def get_credential_status(request: web.Request) -> web.Response:
     services = request.config_dict[SERVICES]
     runtime = services.holder.current
+    bindings = services.affinity.snapshot()
+    bound: dict[str, int] = {}
+    for binding in bindings:
+        bound[binding.credential_id] = bound.get(binding.credential_id, 0) + 1
     now = time.time()
     cooling: dict[str, list[dict[str, Any]]] = {}
     for cooldown in services.health.snapshot():
@@ -111,7 +117,17 @@ async def get_credential_status(request: web.Request) -> web.Response:
                 "models": len(cred.models),
                 "success": success,
                 "failed": failed,
+                "sessions": bound.get(cred.id, 0),  # sessions bound to it (`routing.session-affinity`)
                 **_file_facts(cred, services.credentials),
             }
         )
-    return json_response({"credentials": items, "time": _rfc3339(now)})
+    routing = runtime.config.routing
+    affinity = {
+        "enabled": routing.session_affinity,
+        "ttl": routing.session_affinity_ttl,
+        "bindings": [
+            {"session": b.session, "model": b.model, "credential": b.credential_id, "seconds_left": b.seconds_left}
+            for b in bindings
+        ],
+    }
+    return json_response({"credentials": items, "session_affinity": affinity, "time": _rfc3339(now)})

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from multidict import istr
 
 from cliproxy import jsonio
+from cliproxy.routing.answer_rewrite import forwarded_headers, remap_body, remapped_stream
 from cliproxy.routing.call import Call, Outcome
 from cliproxy.routing.catalog import Candidate
 from cliproxy.routing.credentials import Credential
@@ -102,7 +103,7 @@ class Attempt:
         """POST the body and wait for a 2xx head; a refusal, redirect or network failure is a `Failure`."""
         call = self.call
         executor = cred.executor
-        headers = upstream_headers(call, cred)
+        headers = built.headers if built.headers is not None else upstream_headers(call, cred)
         url = executor.url(cred, built.url_model, stream=built.stream, action=call.action)
         poster = self.sessions.poster_for(cred.proxy_url, url)
         self.secrets = sent_secrets(cred.api_key, {})
@@ -225,7 +226,12 @@ class Attempt:
             if generate:
                 usage = usage_of_body(upstream, parsed) if parsed is not None else usage_in_answer(upstream, data)
                 rec.add_tokens(usage)
-            return Outcome(resp.status, _EMPTY_HEADERS, content_type, data, None, cand.credential.id, model)
+            if cand.offer.force_mapping:
+                data = remap_body(data, call.model)
+            outcome = Outcome(resp.status, _EMPTY_HEADERS, content_type, data, None, cand.credential.id, model)
+            if self.runtime.config.passthrough_headers:
+                outcome.upstream_headers = forwarded_headers(resp.headers)
+            return outcome
         assert isinstance(parsed, dict)
         if generate:
             rec.add_tokens(usage_of_body(upstream, parsed))
@@ -234,7 +240,10 @@ class Attempt:
             data = jsonio.dumps(answer)
         except convert.TranslationError as exc:
             return Failure(502, b"", call.dialect, message=f"upstream answer could not be translated: {exc}")
-        return Outcome(resp.status, _EMPTY_HEADERS, JSON_CT, data, None, cand.credential.id, model)
+        outcome = Outcome(resp.status, _EMPTY_HEADERS, JSON_CT, data, None, cand.credential.id, model)
+        if self.runtime.config.passthrough_headers:
+            outcome.upstream_headers = forwarded_headers(resp.headers)
+        return outcome
 
     async def stream(
         self,
@@ -254,12 +263,18 @@ class Attempt:
         rec.first_byte()
         if not translated:
             passthrough = PassthroughStream(resp, first, client, rec)
-            return Outcome(
+            outcome = Outcome(
                 200, dict(SSE_HEADERS), SSE_CT, None, passthrough, cand.credential.id, model, passthrough.aclose
             )
-        translator = convert.StreamTranslator(upstream, client, model=self.call.model, names=self.names)
-        events = translated_stream(resp, first, upstream, translator, rec)
-        return Outcome(200, dict(SSE_HEADERS), SSE_CT, None, events, cand.credential.id, model, events.aclose)
+            if cand.offer.force_mapping:
+                outcome.wrap_events(remapped_stream(passthrough, self.call.model), passthrough.aclose)
+        else:
+            translator = convert.StreamTranslator(upstream, client, model=self.call.model, names=self.names)
+            events = translated_stream(resp, first, upstream, translator, rec)
+            outcome = Outcome(200, dict(SSE_HEADERS), SSE_CT, None, events, cand.credential.id, model, events.aclose)
+        if self.runtime.config.passthrough_headers:
+            outcome.upstream_headers = forwarded_headers(resp.headers)
+        return outcome
 
     async def collect(
         self,
@@ -285,7 +300,12 @@ class Attempt:
                 result = convert.translate_response(result, upstream, call.dialect, model=call.model, names=self.names)
             except convert.TranslationError as exc:
                 return Failure(502, b"", call.dialect, message=f"upstream answer could not be translated: {exc}")
-        return Outcome(200, {}, JSON_CT, jsonio.dumps(result), None, cand.credential.id, model)
+        elif cand.offer.force_mapping:
+            result = {**result, "model": call.model} if "model" in result else result
+        outcome = Outcome(200, {}, JSON_CT, jsonio.dumps(result), None, cand.credential.id, model)
+        if self.runtime.config.passthrough_headers:
+            outcome.upstream_headers = forwarded_headers(resp.headers)
+        return outcome
 
 
 def sent_secrets(api_key: str, auth: Mapping[str, str]) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ class Outcome:
     credential_id: str
     upstream_model: str
     _close: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+    upstream_headers: Mapping[str, str] | None = None  # `passthrough-headers`: the upstream's, filtered
 
     async def aclose(self) -> None:
         """Release the upstream (and record usage) if the stream was not read to its end."""

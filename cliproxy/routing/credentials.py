@@ -28,7 +28,7 @@ from cliproxy.credentials.files import AuthFileCredential, ModelAlias
 from cliproxy.credentials.registry import BUILTIN, ProviderRegistry, ProviderSettings
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import KeyEntry
-from cliproxy.upstream.base import Executor
+from cliproxy.upstream.base import Executor, RequestShaper
 from cliproxy.upstream.http1 import Timeouts
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class Credential:
     auth_index: str = ""
     source: AuthFileCredential | None = None  # the file behind an auth-dir credential
     timeouts: Timeouts | None = None  # the entry's own `upstream-timeouts`; None: the top-level ones
+    shaper: RequestShaper | None = None  # rewrites some requests (Claude cloaking); None for most
 
     @property
     def dialect(self) -> Dialect:
@@ -246,6 +247,7 @@ def _key_credential(
         label=entry.label,
         owned_by=entry.owned_by,
         auth_index=auth_index(f"{entry.section}:{entry.base_url}+{entry.api_key}"),
+        shaper=entry.shaper,
     )
     return finish(cred, static)
 
@@ -347,6 +349,7 @@ def build_credential(
         owned_by=kind.owner,
         auth_index=cred.auth_index,
         source=cred,
+        shaper=kind.shaper(cred, config) if kind.shaper is not None else None,
     )
     return finish(routed, static)
 

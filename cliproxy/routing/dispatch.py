@@ -9,7 +9,8 @@ any failure before that moves on to the next credential invisibly. As in CLIProx
   leave its cooldown is within `max-retry-interval`; a stream gets `streaming.bootstrap-retries`
   more rounds, also after 401 and 402, since nothing has reached its client yet;
 - request faults go straight back, untouched by retry and cooldown.
-`CredentialHealth.judge` and `failed` decide what cools down; the per-key policy admits the call
+`CredentialHealth.judge` and `failed` decide what cools down; with `routing.session-affinity` a
+session's bound credential goes first while it is usable (`routing/affinity.py`); the per-key policy admits the call
 once, before any upstream is asked, and its concurrency slot is released with the usage record.
 """
 
@@ -19,9 +20,10 @@ import asyncio
 from typing import Any
 
 from cliproxy.policy import KeyPolicy, PolicyRefusal
+from cliproxy.routing.affinity import SessionAffinity, sticky_pick
 from cliproxy.routing.attempt import Attempt
 from cliproxy.routing.call import Call, Outcome
-from cliproxy.routing.catalog import Candidate
+from cliproxy.routing.catalog import Candidate, Route
 from cliproxy.routing.errors import (
     AllCoolingDown,
     ClientFault,
@@ -35,6 +37,7 @@ from cliproxy.routing.failures import BOOTSTRAP_STATUSES, RETRY_ROUND_STATUSES, 
 from cliproxy.routing.health import CoolingSettings, CredentialHealth, judge
 from cliproxy.routing.recorder import UsageRecorder
 from cliproxy.routing.scheduler import Scheduler
+from cliproxy.routing.session_key import session_key
 from cliproxy.runtime import Runtime
 from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
@@ -47,7 +50,7 @@ def _not_allowed(refusal: PolicyRefusal) -> NotAllowed:
 class Dispatcher:
     """Routes calls to credentials; built once by the server and shared by every handler."""
 
-    __slots__ = ("health", "policy", "scheduler", "sessions", "usage")
+    __slots__ = ("affinity", "health", "policy", "scheduler", "sessions", "usage")
 
     def __init__(
         self,
@@ -57,7 +60,9 @@ class Dispatcher:
         policy: KeyPolicy,
         usage: UsageStore,
         sessions: Sessions,
+        affinity: SessionAffinity,
     ) -> None:
+        self.affinity = affinity
         self.health = health
         self.scheduler = scheduler
         self.policy = policy
@@ -71,6 +76,8 @@ class Dispatcher:
         through each frame of the chain).
         """
         route, suffix = runtime.catalog.resolve(call.model)
+        if call.model == "auto" and route is not None and route.model != "auto" and self.health.cooling():
+            route = _first_available(runtime, self.health) or route  # model `auto`: the first one usable now
         if route is None:
             if call.client.limited:  # out of scope is 403 whether the model exists or not
                 try:
@@ -95,7 +102,14 @@ class Dispatcher:
         scheduler = self.scheduler
         attempt = Attempt(runtime, call, self.sessions, rec)
         config = runtime.config
-        strategy = config.routing.strategy
+        routing = config.routing
+        strategy = routing.strategy
+        session = ""  # `routing.session-affinity`: the session key, and the credential it is bound to
+        bound = None
+        if routing.session_affinity:
+            session = session_key(call.headers, call.body, subagents=routing.session_affinity_subagents)
+            if session:
+                bound = self.affinity.bound(route.model, session)
         max_credentials = config.max_retry_credentials
         tried: set[str] = set()
         last: Failure | None = None
@@ -104,7 +118,10 @@ class Dispatcher:
         try:
             while True:
                 while True:
-                    cand = scheduler.pick(route, strategy, tried)
+                    if session:
+                        cand = sticky_pick(scheduler, health, bound, route, strategy, tried)
+                    else:
+                        cand = scheduler.pick(route, strategy, tried)
                     if cand is None:
                         break
                     cred = cand.credential
@@ -119,6 +136,9 @@ class Dispatcher:
                         if type(result) is Outcome:
                             if health.cooling():
                                 await health.succeeded(cred.id, cand.model_key)
+                            if session and bound != cred.id:
+                                ttl = routing.session_affinity_ttl_seconds
+                                await self.affinity.bind(route.model, session, cred.id, ttl)
                             if result.events is None:
                                 rec.done(result.status)
                             return result
@@ -162,6 +182,13 @@ class Dispatcher:
         except Exception:  # a bug must not keep the key's concurrency slot or lose the usage record
             rec.done(500)
             raise
+
+
+def _first_available(runtime: Runtime, health: CredentialHealth) -> Route | None:
+    for route in runtime.catalog.routes.values():
+        if health.earliest(route.candidates) == 0:
+            return route
+    return None
 
 
 def _cooling(config: Any, cand: Candidate) -> CoolingSettings:

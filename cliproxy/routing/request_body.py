@@ -3,7 +3,8 @@
 Same dialect: the client's bytes go out untouched when nothing has to change, or with only the
 top-level model swapped by a byte replace. A `model(level)` thinking suffix, `payload:` rules or an
 upstream that needs the body fitted (the ChatGPT Codex backend) parse it once. Another dialect:
-the body is translated through the IR.
+the body is translated through the IR. A credential's shaper (Claude cloaking) may then rewrite
+body and headers, when it wants this request.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from cliproxy import jsonio
 from cliproxy.routing.call import Call
 from cliproxy.routing.credentials import Credential
 from cliproxy.routing.failures import Failure
+from cliproxy.routing.session_key import session_key
 from cliproxy.runtime import Runtime
 from cliproxy.translate import Dialect, convert
 from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL
+from cliproxy.upstream.base import OutgoingRequest
 
 
 @dataclass(slots=True)
@@ -31,6 +34,7 @@ class UpstreamBody:
     url_model: str
     stream: bool  # the upstream is asked for a stream (the client's wish, or an always-streaming upstream)
     tool_names: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = None  # a shaper's headers; None: `upstream_headers` of the call
 
 
 def replace_model(raw: bytes, body: dict[str, Any], old: str, new: str) -> bytes:
@@ -94,10 +98,27 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
         parsed = body if body is not None else jsonio.loads(payload or call.raw)
         if executor.prepare_body(parsed):
             body = parsed
+    headers: dict[str, str] | None = None
+    finish = None
+    shaper = cred.shaper
+    if shaper is not None and shaper.wants(call.dialect, call.headers, call.body, call.action):
+        body = body if body is not None else jsonio.loads(payload or call.raw)  # its own copy
+        headers = dict(upstream_headers(call, cred))
+        routing = runtime.config.routing
+        session = session_key(call.headers, call.body, subagents=routing.session_affinity_subagents)
+        url = executor.url(cred, url_model, stream=up_stream, action=call.action)
+        outgoing = OutgoingRequest(body, headers, call.headers, call.body, call.action, session, url, up_stream)
+        try:
+            shaper.shape(outgoing)
+        except ValueError as exc:
+            return Failure(400, b"", call.dialect, fault=True, message=str(exc))
+        finish = outgoing.finish
     if body is not None:
         payload = jsonio.dumps(body)
     assert payload is not None
-    return UpstreamBody(payload, url_model, up_stream, renamed or None)
+    if finish is not None:
+        payload = finish(payload)
+    return UpstreamBody(payload, url_model, up_stream, renamed or None, headers)
 
 
 def upstream_headers(call: Call, cred: Credential) -> Mapping[str, str]:

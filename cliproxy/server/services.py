@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -26,6 +26,7 @@ from cliproxy.policy.accounting import UsageAccountant, open_usage_db, restore_l
 from cliproxy.policy.limits import KeyPolicy
 from cliproxy.policy.state import LocalKeyPolicyState
 from cliproxy.pricing import Prices
+from cliproxy.routing.affinity import LocalSessionAffinity, SessionAffinity
 from cliproxy.routing.dispatch import Dispatcher
 from cliproxy.routing.health import LocalCredentialHealth
 from cliproxy.routing.scheduler import Scheduler
@@ -58,6 +59,7 @@ class Services:
     file_logging: FileLogging  # `logging-to-file`
     request_logs: RequestLogs  # `request-log` and the error request logs
     usage_db: UsageDB | None = None  # the SQLite usage file, open while the server runs
+    affinity: SessionAffinity = field(default_factory=LocalSessionAffinity)  # session → credential bindings
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """Startup and shutdown, in dependency order (an aiohttp `cleanup_ctx`)."""
@@ -109,6 +111,7 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
     policy = KeyPolicy(key_state, prices)
     usage = UsageStore()
     upstreams = Sessions()
+    affinity = LocalSessionAffinity(clock)
     reloader = Reloader(holder)
     store = CredentialStore(BUILTIN)
     credentials = CredentialService(
@@ -126,12 +129,15 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
         policy=policy,
         usage=usage,
         upstreams=upstreams,
-        dispatcher=Dispatcher(health=health, scheduler=scheduler, policy=policy, usage=usage, sessions=upstreams),
+        dispatcher=Dispatcher(
+            health=health, scheduler=scheduler, policy=policy, usage=usage, sessions=upstreams, affinity=affinity
+        ),
         credentials=credentials,
         reloader=reloader,
         redactor=redactor,
         file_logging=FileLogging(),
         request_logs=RequestLogs(holder, redactor.mask),
+        affinity=affinity,
     )
     credentials.bind(holder.current)
     # The redactor first, so every later listener's log lines are already masked.

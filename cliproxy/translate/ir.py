@@ -9,6 +9,9 @@ Conventions that every codec follows:
   is a mid-conversation system entry (leading ones go to `Request.system`).
 - Tool-call arguments are always a JSON *string*, as streamed; codecs that need an object parse it.
 - Stream block indexes are the decoder's own, increasing from 0; encoders map them to their wire.
+- Prompt caching: a part's `cache` is a breakpoint (Claude's `cache_control`, which the OpenAI
+  dialects accept on content parts and tools as gateways do); `Request.cache_key` is OpenAI's
+  `prompt_cache_key`. An encoder whose wire has only one of them derives it from the other.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ class Tool:
     name: str
     description: str | None
     parameters: dict[str, Any]  # JSON schema (lower-case types)
+    cache: bool = False  # a prompt-cache breakpoint after the tool definitions up to this one
 
 
 @dataclass(slots=True)
@@ -181,6 +185,7 @@ class Request:
     user: str | None = None
     metadata: dict[str, Any] | None = None
     web_search: WebSearch | None = None
+    cache_key: str | None = None  # OpenAI's `prompt_cache_key`; from Claude, derived from its cached prefix
 
 
 @dataclass(slots=True)

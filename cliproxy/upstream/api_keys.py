@@ -10,13 +10,13 @@ shape (`openai-compatibility`) implements `KeySection` itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from cliproxy.config.model import Config
 from cliproxy.config.sections import ModelEntry, ProviderKey, ScopedErrorRule, UpstreamTimeouts
-from cliproxy.upstream.base import Executor
+from cliproxy.upstream.base import Executor, RequestShaper
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class KeyEntry:
     request_retry: int | None
     scoped_errors: tuple[ScopedErrorRule, ...]
     timeouts: UpstreamTimeouts | None  # the entry's own `upstream-timeouts`
+    shaper: RequestShaper | None = None  # per-request rewriting (Claude cloaking), None for most
 
 
 class KeySection(Protocol):
@@ -88,6 +89,7 @@ class ApiKeySection:
     strict_match: bool = False  # management: an ambiguous api-key match is an error, a miss 404
     endpoint_identity: bool = False  # the stable id depends on key, base-url and proxy-url only
     status_toggle: str = "excluded-models"
+    shaper: Callable[[ProviderKey, Config], RequestShaper | None] | None = None  # built per entry
 
     def entries(self, config: Config) -> Iterator[KeyEntry]:
         id_kind = f"{self.kind}:apikey"
@@ -132,4 +134,5 @@ class ApiKeySection:
                 request_retry=entry.request_retry,
                 scoped_errors=entry.request_scoped_errors,
                 timeouts=entry.upstream_timeouts,
+                shaper=self.shaper(entry, config) if self.shaper is not None else None,
             )

@@ -9,7 +9,8 @@ and retry the same credential" path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -67,6 +68,39 @@ class Executor:
         Returns True when anything changed, so an untouched passthrough body keeps its bytes.
         """
         return False
+
+
+@dataclass(slots=True)
+class OutgoingRequest:
+    """An upstream request a `RequestShaper` rewrites before it is sent (body and headers in place)."""
+
+    body: dict[str, Any]  # the upstream body, the shaper's own copy
+    headers: dict[str, str]  # the upstream headers, auth of a static key included
+    client_headers: Mapping[str, str]  # as the client sent them
+    client_body: Mapping[str, Any]  # as the client sent it (parsed; read only)
+    action: str  # "generate" or "count_tokens"
+    session: str  # the request's session key ('' when nothing identifies one)
+    url: str  # where it goes (some details depend on the host)
+    stream: bool  # the upstream is asked for a stream
+    finish: Callable[[bytes], bytes] | None = None  # set by the shaper: runs on the serialised body
+
+
+class RequestShaper(Protocol):
+    """Per-credential rewriting of requests, decided per request (Claude's cloaking is one).
+
+    Built once per snapshot for the credentials that need one; `wants` is asked first, with what
+    the client sent, so a request that needs nothing keeps its bytes and costs no parse.
+    """
+
+    def wants(
+        self, client_dialect: Dialect, client_headers: Mapping[str, str], client_body: Mapping[str, Any], action: str
+    ) -> bool:
+        """Whether this request must be rewritten."""
+        ...
+
+    def shape(self, request: OutgoingRequest) -> None:
+        """Rewrite it; a `ValueError` is a request the upstream would refuse (the client's fault)."""
+        ...
 
 
 def join_url(base: str, path: str) -> str:

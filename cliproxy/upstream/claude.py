@@ -12,6 +12,7 @@ from cliproxy.config.sections import ClaudeKey
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import Executor, UpstreamCredential, host_of, join_url
+from cliproxy.upstream.claude_cloak import shaper_for_key
 
 DEFAULT_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
@@ -42,5 +43,10 @@ class ClaudeExecutor(Executor):
 
 
 PROVIDER = ApiKeySection(
-    section="claude-api-key", kind="claude", owner="anthropic", executor=ClaudeExecutor(), entry=ClaudeKey
+    section="claude-api-key",
+    kind="claude",
+    owner="anthropic",
+    executor=ClaudeExecutor(),
+    entry=ClaudeKey,
+    shaper=shaper_for_key,  # cloaking, for entries with a `cloak:` block or the Claude Code profile
 )

@@ -3,20 +3,24 @@
 The `openai-compatibility` section lists providers, each with its own `api-key-entries`: as in
 CLIProxyAPI, every key entry is one credential, and a provider without entries gets one keyless
 credential. Its provider key is `openai-compatible-<lower(name)>`; listings show `name` as owner.
+With `support-prompt-cache-key: true` every request carries a `prompt_cache_key`, as CLIProxyAPI
+sends it: the client's own (a Responses client's too), else one derived from the conversation
+(its session key), so a provider that routes by it keeps a conversation on one cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from cliproxy.config.model import Config
 from cliproxy.config.sections import CompatKeyEntry
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import KeyEntry
-from cliproxy.upstream.base import Executor, UpstreamCredential, join_url
+from cliproxy.upstream.base import Executor, OutgoingRequest, UpstreamCredential, join_url
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,30 @@ class OpenAICompatExecutor(Executor):
 
     def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
         return {"Authorization": "Bearer " + cred.api_key} if cred.api_key else {}
+
+
+class PromptCacheKey:
+    """The `RequestShaper` of providers with `support-prompt-cache-key`: a `prompt_cache_key` on every request."""
+
+    def wants(
+        self, client_dialect: Dialect, client_headers: Mapping[str, str], client_body: Mapping[str, Any], action: str
+    ) -> bool:
+        if action != "generate":
+            return False
+        own = client_body.get("prompt_cache_key")
+        # A chat client's own key passes through untouched; anything else needs one written.
+        return not (client_dialect is Dialect.CHAT and isinstance(own, str) and own)
+
+    def shape(self, request: OutgoingRequest) -> None:
+        body = request.body
+        own = request.client_body.get("prompt_cache_key")
+        if isinstance(own, str) and own:  # a Responses client's, lost in translation
+            body["prompt_cache_key"] = own
+        elif request.session:
+            body["prompt_cache_key"] = "cliproxy-" + hashlib.sha256(request.session.encode()).hexdigest()[:32]
+
+
+_PROMPT_CACHE_KEY = PromptCacheKey()
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,7 @@ class CompatSection:
                     request_retry=compat.request_retry,
                     scoped_errors=compat.request_scoped_errors,
                     timeouts=compat.upstream_timeouts,
+                    shaper=_PROMPT_CACHE_KEY if compat.support_prompt_cache_key else None,
                 )
 
 

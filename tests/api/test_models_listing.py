@@ -120,3 +120,18 @@ async def test_v1beta_models_raw(upstream: tuple[FakeUpstream, str], start_proxy
     assert status == 200 and body["name"] == "models/gpt-fake"
     status, _ = await get(proxy, "/v1beta/models", Authorization="Bearer wrong")
     assert status == 401
+
+
+async def test_claude_code_model_list_cloaking_can_be_turned_off(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """`claude-code.disable-cloaking-model-list: true`: real ids, usable as listed."""
+    fake, base = upstream
+    proxy = await start_proxy(config(base) + "claude-code:\n  disable-cloaking-model-list: true\n")
+    sdk = anthropic.AsyncAnthropic(base_url=proxy.url, api_key=CLIENT_KEY, max_retries=0)
+    page = await sdk.models.list()
+    assert {m.id for m in page.data} == IDS
+    assert (await sdk.models.retrieve("gpt-fake")).id == "gpt-fake"
+    message = await sdk.messages.create(model="gpt-fake", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    assert message.content[0].text == "Hello from fake"  # type: ignore[union-attr]
+    assert fake.seen[-1].json["model"] == "gpt-fake"

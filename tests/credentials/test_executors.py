@@ -64,9 +64,11 @@ async def world(
 
     auths = tmp_path / "auths"
     auths.mkdir()
+    # Not cloaked: these tests are about tokens and the beta flags an SDK's request keeps
+    # (tests/credentials/test_cloaking.py covers cloaking, the default for OAuth credentials).
     put(auths, "claude-a.json", {
         "type": "claude", "email": "a@x.com", "access_token": "at-claude-old", "expired": LATER,
-        "refresh_token": fake_oauth.issue_refresh_token("claude"),
+        "refresh_token": fake_oauth.issue_refresh_token("claude"), "cloak_mode": "never",
     })  # fmt: skip
     id_token = fake_id_token(
         {

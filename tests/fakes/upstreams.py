@@ -250,6 +250,7 @@ class FakeUpstream:
     stream_body: bytes | Callable[[Any], bytes] | None = None
     delay: float = 0.0
     answer: Any = None  # a JSON value, or a function of the request body returning one
+    answer_headers: dict[str, str] = field(default_factory=dict)  # extra headers on chat answers
     problems: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -334,7 +335,9 @@ class FakeUpstream:
         if self.stream_body is not None:
             stream_body = self.stream_body
             body = stream_body(self.seen[-1].json if self.seen else None) if callable(stream_body) else stream_body
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={**self.answer_headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
         try:
             for index, event in enumerate(events_of(body)):
@@ -367,7 +370,7 @@ class FakeUpstream:
         if self.answer is not None:
             return self._answer(body)
         answer = dict(CHAT_TOOL_COMPLETION if tools else CHAT_COMPLETION, model=body.get("model"))
-        return web.json_response(answer)
+        return web.json_response(answer, headers=self.answer_headers)
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
         seen = await self._record(request)
@@ -405,7 +408,7 @@ class FakeUpstream:
         if planned is not None:
             return planned
         body = seen.json
-        refused = self.refuse("claude", claude_problem(body))
+        refused = self.refuse("claude", claude_problem(body, seen.header("anthropic-beta") or ""))
         if refused is not None:
             return refused
         tools = self.wants_tool("claude", body)

@@ -51,6 +51,7 @@ CLAUDE_BLOCKS = {
     "assistant": frozenset(
         {"text", "tool_use", "thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result"}
     ),
+    "system": frozenset({"text"}),  # mid-conversation system turns (see `_system_turns_allowed`)
 }
 CLAUDE_RESULT_BLOCKS = frozenset({"text", "image", "document", "search_result"})
 COMBINATORS = ("oneOf", "anyOf", "allOf")
@@ -179,7 +180,20 @@ def _claude_tool_pairs(messages: list[Any]) -> str | None:
     return None
 
 
-def claude_problem(body: Any) -> str | None:
+MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
+
+
+def _system_turns_allowed(body: dict[str, Any], beta: str) -> bool:
+    """Mid-conversation `system` turns: Claude Code sends them (its requests open `system` with the
+    billing block), and the API takes them under their beta flag."""
+    if MID_CONVERSATION_SYSTEM_BETA in beta:
+        return True
+    system = body.get("system")
+    first = system[0] if isinstance(system, list) and system else None
+    return isinstance(first, dict) and str(first.get("text", "")).startswith("x-anthropic-billing-header:")
+
+
+def claude_problem(body: Any, beta: str = "") -> str | None:
     if not isinstance(body, dict):
         return "Invalid JSON body"
     if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
@@ -189,12 +203,12 @@ def claude_problem(body: Any) -> str | None:
         return "messages: at least one message is required"
     for i, m in enumerate(messages):
         role = m.get("role") if isinstance(m, dict) else None
-        if role == "system":
+        if role == "system" and not _system_turns_allowed(body, beta):
             return (
                 'messages: Unexpected role "system". The Messages API accepts a top-level `system` '
                 'parameter, not "system" as an input message role.'
             )
-        if role not in ("user", "assistant"):
+        if role not in ("user", "assistant", "system"):
             return f"messages.{i}.role: Input should be 'user' or 'assistant'"
         content = m.get("content")
         final_assistant = role == "assistant" and i == len(messages) - 1

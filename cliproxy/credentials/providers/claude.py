@@ -2,7 +2,8 @@
 
 Token requests are JSON bodies, as Claude Code sends them. The code Claude hands back may carry
 `#<state>`; the callers strip it with `oauth.parse_redirect_url` before `exchange_code`.
-Requests go to the Messages API with the access token as Bearer and the OAuth beta flag.
+Requests go to the Messages API with the access token as Bearer and the OAuth beta flag; requests
+from clients other than Claude Code are cloaked (`upstream/claude_cloak.py`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from cliproxy.config.model import Config
 from cliproxy.credentials.executor import AuthFileExecutor
-from cliproxy.credentials.files import filename_part, format_time, now_utc
+from cliproxy.credentials.files import AuthFileCredential, filename_part, format_time, now_utc
 from cliproxy.credentials.kinds import AuthFileKind, CodeLogin, require_tokens
 from cliproxy.credentials.oauth import PKCE, OAuthError, TokenSet, overrides_from_env, post_token_request
-from cliproxy.upstream.base import UpstreamCredential
+from cliproxy.upstream.base import RequestShaper, UpstreamCredential
 from cliproxy.upstream.claude import DEFAULT_VERSION, ClaudeExecutor, messages_url
+from cliproxy.upstream.claude_cloak import shaper_for_file
 
 CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
 SCOPE = "org:create_api_key user:profile user:inference"
@@ -159,6 +162,27 @@ class ClaudeOAuthExecutor(AuthFileExecutor[ClaudeSettings], ClaudeExecutor):
     """Anthropic Messages with a Claude subscription: Bearer token plus the OAuth beta flag."""
 
     kind: ClassVar[str] = "claude"
+    # Claude Code's own headers pass unchanged (its requests are not cloaked), in its spelling.
+    forward_headers: ClassVar[tuple[str, ...]] = (
+        "Accept",
+        "anthropic-version",
+        "anthropic-beta",
+        "User-Agent",
+        "x-app",
+        "anthropic-dangerous-direct-browser-access",
+        "X-Claude-Code-Session-Id",
+        "X-Claude-Code-Agent-Id",
+        "X-Claude-Code-Parent-Agent-Id",
+        "X-Client-Request-Id",
+        "X-Stainless-Arch",
+        "X-Stainless-Lang",
+        "X-Stainless-OS",
+        "X-Stainless-Package-Version",
+        "X-Stainless-Retry-Count",
+        "X-Stainless-Runtime",
+        "X-Stainless-Runtime-Version",
+        "X-Stainless-Timeout",
+    )
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         return messages_url(self.settings.api_url, action)
@@ -176,6 +200,10 @@ class ClaudeOAuthExecutor(AuthFileExecutor[ClaudeSettings], ClaudeExecutor):
         return out
 
 
+def _shaper(cred: AuthFileCredential, config: Config) -> RequestShaper | None:
+    return shaper_for_file(cred.metadata, cred.id, config)
+
+
 PROVIDER: AuthFileKind[ClaudeSettings] = AuthFileKind(
     type="claude",
     owner="anthropic",
@@ -187,6 +215,7 @@ PROVIDER: AuthFileKind[ClaudeSettings] = AuthFileKind(
     subscription=True,
     refresh=_refresh,
     refresh_lead=REFRESH_LEAD,
+    shaper=_shaper,  # cloaking: requests from other clients are made to look like Claude Code's
     credential_json=credential_json,
     code_login=CodeLogin(
         web_name="anthropic",

@@ -71,7 +71,7 @@ def content_parts(content: Any) -> list[Media]:
                 continue
             kind = p.get("type")
             if kind in ("text", "input_text", "output_text"):
-                out.append(TextPart(p.get("text") or ""))
+                out.append(TextPart(p.get("text") or "", "cache_control" in p))
             elif kind == "image_url":
                 image = p.get("image_url")
                 url = image.get("url") if isinstance(image, dict) else image
@@ -79,6 +79,7 @@ def content_parts(content: Any) -> list[Media]:
                     part = ImagePart.from_url(url)
                     if isinstance(image, dict) and isinstance(image.get("detail"), str):
                         part.detail = image["detail"]
+                    part.cache = "cache_control" in p
                     out.append(part)
             elif kind == "input_audio":
                 audio = p.get("input_audio") or {}
@@ -109,6 +110,8 @@ def decode_request(body: dict[str, Any]) -> Request:
     for m in body.get("messages") or ():
         role = m.get("role")
         content = m.get("content")
+        if "cache_control" in m and isinstance(content, str):  # a breakpoint on a whole string message
+            content = [{"type": "text", "text": content, "cache_control": m["cache_control"]}]
         if role in ("system", "developer"):
             texts = [p for p in content_parts(content) if isinstance(p, TextPart)]
             if leading:
@@ -138,7 +141,9 @@ def decode_request(body: dict[str, Any]) -> Request:
     for t in body.get("tools") or ():
         if t.get("type", "function") == "function" and isinstance(t.get("function"), dict):
             fn = t["function"]
-            req.tools.append(Tool(fn.get("name") or "", fn.get("description"), fn.get("parameters") or {}))
+            req.tools.append(
+                Tool(fn.get("name") or "", fn.get("description"), fn.get("parameters") or {}, "cache_control" in t)
+            )
     tc_raw = body.get("tool_choice")
     if isinstance(tc_raw, str) and tc_raw in ("auto", "none", "required"):
         req.tool_choice = ToolChoice(tc_raw)  # type: ignore[arg-type]
@@ -168,6 +173,8 @@ def decode_request(body: dict[str, Any]) -> Request:
     req.user = body.get("user")
     md = body.get("metadata")
     req.metadata = md if isinstance(md, dict) else None
+    key = body.get("prompt_cache_key")
+    req.cache_key = key if isinstance(key, str) and key else None
     return req
 
 

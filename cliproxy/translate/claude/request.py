@@ -7,9 +7,11 @@ messages does), and a conversation that is only a system prompt is sent as one u
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from cliproxy.translate.claude.blocks import blocks_in, blocks_out, text_out
+from cliproxy import jsonio
+from cliproxy.translate.claude.blocks import EPHEMERAL, blocks_in, blocks_out, text_out
 from cliproxy.translate.codec import as_int
 from cliproxy.translate.ir import (
     Message,
@@ -48,7 +50,9 @@ def decode_request(body: dict[str, Any]) -> Request:
     for t in body.get("tools") or ():
         kind = t.get("type")
         if "input_schema" in t or kind in (None, "custom"):
-            req.tools.append(Tool(t.get("name") or "", t.get("description"), t.get("input_schema") or {}))
+            req.tools.append(
+                Tool(t.get("name") or "", t.get("description"), t.get("input_schema") or {}, "cache_control" in t)
+            )
         elif isinstance(kind, str) and kind.startswith("web_search_"):
             req.web_search = WebSearch(
                 t.get("allowed_domains"), t.get("blocked_domains"), t.get("user_location"), t.get("max_uses")
@@ -91,7 +95,25 @@ def decode_request(body: dict[str, Any]) -> Request:
     md = body.get("metadata")
     if isinstance(md, dict):
         req.user = md.get("user_id")
+    if _cached(req):  # for OpenAI targets: the cached prefix (system prompt, first turn) names the cache
+        seed = jsonio.dumps([body.get("system"), (body.get("messages") or [None])[0]])
+        req.cache_key = "claude-" + hashlib.sha256(seed).hexdigest()[:32]
     return req
+
+
+def _cached(req: Request) -> bool:
+    """Whether any part or tool carries a breakpoint (plain loops: this runs on every translation)."""
+    for part in req.system:
+        if part.cache:
+            return True
+    for tool in req.tools:
+        if tool.cache:
+            return True
+    for message in req.messages:
+        for p in message.parts:
+            if getattr(p, "cache", False):
+                return True
+    return False
 
 
 def _results_first(content: list[dict[str, Any]]) -> None:
@@ -133,6 +155,7 @@ def _tools_out(req: Request) -> list[dict[str, Any]]:
             "name": t.name,
             **({"description": t.description} if t.description else {}),
             "input_schema": object_root(t.parameters),
+            **({"cache_control": EPHEMERAL} if t.cache else {}),
         }
         for t in req.tools
     ]
@@ -157,6 +180,8 @@ def encode_request(req: Request) -> dict[str, Any]:
     system = [text_out(p) for p in req.system if p.text]
     messages = _messages_out(req, system)
     body: dict[str, Any] = {"model": req.model, "messages": messages}
+    if req.cache_key and not _cached(req):
+        _automatic_breakpoints(system, messages)  # OpenAI's `prompt_cache_key`: cache what is stable
     if system:
         body["system"] = system
     max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
@@ -200,6 +225,23 @@ def encode_request(req: Request) -> dict[str, Any]:
     if req.stream:
         body["stream"] = True
     return body
+
+
+def _automatic_breakpoints(system: list[dict[str, Any]], messages: list[dict[str, Any]]) -> None:
+    """A client that asked OpenAI to cache (`prompt_cache_key`) gets Claude's equivalent: breakpoints
+    after the system prompt and after the conversation so far."""
+    if system:
+        system[-1]["cache_control"] = EPHEMERAL
+    for message in reversed(messages):
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            message["content"] = [{"type": "text", "text": content, "cache_control": EPHEMERAL}]
+            return
+        if isinstance(content, list) and content:
+            last = content[-1]
+            if isinstance(last, dict) and last.get("type") not in ("thinking", "redacted_thinking"):
+                content[-1] = {**last, "cache_control": EPHEMERAL}
+                return
 
 
 def thinking_for(r: Reasoning, max_tokens: int) -> tuple[dict[str, Any], int]:

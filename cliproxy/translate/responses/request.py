@@ -58,7 +58,7 @@ def content_in(content: Any) -> list[Media]:
     for p in content or ():
         kind = p.get("type")
         if kind in ("input_text", "output_text", "text"):
-            out.append(TextPart(p.get("text") or ""))
+            out.append(TextPart(p.get("text") or "", "cache_control" in p))
         elif kind == "refusal":
             out.append(TextPart(p.get("refusal") or ""))
         elif kind == "input_image":
@@ -90,7 +90,9 @@ def _flat_tools(tools: Any, req: Request) -> None:
     for t in tools or ():
         kind = t.get("type")
         if kind == "function":
-            req.tools.append(Tool(t.get("name") or "", t.get("description"), t.get("parameters") or {}))
+            req.tools.append(
+                Tool(t.get("name") or "", t.get("description"), t.get("parameters") or {}, "cache_control" in t)
+            )
         elif kind == "namespace":  # Codex groups sub-agent tools; other dialects only know flat functions
             _flat_tools(t.get("tools"), req)
         elif kind in _WEB_SEARCH:
@@ -166,6 +168,8 @@ def decode_request(body: dict[str, Any]) -> Request:
     req.user = body.get("user")
     md = body.get("metadata")
     req.metadata = md if isinstance(md, dict) else None
+    key = body.get("prompt_cache_key")
+    req.cache_key = key if isinstance(key, str) and key else None
     return req
 
 
@@ -310,6 +314,8 @@ def encode_request(req: Request) -> dict[str, Any]:
         if effort != "none":
             body["include"] = ["reasoning.encrypted_content"]
     body["store"] = False  # the proxy always sends the full history
+    if req.cache_key:
+        body["prompt_cache_key"] = req.cache_key
     if req.stream:
         body["stream"] = True
     if req.user and len(req.user) <= ir.OPENAI_USER_MAX:
