@@ -14,9 +14,10 @@ The run fails unless:
   in-band error after a break; never a 500, never a fault's body relayed as an answer, never a
   stream cut without its end event or an error;
 - RSS at the end of the traffic is less than 10 % above RSS after warm-up (the first 20 % of the
-  run). Both are taken quiet: the clients pause at the end of warm-up until their requests have
-  ended, so neither sample catches a transient buffer (a gzip bomb inflating toward the proxy's
-  cap can add 100 MiB for a moment);
+  run, and at least the first 10,000 requests, which fill the proxy's ring of recent usage
+  records, unless that takes half the run). Both are taken quiet: the clients pause at the end of
+  warm-up until their requests have ended, so neither sample catches a transient buffer (a gzip
+  bomb inflating toward the proxy's cap can add 100 MiB for a moment);
 - open descriptors, once the traffic has stopped and idle connections have expired (the fakes
   keep theirs open for `--upstream-keepalive`, 120 s, as real upstreams do: the proxy's pool must
   close each after 15 s idle itself), are back to the count before any traffic, plus `FD_SLACK`;
@@ -54,7 +55,11 @@ CLIENT_KEY = "sk-soak-client-0123456789"
 CREDENTIALS = 3  # per provider
 REQUEST_RETRY = 1
 FIRST_BYTE, IDLE, MAX_COOLDOWN = 2.0, 2.0, 5.0
-WARM_UP_SHARE = 0.2
+# Warm-up: the first 20 % of the run, and at least the first 10,000 requests (at most half the
+# run), since the proxy keeps the usage records of its last 10,000 requests in memory (a bounded
+# ring for the management API, about 1 KiB a record) and that ring must be full before growth means
+# anything.
+WARM_UP_SHARE, WARM_UP_REQUESTS, WARM_UP_LATEST = 0.2, 10_000, 0.5
 RSS_GROWTH_LIMIT = 0.10
 # Descriptors the proxy may open for good once it has served traffic: none are known today (the
 # pool's and the clients' sockets all close), two cover a lazily made resource we did not foresee
@@ -278,7 +283,9 @@ async def drive(
         nonlocal next_sample
         if proxy.poll() is not None:
             raise RuntimeError(f"the proxy exited with {proxy.returncode} during the soak")
-        if marks.warm_up < 0 and loop.time() - began >= seconds * WARM_UP_SHARE:
+        elapsed = loop.time() - began
+        warmed = len(traffic.results) >= WARM_UP_REQUESTS or elapsed >= seconds * WARM_UP_LATEST
+        if marks.warm_up < 0 and elapsed >= seconds * WARM_UP_SHARE and warmed:
             await traffic.quiesce(args.client_timeout)
             await asyncio.sleep(QUIET_SECONDS)
             sample()
