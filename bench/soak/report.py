@@ -15,7 +15,8 @@ class Limits:
     rss_growth: float | None  # share; None: reported, not judged
     fd_slack: int
     stall_seconds: float
-    attempts: int
+    attempts: int  # per client request: credentials × rounds
+    rounds: int  # per client request and credential
     back_after_429: float
 
 
@@ -109,7 +110,10 @@ class Summary:
             f"longest stall the proxy sat through: {stats['held']} s; "
             f"stalls it never gave up on: {stats['held_to_cap']}"
         )
-        print(f"upstream attempts per client request: {stats['attempts_per_request']}")
+        print(
+            f"upstream attempts per client request: {stats['attempts_per_request']}; "
+            f"most on one credential: {stats['most_on_one_credential']}"
+        )
         print(
             f"longest wait before a credential was used again after a 429: {stats['back_after_429']} s "
             f"(after hint {stats['back_after_style'] or '-'})"
@@ -174,8 +178,9 @@ class Summary:
             ),
             (
                 "no hidden re-sends",
-                max(attempts, default=0) <= lim.attempts,
-                f"at most {max(attempts, default=0)} upstream requests per client request, limit {lim.attempts}",
+                max(attempts, default=0) <= lim.attempts and stats["most_on_one_credential"] <= lim.rounds,
+                f"at most {max(attempts, default=0)} upstream requests per client request (limit {lim.attempts}), "
+                f"{stats['most_on_one_credential']} on one credential (limit {lim.rounds}: one per round)",
             ),
             (
                 "bogus retry hints capped",

@@ -350,6 +350,7 @@ async def soak(args: argparse.Namespace, work: Path) -> int:
             fd_slack=FD_SLACK,
             stall_seconds=max(FIRST_BYTE, IDLE) + slack,
             attempts=CREDENTIALS * (1 + REQUEST_RETRY),
+            rounds=1 + REQUEST_RETRY,
             back_after_429=MAX_COOLDOWN + slack + 2.0,  # plus the wait for the next request to pick it
         ),
     )

@@ -83,6 +83,7 @@ class Stats:
     abandoned: int = 0  # answers the proxy stopped reading (client gone)
     connections: int = 0
     attempts: Counter[str] = field(default_factory=Counter)  # by request tag
+    per_key: Counter[tuple[str, str]] = field(default_factory=Counter)  # by request tag and credential
     last_429: dict[str, tuple[float, str]] = field(default_factory=dict)  # key -> (time, style)
     back_after_429: float = 0.0  # longest wait before a key was used again after a 429
     back_after_style: str = ""
@@ -99,6 +100,7 @@ class Stats:
             "abandoned": self.abandoned,
             "connections": self.connections,
             "attempts_per_request": {str(k): v for k, v in sorted(per_tag.items())},
+            "most_on_one_credential": max(self.per_key.values(), default=0),
             "back_after_429": round(self.back_after_429, 2),
             "back_after_style": self.back_after_style,
         }
@@ -181,6 +183,7 @@ class Fakes:
         tags = wire.TAG.findall(req.body)
         tag = tags[-1].decode() if tags else "none"
         stats.attempts[tag] += 1
+        stats.per_key[(tag, req.key)] += 1
         key = req.key
         last = stats.last_429.pop(key, None)
         if last is not None and now - last[0] > stats.back_after_429:
