@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 CONFIG ?= config.yaml
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint
 
 bench: $(VENV)/.test
 	$(PY) bench/run.py
+
+# Ten minutes of faulty upstreams under mixed traffic; `make soak ARGS="--minutes 1"` for less.
+soak: $(VENV)/.test
+	$(PY) bench/soak/soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -121,13 +121,19 @@ async def write_outcome(request: web.Request, outcome: Outcome) -> web.StreamRes
     return await stream_outcome(request, outcome)
 
 
-async def stream_outcome(request: web.Request, outcome: Outcome, reframe: Reframe | None = None) -> web.StreamResponse:
+async def stream_outcome(
+    request: web.Request, outcome: Outcome, reframe: Reframe | None = None, *, keepalive_comments: bool = True
+) -> web.StreamResponse:
+    """Write a stream as SSE (or reframed); `streaming.keepalive-seconds` comments go into SSE only,
+    and only when `keepalive_comments` (not for Gemini clients: see `run_call`)."""
     assert outcome.events is not None
     headers = SSE_RESPONSE_HEADERS if reframe is None else JSON_STREAM_HEADERS
     if outcome.upstream_headers:
         headers = with_upstream_headers(headers, outcome.upstream_headers)
     response = web.StreamResponse(status=outcome.status, headers=headers)
-    every = request.app[SERVICES].holder.current.config.streaming.keepalive_seconds if reframe is None else 0
+    every = 0.0
+    if reframe is None and keepalive_comments:
+        every = request.app[SERVICES].holder.current.config.streaming.keepalive_seconds
     keepalive = None
     try:
         await response.prepare(request)
@@ -156,7 +162,11 @@ async def stream_outcome(request: web.Request, outcome: Outcome, reframe: Refram
 
 async def run_call(request: web.Request, call: Call, reframe: Reframe | None = None) -> web.StreamResponse:
     """Dispatch one call with the snapshot current at arrival and write its answer (a stream as SSE,
-    or reframed by `reframe`)."""
+    or reframed by `reframe`).
+
+    A Gemini stream gets no keep-alive comments: google-genai parses every line that is not a
+    `data:` line as JSON and raises on `: keep-alive`, and Google's JS SDK only ever matches frames
+    that begin with `data: `, so any other bytes would stall it."""
     services = request.app[SERVICES]
     runtime = services.holder.current
     answer: Awaitable[Outcome] = services.dispatcher.execute(runtime, call)
@@ -172,7 +182,7 @@ async def run_call(request: web.Request, call: Call, reframe: Reframe | None = N
         return routing_error_response(call.dialect, exc)
     if outcome.events is None:
         return whole_response(outcome)
-    return await stream_outcome(request, outcome, reframe)
+    return await stream_outcome(request, outcome, reframe, keepalive_comments=call.dialect is not Dialect.GEMINI)
 
 
 async def _finish_held(

@@ -373,6 +373,10 @@ class Connection(asyncio.Protocol):
             self.body._end(exc)
 
     def _protocol_error(self, exc: UpstreamProtocolError) -> None:
+        """Fail the answer in flight and drop the connection. The error is kept without its
+        traceback: raised inside a parser callback, it would keep that frame, and with it the bytes
+        being parsed (a gzip bomb's 64 MiB), alive in a cycle only the cyclic GC frees."""
+        exc = exc.with_traceback(None)
         phase, self._phase = self._phase, _IDLE
         if phase == _HEAD:
             self._fail(exc)

@@ -3,7 +3,9 @@
 A connect looks the name up through a short cache (a name is not resolved for every new
 connection), races the addresses with Happy Eyeballs (a dead IPv6 route costs a quarter of a
 second, not the connect timeout) and shakes hands with TLS, all within `Timeouts.connect`. Idle
-connections are reused for `IDLE_SECONDS` at most.
+connections are reused for `IDLE_SECONDS` at most, and closed once they have been idle that long
+(one timer per pool, not per connection), so an upstream that keeps idle connections open for
+minutes does not hold the proxy's sockets and descriptors that long.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended wait before racing the nex
 class Http1Pool:
     """Keep-alive connections per origin, and `post` with the signature routing calls."""
 
-    __slots__ = ("_dns", "_header_blocks", "_idle", "_open", "_origins", "_ssl", "timeouts")
+    __slots__ = ("_dns", "_header_blocks", "_idle", "_open", "_origins", "_ssl", "_sweep", "timeouts")
 
     def __init__(self, *, timeouts: Timeouts | None = None) -> None:
         self.timeouts = timeouts or Timeouts()  # used when a call brings none
@@ -43,6 +45,7 @@ class Http1Pool:
         self._origins: dict[str, Origin] = {}
         self._dns: dict[tuple[str, int], tuple[float, list[Any]]] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._sweep: asyncio.TimerHandle | None = None  # the next `_close_expired`, while any are idle
 
     def origin(self, url: str) -> Origin:
         origin = self._origins.get(url)
@@ -57,8 +60,25 @@ class Http1Pool:
         if len(idle) < MAX_IDLE_PER_ORIGIN:
             conn.idle_since = time.monotonic()
             idle.append(conn)
+            if self._sweep is None:
+                self._sweep = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._close_expired)
         else:
             conn.drop()
+
+    def _close_expired(self) -> None:
+        """Close the connections idle for `IDLE_SECONDS`; come back when the next one will be."""
+        self._sweep = None
+        now = time.monotonic()
+        oldest_usable = now - IDLE_SECONDS
+        next_expiry = None
+        for idle in list(self._idle.values()):
+            for conn in [c for c in idle if c.idle_since < oldest_usable]:
+                conn.drop()  # (which takes it out of `idle`)
+            if idle:  # the oldest left is first: connections are appended as they go idle
+                expiry = idle[0].idle_since + IDLE_SECONDS
+                next_expiry = expiry if next_expiry is None else min(next_expiry, expiry)
+        if next_expiry is not None:
+            self._sweep = asyncio.get_running_loop().call_later(max(0.0, next_expiry - now), self._close_expired)
 
     def forget(self, conn: Connection) -> None:
         self._open.discard(conn)
@@ -163,6 +183,9 @@ class Http1Pool:
                 raise
 
     async def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conn in list(self._open):
             conn.drop()
         self._idle.clear()

@@ -82,6 +82,8 @@ class Body:
         while not self._eof:
             await self._wait()
         if self._exc is not None:
+            self._chunks.clear()  # useless now, and the raise ties this body into a traceback cycle
+            self._buffered = 0
             raise self._exc
         data = b"".join(self._chunks)
         self._chunks.clear()

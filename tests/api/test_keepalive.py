@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from cliproxy.api.keepalive import KEEPALIVE_FRAME, KeepAlive
+from tests.api import test_gemini_passthrough as gemini
 from tests.api.test_chat import compat
 from tests.fakes.fixtures import CLIENT_KEY, Proxy, Starter
 from tests.fakes.upstreams import FakeUpstream, events_of, wire_body
@@ -95,3 +96,23 @@ async def test_never_inside_a_frame_split_across_writes(aiohttp_server: Any) -> 
         body = await resp.read()
     pings = body.count(KEEPALIVE_FRAME)
     assert pings >= 1 and body == b'data: {"a":1}\n\n' + KEEPALIVE_FRAME * pings
+
+
+async def test_gemini_streams_get_none_since_google_sdks_cannot_skip_them(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """google-genai parses a Gemini stream's non-`data:` lines as JSON (`: keep-alive` raises), and
+    Google's JS SDK stalls on any bytes that do not begin a `data: ` frame."""
+    fake, base = upstream
+    proxy = await start_proxy("streaming:\n  keepalive-seconds: 0.2\n" + gemini.gemini_keys(base))
+    fake.hold = True
+    stream = await gemini.client(proxy).aio.models.generate_content_stream(model="gemini-fake", contents="hi")
+    texts = []
+    async for chunk in stream:
+        texts.append(chunk.text or "")
+        if len(texts) == 1:  # the upstream holds the stream for a while after its first event
+            asyncio.get_running_loop().call_later(1.0, fake.resume.set)
+    assert "".join(texts) == "Hello from fake"
+    fake.resume.clear()
+    held, _ = await read_while_held(proxy, fake, "/v1beta/models/gemini-fake:streamGenerateContent?alt=sse", {}, 1.0)
+    assert KEEPALIVE_FRAME not in held and held.startswith(b"data: ")
