@@ -169,12 +169,15 @@ class DeviceCode:
     user_code: str
     verification_url: str
     interval: float
+    expires_in: float | None = None  # how long the code is valid, when the provider says
+    token_url: str = ""  # where to poll, when the provider named it (OIDC discovery)
 
 
 def overrides_from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
     """{field: value} for each `names[field]` environment variable that is set and non-empty.
 
-    Fields named `*_port` are converted to int (a bad value raises ValueError naming the variable).
+    Fields named `*_port` are converted to int, `*_seconds` to float (a bad value raises ValueError
+    naming the variable).
     """
     out: dict[str, Any] = {}
     for attr, var in names.items():
@@ -185,6 +188,11 @@ def overrides_from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict
             if not value.isdigit() or not 0 < int(value) < 65536:
                 raise ValueError(f"{var}: not a port number: {value!r}")
             out[attr] = int(value)
+        elif attr.endswith("_seconds"):
+            try:
+                out[attr] = float(value)
+            except ValueError:
+                raise ValueError(f"{var}: not a number of seconds: {value!r}") from None
         else:
             out[attr] = value
     return out

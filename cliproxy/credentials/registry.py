@@ -19,7 +19,8 @@ from cliproxy.credentials.kinds import AuthFileKind
 from cliproxy.credentials.providers import claude as claude_oauth
 from cliproxy.credentials.providers import codex as codex_oauth
 from cliproxy.credentials.providers import vertex as vertex_service_account
-from cliproxy.upstream import claude, codex, gemini, openai_compat, vertex
+from cliproxy.credentials.providers import xai as xai_oauth
+from cliproxy.upstream import claude, codex, gemini, interactions, openai_compat, vertex, xai
 from cliproxy.upstream.api_keys import KeySection
 
 S = TypeVar("S")
@@ -63,11 +64,14 @@ BUILTIN = ProviderRegistry(
         codex.PROVIDER,
         vertex.PROVIDER,
         openai_compat.PROVIDER,
+        xai.PROVIDER,
+        interactions.PROVIDER,
     ),
     auth_files=(
         claude_oauth.PROVIDER,
         codex_oauth.PROVIDER,
         vertex_service_account.PROVIDER,
+        xai_oauth.PROVIDER,
     ),
 )
 

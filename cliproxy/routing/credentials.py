@@ -28,7 +28,7 @@ from cliproxy.credentials.files import AuthFileCredential, ModelAlias
 from cliproxy.credentials.registry import BUILTIN, ProviderRegistry, ProviderSettings
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import KeyEntry
-from cliproxy.upstream.base import Executor
+from cliproxy.upstream.base import GENERATE_ACTIONS, Executor
 from cliproxy.upstream.http1 import Timeouts
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class Credential:
     auth_index: str = ""
     source: AuthFileCredential | None = None  # the file behind an auth-dir credential
     timeouts: Timeouts | None = None  # the entry's own `upstream-timeouts`; None: the top-level ones
+    flags: frozenset[str] = frozenset()  # switches of its entry or file: `websockets`, `alpha-search`
+    actions: frozenset[str] = GENERATE_ACTIONS  # what it serves (`Executor.served_actions`)
 
     @property
     def dialect(self) -> Dialect:
@@ -193,7 +195,8 @@ def finish(cred: Credential, static_headers: Mapping[str, str]) -> Credential:
     pinned = frozenset(name for name in executor.forward_headers if name in configured)
     # Read-only from here on: the upstream client caches the encoded block of an immutable mapping.
     frozen = MappingProxyType(headers)
-    return dataclasses.replace(cred, headers=frozen, header_copies=copies, pinned_headers=pinned)
+    actions = executor.served_actions(cred.flags)
+    return dataclasses.replace(cred, headers=frozen, header_copies=copies, pinned_headers=pinned, actions=actions)
 
 
 class _Ids:
@@ -243,6 +246,7 @@ def _key_credential(
         request_retry=_retry(entry.request_retry),
         scoped_errors=entry.scoped_errors,
         timeouts=resolve_timeouts(config, entry.timeouts) if entry.timeouts is not None else None,
+        flags=entry.flags,
         label=entry.label,
         owned_by=entry.owned_by,
         auth_index=auth_index(f"{entry.section}:{entry.base_url}+{entry.api_key}"),
@@ -343,6 +347,7 @@ def build_credential(
         disable_cooling=cred.disable_cooling,
         request_retry=_retry(cred.request_retry),
         scoped_errors=cred.request_scoped_errors + config.oauth_request_scoped_errors.get(cred.type, ()),
+        flags=frozenset({"websockets"}) if cred.websockets else frozenset(),
         label=cred.label,
         owned_by=kind.owner,
         auth_index=cred.auth_index,

@@ -16,13 +16,15 @@ once, before any upstream is asked, and its concurrency slot is released with th
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from cliproxy.policy import KeyPolicy, PolicyRefusal
 from cliproxy.routing.attempt import Attempt
 from cliproxy.routing.call import Call, Outcome
 from cliproxy.routing.catalog import Candidate
 from cliproxy.routing.errors import (
+    ActionNotServed,
     AllCoolingDown,
     ClientFault,
     NoCredentials,
@@ -38,6 +40,15 @@ from cliproxy.routing.scheduler import Scheduler
 from cliproxy.runtime import Runtime
 from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
+
+
+class Sender(Protocol):
+    """One way of making attempts (`Attempt` over HTTP; the Responses WebSocket bridge has its own)."""
+
+    async def send(self, cand: Candidate, upstream_model: str) -> Outcome | Failure: ...
+
+
+SenderFactory = Callable[[Runtime, Call, UsageRecorder], Sender]
 
 
 def _not_allowed(refusal: PolicyRefusal) -> NotAllowed:
@@ -64,13 +75,20 @@ class Dispatcher:
         self.usage = usage
         self.sessions = sessions
 
-    async def execute(self, runtime: Runtime, call: Call) -> Outcome:
+    async def execute(self, runtime: Runtime, call: Call, sender: SenderFactory | None = None) -> Outcome:
         """Route `call` to a credential and return the committed outcome; raises a `RoutingError`.
 
+        `sender` makes the attempts when they are not HTTP requests (the upstream WebSocket bridge).
         The loop lives inline here (no extra coroutine frames: every await on the hot path resumes
         through each frame of the chain).
         """
-        route, suffix = runtime.catalog.resolve(call.model)
+        action = call.action
+        if action == "generate" or action == "count_tokens":
+            route, suffix = runtime.catalog.resolve(call.model)
+        else:
+            route, suffix = runtime.catalog.resolve_for(call.model, action)
+            if route is None and runtime.catalog.resolve(call.model)[0] is not None:
+                raise ActionNotServed(call.model, action)
         if route is None:
             if call.client.limited:  # out of scope is 403 whether the model exists or not
                 try:
@@ -93,7 +111,7 @@ class Dispatcher:
         rec.release = release
         health = self.health
         scheduler = self.scheduler
-        attempt = Attempt(runtime, call, self.sessions, rec)
+        attempt: Sender = Attempt(runtime, call, self.sessions, rec) if sender is None else sender(runtime, call, rec)
         config = runtime.config
         strategy = config.routing.strategy
         max_credentials = config.max_retry_credentials

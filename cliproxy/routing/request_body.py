@@ -17,9 +17,11 @@ from cliproxy import jsonio
 from cliproxy.routing.call import Call
 from cliproxy.routing.credentials import Credential
 from cliproxy.routing.failures import Failure
+from cliproxy.routing.raw_body import raw_body
 from cliproxy.runtime import Runtime
 from cliproxy.translate import Dialect, convert
 from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL
+from cliproxy.upstream.base import RAW_ACTIONS
 
 
 @dataclass(slots=True)
@@ -31,6 +33,7 @@ class UpstreamBody:
     url_model: str
     stream: bool  # the upstream is asked for a stream (the client's wish, or an always-streaming upstream)
     tool_names: Mapping[str, str] | None = None
+    content_type: str | None = None  # a body that is not JSON (a passthrough multipart form)
 
 
 def replace_model(raw: bytes, body: dict[str, Any], old: str, new: str) -> bytes:
@@ -49,6 +52,9 @@ def replace_model(raw: bytes, body: dict[str, Any], old: str, new: str) -> bytes
 def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: str) -> UpstreamBody | Failure:
     """The upstream body for `call` on `cred` under `upstream_model`; a `Failure` (client fault) when the
     body cannot be expressed in the upstream's dialect."""
+    if call.action in RAW_ACTIONS:  # passthrough routes: never translated
+        raw, content_type = raw_body(call, cred, upstream_model)
+        return UpstreamBody(raw, upstream_model, call.stream, None, content_type)
     executor = cred.executor
     upstream = executor.dialect
     passthrough = upstream is call.dialect

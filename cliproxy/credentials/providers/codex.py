@@ -423,8 +423,10 @@ async def _exchange(
     return await exchange_code(session, settings, code=code, verifier=verifier, redirect_uri=redirect_uri)
 
 
-async def _refresh(session: aiohttp.ClientSession, settings: CodexSettings, token: str, proxy_url: str) -> TokenSet:
-    return await refresh(session, settings, refresh_token=token, proxy_url=proxy_url)
+async def _refresh(
+    session: aiohttp.ClientSession, settings: CodexSettings, meta: Mapping[str, Any], proxy_url: str
+) -> TokenSet:
+    return await refresh(session, settings, refresh_token=text_field(meta, "refresh_token"), proxy_url=proxy_url)
 
 
 async def _poll(
