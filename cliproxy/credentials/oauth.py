@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -170,7 +171,8 @@ class DeviceCode:
     verification_url: str
     interval: float
     expires_in: float | None = None  # how long the code is valid, when the provider says
-    token_url: str = ""  # where to poll, when the provider named it (OIDC discovery)
+    context: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # what the poll needs of the start: a discovered token URL, the device id a login was begun with
 
 
 def overrides_from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 from cliproxy.credentials.kinds import AuthFileKind
 from cliproxy.credentials.providers import claude as claude_oauth
 from cliproxy.credentials.providers import codex as codex_oauth
+from cliproxy.credentials.providers import kimi as kimi_oauth
 from cliproxy.credentials.providers import vertex as vertex_service_account
 from cliproxy.credentials.providers import xai as xai_oauth
 from cliproxy.upstream import claude, codex, gemini, interactions, openai_compat, vertex, xai
@@ -72,6 +73,7 @@ BUILTIN = ProviderRegistry(
         codex_oauth.PROVIDER,
         vertex_service_account.PROVIDER,
         xai_oauth.PROVIDER,
+        kimi_oauth.PROVIDER,
     ),
 )
 

@@ -16,6 +16,7 @@ from cliproxy.management import (
     config_api,
     config_file,
     credential_status,
+    device_logins,
     logs_api,
     models_api,
     oauth,
@@ -44,6 +45,7 @@ RESOURCES = (
     client_keys,
     credential_status,
     oauth,
+    device_logins,
 )
 
 

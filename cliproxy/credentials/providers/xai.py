@@ -135,7 +135,7 @@ async def request_device_code(session: aiohttp.ClientSession, settings: XaiSetti
         verification_url=verify,
         interval=_number(data.get("interval"), 5.0),
         expires_in=_number(data.get("expires_in"), None),
-        token_url=token_url,
+        context={"token_url": token_url},
     )
 
 
@@ -159,7 +159,7 @@ async def poll_device_code(
     limit = min(timeout, device.expires_in) if device.expires_in else timeout
     deadline = loop.time() + limit
     interval = max(device.interval, settings.poll_floor_seconds)
-    token_url = device.token_url or settings.token_url
+    token_url = device.context.get("token_url") or settings.token_url
     form = {"grant_type": DEVICE_GRANT, "device_code": device.device_auth_id, "client_id": settings.client_id}
     while True:
         status, body = await _post_form(session, token_url, form)
