@@ -31,7 +31,8 @@ from tests.providers.world import LATER, management, models, proxy_with, put, wa
 FREE_USAGE_BODY = json.dumps(
     {
         "code": "subscription:free-usage-exhausted",
-        "error": "You've used all the included free usage for model grok-4. Usage resets over a rolling 24-hour window.",
+        "error": "You've used all the included free usage for model grok-4. "
+        "Usage resets over a rolling 24-hour window.",
     }
 ).encode()
 
