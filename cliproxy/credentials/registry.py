@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from cliproxy.credentials.kinds import AuthFileKind
+from cliproxy.credentials.providers import antigravity as antigravity_oauth
 from cliproxy.credentials.providers import claude as claude_oauth
 from cliproxy.credentials.providers import codex as codex_oauth
 from cliproxy.credentials.providers import kimi as kimi_oauth
@@ -74,6 +75,7 @@ BUILTIN = ProviderRegistry(
         vertex_service_account.PROVIDER,
         xai_oauth.PROVIDER,
         kimi_oauth.PROVIDER,
+        antigravity_oauth.PROVIDER,
     ),
 )
 
