@@ -26,6 +26,18 @@ RAW_ACTIONS = frozenset({"compact", "search", "images_generations", "images_edit
 WEBSOCKET = "websocket"  # the upstream's own Responses WebSocket (a capability, not a `Call.action`)
 # Actions a credential serves only when its config entry or file switches them on.
 FLAGGED_ACTIONS = {WEBSOCKET: "websockets", "search": "alpha-search"}
+# Where the OpenAI-shaped APIs serve each passthrough action, under their API base (`…/v1`).
+OPENAI_ACTION_PATHS = {
+    "compact": "/responses/compact",
+    "search": "/alpha/search",
+    "images_generations": "/images/generations",
+    "images_edits": "/images/edits",
+}
+
+
+def openai_path(action: str, generate: str) -> str:
+    """The path of `action` under an OpenAI-shaped API base; `generate` for the generate actions."""
+    return OPENAI_ACTION_PATHS.get(action, generate)
 
 
 class UpstreamCredential(Protocol):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from cliproxy import jsonio
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
-from cliproxy.upstream.base import GENERATE_ACTIONS, WEBSOCKET, Executor, UpstreamCredential, join_url
+from cliproxy.upstream.base import GENERATE_ACTIONS, WEBSOCKET, Executor, UpstreamCredential, join_url, openai_path
 
 API_URL = "https://api.x.ai/v1"
 # Responses fields xAI refuses; the client's other fields pass as they are.
@@ -111,11 +111,7 @@ class XaiExecutor(Executor):
 
 def action_path(action: str) -> str:
     """The path under the API base of each action xAI serves."""
-    return {
-        "compact": "/responses/compact",
-        "images_generations": "/images/generations",
-        "images_edits": "/images/edits",
-    }.get(action, "/responses")
+    return openai_path(action, "/responses")
 
 
 PROVIDER = ApiKeySection(

@@ -35,7 +35,7 @@ from cliproxy.credentials.oauth import (
     proxy_for,
 )
 from cliproxy.translate import Dialect
-from cliproxy.upstream.base import UpstreamCredential
+from cliproxy.upstream.base import FLAGGED_ACTIONS, GENERATE_ACTIONS, WEBSOCKET, UpstreamCredential
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +397,21 @@ class CodexOAuthExecutor(AuthFileExecutor[CodexSettings]):
         "Version",
     )
 
+    actions: ClassVar[frozenset[str]] = GENERATE_ACTIONS | {"compact", "search", WEBSOCKET}
+
+    def served_actions(self, flags: frozenset[str]) -> frozenset[str]:
+        """A login serves `/alpha/search` without asking; the upstream WebSocket with `websockets`."""
+        return frozenset(a for a in self.actions if a != WEBSOCKET or FLAGGED_ACTIONS[a] in flags)
+
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
+        api = self.settings.api_url
+        if action == "compact":
+            return api.rstrip("/") + "/compact"
+        if action == "search":
+            return api.rstrip("/").removesuffix("/responses") + "/alpha/search"
+        return api
+
+    def websocket_url(self, cred: UpstreamCredential) -> str:
         return self.settings.api_url
 
     def prepare_body(self, body: dict[str, Any]) -> bool:
