@@ -160,7 +160,7 @@ async def test_images_generate_and_edit_with_the_sdk(
         )
         .startswith("multipart/form-data; boundary=")
     )  # type: ignore[union-attr]
-    status, answer = await post(proxy, "/v1/images/generations", {"model": "claude-up", "prompt": "x"})
+    status, _ = await post(proxy, "/v1/images/generations", {"model": "claude-up", "prompt": "x"})
     assert status == 501
 
 
