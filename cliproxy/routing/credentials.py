@@ -281,26 +281,34 @@ def _retry(value: int | None) -> int | None:
 # --------------------------------------------------------------------------- auth-dir files
 
 
-def _aliases(cred: AuthFileCredential, config: Config) -> list[ModelAlias]:
-    """Global `oauth-model-alias[type]` plus the file's own; the file wins for the same alias."""
+def _aliases(channel: str, own: Sequence[ModelAlias], config: Config) -> list[ModelAlias]:
+    """Global `oauth-model-alias[channel]` plus the file's own; the file wins for the same alias."""
     merged: dict[str, ModelAlias] = {}
-    for entry in config.oauth_model_alias.get(cred.type, ()):
+    for entry in config.oauth_model_alias.get(channel, ()):
         if entry.name and entry.alias and entry.name.lower() != entry.alias.lower():
             merged[entry.alias.lower()] = ModelAlias(entry.name, entry.alias, entry.fork, entry.force_mapping)
-    for alias in cred.model_aliases:
+    for alias in own:
         merged[alias.alias.lower()] = alias
     return list(merged.values())
 
 
 def offers_for(cred: AuthFileCredential, config: Config) -> tuple[ModelOffer, ...]:
     """The type's built-in models, renamed by aliases as CLIProxyAPI does, minus excluded patterns."""
-    aliases = _aliases(cred, config)
+    return channel_offers(cred.type, config, cred.model_aliases, cred.excluded_models)
+
+
+def channel_offers(
+    channel: str, config: Config, own_aliases: Sequence[ModelAlias] = (), own_excluded: Sequence[str] = ()
+) -> tuple[ModelOffer, ...]:
+    """The built-in models of an OAuth channel (a file type, or a runtime provider such as `aistudio`),
+    renamed by `oauth-model-alias[channel]` and its own aliases, minus the excluded patterns."""
+    aliases = _aliases(channel, own_aliases, config)
     by_name: dict[str, list[ModelAlias]] = {}
     for alias in aliases:
         by_name.setdefault(alias.name.lower(), []).append(alias)
     offers: list[ModelOffer] = []
     known: set[str] = set()
-    for offer in builtin_models().get(cred.type, ()):
+    for offer in builtin_models().get(channel, ()):
         known.add(offer.id.lower())
         renamed = by_name.get(offer.id.lower(), [])
         if not renamed or any(a.fork for a in renamed):
@@ -314,8 +322,26 @@ def offers_for(cred: AuthFileCredential, config: Config) -> tuple[ModelOffer, ..
                                      force_mapping=alias.force_mapping))  # fmt: skip
             if alias.fork:
                 offers.append(ModelOffer(id=alias.name, upstream=(alias.name,), display_name=alias.name))
-    excluded = (*cred.excluded_models, *(p.lower() for p in config.oauth_excluded_models.get(cred.type, ())))
+    excluded = (*own_excluded, *(p.lower() for p in config.oauth_excluded_models.get(channel, ())))
     return filter_offers(offers, excluded)
+
+
+def runtime_credential(cred_id: str, provider: str, owner: str, executor: Executor, config: Config) -> Credential:
+    """A credential that lives as long as a connection (the AI Studio relay): the provider's built-in
+    models under `oauth-model-alias[provider]`, the global proxy and the channel's error rules."""
+    routed = Credential(
+        id=cred_id,
+        kind=provider,
+        provider=provider,
+        executor=executor,
+        proxy_url=config.proxy_url,
+        models=channel_offers(provider, config),
+        scoped_errors=config.oauth_request_scoped_errors.get(provider, ()),
+        label=cred_id,
+        owned_by=owner,
+        auth_index=auth_index(f"{provider}:{cred_id}"),
+    )
+    return finish(routed, {})
 
 
 def build_credential(
