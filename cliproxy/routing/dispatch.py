@@ -75,14 +75,17 @@ class Dispatcher:
         self.usage = usage
         self.sessions = sessions
 
-    async def execute(self, runtime: Runtime, call: Call, sender: SenderFactory | None = None) -> Outcome:
+    async def execute(
+        self, runtime: Runtime, call: Call, sender: SenderFactory | None = None, *, route_by: str = ""
+    ) -> Outcome:
         """Route `call` to a credential and return the committed outcome; raises a `RoutingError`.
 
-        `sender` makes the attempts when they are not HTTP requests (the upstream WebSocket bridge).
+        `sender` makes the attempts when they are not HTTP requests (the upstream WebSocket bridge),
+        `route_by` picks the credentials that serve that capability instead of `call.action`.
         The loop lives inline here (no extra coroutine frames: every await on the hot path resumes
         through each frame of the chain).
         """
-        action = call.action
+        action = route_by or call.action
         if action == "generate" or action == "count_tokens":
             route, suffix = runtime.catalog.resolve(call.model)
         else:

@@ -35,6 +35,9 @@ OPENAI_ACTION_PATHS = {
 }
 
 
+WEBSOCKET_DROPPED = frozenset({"stream", "stream_options", "background"})
+
+
 def openai_path(action: str, generate: str) -> str:
     """The path of `action` under an OpenAI-shaped API base; `generate` for the generate actions."""
     return OPENAI_ACTION_PATHS.get(action, generate)
@@ -83,6 +86,7 @@ class Executor:
     rewrites_body: ClassVar[bool] = False  # True when `prepare_body` must see every generate request
     actions: ClassVar[frozenset[str]] = GENERATE_ACTIONS  # what it can serve (some only when flagged)
     transport: ClassVar[bool] = False  # True when `send` delivers requests itself (envelopes, relays)
+    synthesizes_warmup: ClassVar[bool] = False  # its WebSocket answers a warm-up with `response.created` only
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         raise NotImplementedError
@@ -125,6 +129,18 @@ class Executor:
     def websocket_url(self, cred: UpstreamCredential) -> str:
         """The upstream's Responses WebSocket (`http(s)` here; the client switches it to `ws(s)`)."""
         raise NotImplementedError
+
+    def websocket_frame(self, body: dict[str, Any], *, chained: bool) -> dict[str, Any]:
+        """The `response.create` frame of one request on the upstream's WebSocket (which always
+        streams); `chained` when it continues a response of the same upstream socket."""
+        frame = {k: v for k, v in body.items() if k not in WEBSOCKET_DROPPED}
+        frame["type"] = "response.create"
+        return frame
+
+    def websocket_headers(self, client: Mapping[str, str]) -> dict[str, str]:
+        """Headers of the upstream WebSocket's handshake beyond the credential's own (client headers
+        worth passing on, the API's beta flag)."""
+        return {}
 
     async def send(self, cred: UpstreamCredential, out: Outgoing, sessions: Sessions) -> UpstreamResponse:
         """Deliver one request (`transport` kinds): wrap it, pick hosts, or relay it elsewhere.

@@ -14,7 +14,15 @@ from typing import Any, ClassVar
 from cliproxy import jsonio
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
-from cliproxy.upstream.base import GENERATE_ACTIONS, WEBSOCKET, Executor, UpstreamCredential, join_url, openai_path
+from cliproxy.upstream.base import (
+    GENERATE_ACTIONS,
+    WEBSOCKET,
+    WEBSOCKET_DROPPED,
+    Executor,
+    UpstreamCredential,
+    join_url,
+    openai_path,
+)
 
 API_URL = "https://api.x.ai/v1"
 # Responses fields xAI refuses; the client's other fields pass as they are.
@@ -61,6 +69,17 @@ def fit_compact_body(body: dict[str, Any]) -> bool:
     return changed
 
 
+def websocket_frame(body: dict[str, Any], *, chained: bool) -> dict[str, Any]:
+    """xAI's `response.create` frame: stored (its socket chains by id), no instructions on a chained
+    turn (the upstream has them), none of the HTTP-only fields."""
+    frame = {k: v for k, v in body.items() if k not in WEBSOCKET_DROPPED}
+    frame["type"] = "response.create"
+    frame["store"] = True
+    if chained:
+        frame.pop("instructions", None)
+    return frame
+
+
 def bad_credentials(status: int, body: bytes) -> bool:
     """xAI's 403 for a token it cannot validate: an expired login, worth a refresh."""
     if status != 403 or not body:
@@ -89,6 +108,7 @@ class XaiExecutor(Executor):
     always_stream: ClassVar[bool] = True
     rewrites_body: ClassVar[bool] = True
     actions: ClassVar[frozenset[str]] = ACTIONS
+    synthesizes_warmup: ClassVar[bool] = True
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         return join_url(cred.base_url or API_URL, action_path(action))
@@ -104,6 +124,9 @@ class XaiExecutor(Executor):
 
     def upstream_status(self, status: int, body: bytes) -> int:
         return 401 if bad_credentials(status, body) else status
+
+    def websocket_frame(self, body: dict[str, Any], *, chained: bool) -> dict[str, Any]:
+        return websocket_frame(body, chained=chained)
 
     def websocket_url(self, cred: UpstreamCredential) -> str:
         return join_url(cred.base_url or API_URL, "/responses")

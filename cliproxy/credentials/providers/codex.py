@@ -35,7 +35,8 @@ from cliproxy.credentials.oauth import (
     proxy_for,
 )
 from cliproxy.translate import Dialect
-from cliproxy.upstream.base import FLAGGED_ACTIONS, GENERATE_ACTIONS, WEBSOCKET, UpstreamCredential
+from cliproxy.upstream.base import FLAGGED_ACTIONS, GENERATE_ACTIONS, WEBSOCKET, WEBSOCKET_DROPPED, UpstreamCredential
+from cliproxy.upstream.codex import websocket_headers
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +414,17 @@ class CodexOAuthExecutor(AuthFileExecutor[CodexSettings]):
 
     def websocket_url(self, cred: UpstreamCredential) -> str:
         return self.settings.api_url
+
+    def websocket_frame(self, body: dict[str, Any], *, chained: bool) -> dict[str, Any]:
+        frame = dict(body)
+        fit_backend_body(frame)  # what the backend refuses over HTTP it refuses here too
+        for key in WEBSOCKET_DROPPED:
+            frame.pop(key, None)
+        frame["type"] = "response.create"
+        return frame
+
+    def websocket_headers(self, client: Mapping[str, str]) -> dict[str, str]:
+        return {"Originator": ORIGINATOR, **websocket_headers(client)}
 
     def prepare_body(self, body: dict[str, Any]) -> bool:
         return fit_backend_body(body)

@@ -37,7 +37,7 @@ from cliproxy.credentials.oauth import (
 )
 from cliproxy.translate import Dialect
 from cliproxy.upstream.base import UpstreamCredential, join_url
-from cliproxy.upstream.xai import ACTIONS, action_path, bad_credentials, fit_body, fit_compact_body
+from cliproxy.upstream.xai import ACTIONS, action_path, bad_credentials, fit_body, fit_compact_body, websocket_frame
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +295,7 @@ class XaiOAuthExecutor(AuthFileExecutor[XaiSettings]):
     always_stream: ClassVar[bool] = True
     rewrites_body: ClassVar[bool] = True
     actions: ClassVar[frozenset[str]] = ACTIONS
+    synthesizes_warmup: ClassVar[bool] = True
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         where = bases(self.source.metadata, self.settings)
@@ -313,6 +314,9 @@ class XaiOAuthExecutor(AuthFileExecutor[XaiSettings]):
 
     def upstream_status(self, status: int, body: bytes) -> int:
         return 401 if bad_credentials(status, body) else status
+
+    def websocket_frame(self, body: dict[str, Any], *, chained: bool) -> dict[str, Any]:
+        return websocket_frame(body, chained=chained)
 
     def websocket_url(self, cred: UpstreamCredential) -> str:
         return join_url(bases(self.source.metadata, self.settings).api, "/responses")
