@@ -61,7 +61,7 @@ def wrap(request: dict[str, Any], *, project: str, model: str, action: str) -> d
     if action == "count_tokens":
         return {"request": request}
     config = request.get("generationConfig")
-    if model.startswith("claude"):  # Claude behind Code Assist validates its tool calls
+    if model.startswith("claude-"):  # Claude behind Code Assist validates its tool calls
         tool_config = request.setdefault("toolConfig", {})
         if isinstance(tool_config, dict):
             tool_config.setdefault("functionCallingConfig", {})["mode"] = "VALIDATED"
