@@ -53,8 +53,6 @@ CLIPROXYAPI_KEYS = frozenset(
         "antigravity-signature-bypass-strict",
         "claude-header-defaults",
         "codex-header-defaults",
-        "interactions-api-key",
-        "xai-api-key",
         "credential-concurrency",
         "credential-in-flight",
         "kiro",
