@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from cliproxy import jsonio
-from cliproxy.upstream.clients import Sessions, UpstreamResponse
+from cliproxy.upstream.clients import Sessions, Timeouts, UpstreamResponse
 from cliproxy.upstream.relayed import ReshapedResponse, whole_response
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ async def post_with_fallback(
     payload: bytes,
     headers: Mapping[str, str],
     proxy_url: str,
-    timeouts: Any,
+    timeouts: Timeouts,
     stream: bool,
 ) -> UpstreamResponse:
     """POST to each host in turn until one answers with something other than "try elsewhere"."""
