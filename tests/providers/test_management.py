@@ -9,7 +9,6 @@ uploaded and switched off like any auth file; `oauth-model-alias` takes their ch
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import yaml
@@ -17,6 +16,7 @@ import yaml
 from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
 from tests.management.client import MANAGEMENT_BLOCK, Mgmt
+from tests.providers.world import LATER, put
 
 SAMPLES = Path(__file__).resolve().parents[2] / "auth-dir-sample"
 CONFIG = (
@@ -39,8 +39,9 @@ def seed(tmp_path: Path) -> Path:
     auths = tmp_path / "auths"
     auths.mkdir()
     for name in ("xai-grok-user@example.com.json", "kimi-1767225600000.json", "antigravity-user@example.com.json"):
-        shutil.copy(SAMPLES / name, auths / name)
-        (auths / name).chmod(0o600)
+        data = json.loads((SAMPLES / name).read_text())
+        data["expired"] = LATER  # not due: the test must not wait on (or fail) a refresh
+        put(auths, name, data)
     return auths
 
 
