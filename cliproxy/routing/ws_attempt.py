@@ -181,17 +181,24 @@ class WsAttempt:
         link = self.link
         socket = link.open_for(cred.id, url)
         chained = socket is not None and self.turn.previous is not None and link.last_response_id == self.turn.previous
-        if socket is None:
-            opened = await self._connect(cred, url, timeouts)
-            if isinstance(opened, Failure):
-                return opened
-            socket = opened
-        try:
-            await socket.send(self._frame(cred, upstream_model, chained))
-            first = await socket.receive(timeouts.first_byte)
-        except NETWORK_ERRORS as exc:
-            await link.close()
-            return network_failure(DIALECT, "upstream WebSocket failed", exc)
+        while True:
+            reused = socket is not None
+            if socket is None:
+                opened = await self._connect(cred, url, timeouts)
+                if isinstance(opened, Failure):
+                    return opened
+                socket = opened
+            try:
+                await socket.send(self._frame(cred, upstream_model, chained))
+                first = await socket.receive(timeouts.first_byte)
+                break
+            except NETWORK_ERRORS as exc:
+                await link.close()
+                if not reused:
+                    return network_failure(DIALECT, "upstream WebSocket failed", exc)
+                # An idle socket the upstream closed meanwhile: a new one, which knows no conversation.
+                log.info("upstream %s WebSocket was gone (%s); opening a new one", cred.id, type(exc).__name__)
+                socket, chained = None, False
         if _kind(first) == "error":
             await link.close()
             return masked(_error_failure(cred, first), self.secrets)

@@ -173,3 +173,22 @@ async def test_a_codex_login_with_websockets_uses_the_backends_socket(
     assert frame.path == "/backend-api/codex/responses"
     assert frame.headers["Chatgpt-Account-Id"] == "acct-ws" and frame.headers["Authorization"] == "Bearer at-codex-ws"
     assert frame.body["store"] is False and frame.body["instructions"] == "be brief"
+
+
+async def test_an_idle_socket_the_upstream_closed_is_replaced_on_the_same_credential(
+    sockets: tuple[FakeUpstreamSockets, str], start_proxy: Starter, tmp_path: Path
+) -> None:
+    fake, base = sockets
+    fake.close_after_turn = True  # the upstream drops every socket once its response is done
+    proxy = await proxy_with(start_proxy, tmp_path / "auths", codex_keys(base, "sk-codex-ws-a"))
+    async with sdk(proxy).responses.connect() as conn:
+        await conn.response.create(model="gpt-ws", input=[user("one")])
+        first = await until_terminal(conn)
+        await conn.response.create(previous_response_id=first[-1].response.id, input=[user("two")])
+        second = await until_terminal(conn)
+        assert second[-1].type == "response.completed"
+    assert len(fake.frames) == 2 and len(fake.connections()) == 2
+    replay = fake.frames[1].body
+    assert "previous_response_id" not in replay  # the new socket knows nothing: the whole transcript goes
+    assert replay["input"][0] == user("one") and replay["input"][-1] == user("two") and len(replay["input"]) == 3
+    assert proxy.health.snapshot() == []  # a closed idle socket is no failure of the credential
