@@ -7,6 +7,7 @@ reference, so in-flight requests finish on the snapshot they started with. Mutab
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -20,7 +21,7 @@ from cliproxy.clientkeys import KeyTable, build_key_table
 from cliproxy.config.load import LoadedConfig, management_password_from_env
 from cliproxy.config.model import Config
 from cliproxy.routing.catalog import Catalog, build_catalog
-from cliproxy.routing.credentials import resolve_timeouts
+from cliproxy.routing.credentials import Credential, resolve_timeouts
 from cliproxy.translate.payload import PayloadRules
 from cliproxy.upstream.http1 import Timeouts
 
@@ -68,6 +69,10 @@ class Runtime:
     def upstream_timeouts(self) -> Timeouts:
         """The top-level `upstream-timeouts` (for credentials without their own)."""
         return resolve_timeouts(self.config)
+
+    def with_runtime_credentials(self, credentials: Sequence[Credential]) -> Runtime:
+        """This snapshot with `credentials` as its runtime-only credentials (the previous ones replaced)."""
+        return dataclasses.replace(self, catalog=self.catalog.with_runtime(credentials))
 
     @cached_property
     def payload_rules(self) -> PayloadRules:
@@ -136,6 +141,7 @@ def with_warnings(message: str, runtime: Runtime) -> str:
 
 
 SwapListener = Callable[[Runtime, Runtime], None]
+RuntimeCredential = Callable[[Config], Credential]  # builds a connection's credential under a config
 
 
 class RuntimeHolder:
@@ -144,16 +150,33 @@ class RuntimeHolder:
     `listeners` are called with `(old, new)` after every swap, whoever swaps (watcher or a
     management write), so derived state (the log redaction set, open `/v1/ws` sessions) can never
     miss a change. They must be quick and must not raise.
+
+    Runtime-only credentials (a connected AI Studio relay) are not in any file: the holder keeps
+    how to build each and lays them over every snapshot it swaps in, so a reload keeps them and
+    adding or removing one is a swap like any other.
     """
 
-    __slots__ = ("current", "listeners", "reload_status")
+    __slots__ = ("_runtime_credentials", "current", "listeners", "reload_status")
 
     def __init__(self, runtime: Runtime) -> None:
         self.current = runtime
         self.reload_status = ReloadStatus(message=with_warnings("initial load", runtime))
         self.listeners: list[SwapListener] = []
+        self._runtime_credentials: dict[str, RuntimeCredential] = {}
+
+    def add_runtime_credential(self, key: str, build: RuntimeCredential) -> None:
+        """Serve a credential that lives as long as its connection (`key` names it for removal)."""
+        self._runtime_credentials[key] = build
+        self.swap(self.current)
+
+    def remove_runtime_credential(self, key: str) -> None:
+        if self._runtime_credentials.pop(key, None) is not None:
+            self.swap(self.current)
 
     def swap(self, runtime: Runtime) -> Runtime:
+        if self._runtime_credentials or runtime.catalog.runtime:
+            config = runtime.config
+            runtime = runtime.with_runtime_credentials([build(config) for build in self._runtime_credentials.values()])
         old, self.current = self.current, runtime
         for listener in self.listeners:
             try:

@@ -56,6 +56,10 @@ class Plan:
     items: list[Any]  # `body["input"]` as a list of items (what the transcript starts with)
     generate: bool
     stream_id: str | None
+    # For an upstream that keeps the conversation itself (its own WebSocket): the frame as the
+    # client sent it (new input only) and the response it continues.
+    frame: dict[str, Any] | None = None
+    previous: str | None = None
 
 
 def as_items(value: Any) -> list[Any]:
@@ -123,11 +127,12 @@ def merge(transcript: list[Any], new_items: list[Any]) -> list[Any]:
 class ChainMemory:
     """The remembered turns of one socket, newest last (bounded)."""
 
-    __slots__ = ("_last", "_turns")
+    __slots__ = ("_last", "_last_id", "_turns")
 
     def __init__(self) -> None:
         self._turns: OrderedDict[str, Turn] = OrderedDict()
         self._last: Turn | None = None
+        self._last_id: str | None = None
 
     def plan(self, frame: dict[str, Any]) -> Plan:
         """The upstream body for `frame`; raises `FrameError` for what must be answered in-band."""
@@ -143,6 +148,7 @@ class ChainMemory:
             base = self._last
             if base is None:
                 raise FrameError(400, "websocket request received before response.create")
+            prev = self._last_id
         elif prev is not None:
             base = self._turns.get(prev) if isinstance(prev, str) else None
             if base is None:
@@ -169,7 +175,12 @@ class ChainMemory:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise FrameError(400, "missing model in response.create request", param="model")
-        return Plan(body, items, frame.get("generate") is not False, stream_id)
+        own = {k: v for k, v in frame.items() if k not in WS_ONLY_FIELDS}
+        own["model"] = model
+        previous = prev if base is not None and isinstance(prev, str) else None
+        if previous is not None:
+            own["previous_response_id"] = previous
+        return Plan(body, items, frame.get("generate") is not False, stream_id, own, previous)
 
     def remember(self, response_id: str, plan: Plan, output: list[Any]) -> None:
         """Keep a finished response so a later frame can chain to it by id."""
@@ -180,3 +191,4 @@ class ChainMemory:
         while len(turns) > REMEMBERED_TURNS:
             turns.popitem(last=False)
         self._last = turn
+        self._last_id = response_id

@@ -8,6 +8,11 @@ through `dispatch.execute` like a POST, so failover, cooldowns, translation and 
 HTTP ones. A reader task keeps draining the socket while a response streams (so control frames
 are answered at once) and queues request frames for one worker that serves them in order.
 Errors that the client can recover from are in-band `error` events and the socket stays open.
+
+When credentials of the model have an upstream WebSocket of their own (Codex or xAI with
+`websockets: true`), the turn goes there instead (`routing/ws_attempt.py`), never over HTTP:
+a warm-up is forwarded rather than answered here, and a turn continuing the upstream socket's
+last response goes out as the client sent it.
 """
 
 from __future__ import annotations
@@ -27,12 +32,17 @@ from cliproxy import jsonio
 from cliproxy.api.errors import dialect_error, routing_error_parts
 from cliproxy.api.responses_chain import ChainMemory, FrameError, Plan
 from cliproxy.routing.call import Call, Outcome
+from cliproxy.routing.dispatch import SenderFactory
 from cliproxy.routing.errors import RoutingError
+from cliproxy.routing.recorder import UsageRecorder
+from cliproxy.routing.ws_attempt import Turn, UpstreamLink, WsAttempt
+from cliproxy.runtime import Runtime
 from cliproxy.server.access import CLIENT, REQUEST_ID
 from cliproxy.server.services import SERVICES
 from cliproxy.translate import Dialect
 from cliproxy.translate.errors import error_object
 from cliproxy.translate.sse import SSEEvent, SSEParser
+from cliproxy.upstream.base import WEBSOCKET
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +214,7 @@ class ResponsesSocket:
         self.busy = False
         self.draining = False
         self.headers = upstream_headers(request.headers)
+        self.link = UpstreamLink()  # the upstream's own socket, in WebSocket mode
 
     async def run(self) -> None:
         worker = asyncio.ensure_future(self.work())
@@ -218,6 +229,7 @@ class ResponsesSocket:
                 worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+            await self.link.close()
 
     async def work(self) -> None:
         ws = self.ws
@@ -263,11 +275,14 @@ class ResponsesSocket:
             stream_id = frame.get("stream_id") if isinstance(frame.get("stream_id"), str) else None
             await self.send_event(error_event(exc.status, exc.message, code=exc.code, param=exc.param), stream_id)
             return
-        if not plan.generate:
-            await self.prewarm(plan)
-            return
         body = plan.body
         model: str = body["model"]
+        services = self.request.app[SERVICES]
+        runtime = services.holder.current
+        bridged = runtime.catalog.serves(WEBSOCKET) and runtime.catalog.resolve_for(model, WEBSOCKET)[0] is not None
+        if not plan.generate and not bridged:
+            await self.prewarm(plan)
+            return
         request = self.request
         call = Call(
             DIALECT,
@@ -281,9 +296,11 @@ class ResponsesSocket:
             request_id=request.get(REQUEST_ID, ""),
             client_ip=request.remote or "",
         )
-        services = request.app[SERVICES]
         try:
-            outcome = await services.dispatcher.execute(services.holder.current, call)
+            if bridged:
+                outcome = await services.dispatcher.execute(runtime, call, self.bridge(plan), route_by=WEBSOCKET)
+            else:
+                outcome = await services.dispatcher.execute(runtime, call)
         except RoutingError as exc:
             event = routing_error_event(exc)
             error = event["error"]
@@ -294,6 +311,17 @@ class ResponsesSocket:
             await self.send_event(event, plan.stream_id)
             return
         await self.relay(outcome, plan)
+
+    def bridge(self, plan: Plan) -> SenderFactory:
+        """The attempts of one turn over the upstream's own WebSocket (a `SenderFactory`)."""
+        turn = Turn(plan.body, plan.frame or plan.body, plan.previous, plan.generate)
+        sessions = self.request.app[SERVICES].upstreams
+        headers = self.request.headers
+
+        def attempts(runtime: Runtime, call: Call, rec: UsageRecorder) -> WsAttempt:
+            return WsAttempt(runtime, call, rec, link=self.link, turn=turn, sessions=sessions, client_headers=headers)
+
+        return attempts
 
     async def prewarm(self, plan: Plan) -> None:
         response_id, created, completed = prewarm_events(plan.body["model"])

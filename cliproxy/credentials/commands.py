@@ -1,7 +1,7 @@
 """`cliproxy login <provider>`: log in from the terminal and save the credential to auth-dir.
 
-The providers offered are those of the registry with a browser login; `--device` is offered to
-those with a device-code login.
+The providers offered are those of the registry with a browser or a device-code login; `--device`
+picks the device code where a provider has both, and is implied where it has only that.
 """
 
 from __future__ import annotations
@@ -31,15 +31,16 @@ TOS_WARNING = (
 )
 BROWSER_LOGINS = tuple(kind.type for kind in BUILTIN.auth_files if kind.code_login is not None)
 DEVICE_LOGINS = tuple(kind.type for kind in BUILTIN.auth_files if kind.device_login is not None)
+LOGINS = (*BROWSER_LOGINS, *(t for t in DEVICE_LOGINS if t not in BROWSER_LOGINS))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "login",
-        help=f"log in to a subscription ({', '.join(BROWSER_LOGINS)}) and save the credential to auth-dir",
+        help=f"log in to a subscription ({', '.join(LOGINS)}) and save the credential to auth-dir",
         description="Log in with OAuth and save the credential file into auth-dir (re-login keeps your edits).",
     )
-    parser.add_argument("provider", choices=BROWSER_LOGINS)
+    parser.add_argument("provider", choices=LOGINS)
     parser.add_argument("--no-browser", "-no-browser", action="store_true", help="print the URL, do not open it")
     parser.add_argument("--port", "-oauth-callback-port", type=int, help="local callback port (default per provider)")
     parser.add_argument(
@@ -72,7 +73,7 @@ async def login(args: argparse.Namespace, auth_dir: Path) -> Path:
         print(message, flush=True)
 
     async with aiohttp.ClientSession(trust_env=True) as session:
-        if args.device:
+        if args.device or args.provider not in BROWSER_LOGINS:
             return await device_login(
                 args.provider, session=session, settings=settings, auth_dir=auth_dir, announce=announce
             )

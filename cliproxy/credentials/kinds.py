@@ -71,11 +71,17 @@ class CodeLogin(Generic[S]):
 
 @dataclass(frozen=True)
 class DeviceLogin(Generic[S]):
-    """A headless login: show a code, poll until the user approved it elsewhere."""
+    """A headless login: show a code, poll until the user approved it elsewhere.
+
+    With `web_name`, the management API offers it as `/<web_name>-auth-url` (a provider without a
+    browser login), its pending logins' states starting with `state_prefix`, as CLIProxyAPI names them.
+    """
 
     start: Callable[[aiohttp.ClientSession, S], Awaitable[DeviceCode]]
     poll: Callable[[aiohttp.ClientSession, S, DeviceCode, float], Awaitable[TokenSet]]  # (…, timeout)
     timeout_seconds: float
+    web_name: str = ""
+    state_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,9 @@ class AuthFileKind(Generic[S]):
     facts: Callable[[Mapping[str, Any]], Mapping[str, str]] = no_facts
     account_type: str = "oauth"  # "service_account" for keys that mint their own tokens
     subscription: bool = False  # a login to a personal plan: live tests spend its quota
-    refresh: Callable[[aiohttp.ClientSession, S, str, str], Awaitable[TokenSet]] | None = None
-    # (session, settings, refresh_token, proxy_url)
+    refresh: Callable[[aiohttp.ClientSession, S, Mapping[str, Any], str], Awaitable[TokenSet]] | None = None
+    # (session, settings, the file's contents, proxy_url): the refresh token, and whatever else of the
+    # file a provider's refresh needs (a stored token endpoint, a device id)
     refresh_lead: timedelta | None = None  # how long before expiry the scheduler refreshes
     merge_tokens: Callable[[Mapping[str, Any], TokenSet], dict[str, Any]] = apply_tokens
     mint: Callable[[aiohttp.ClientSession, S, AuthFileCredential], Awaitable[TokenSet]] | None = None

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -169,12 +170,16 @@ class DeviceCode:
     user_code: str
     verification_url: str
     interval: float
+    expires_in: float | None = None  # how long the code is valid, when the provider says
+    context: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # what the poll needs of the start: a discovered token URL, the device id a login was begun with
 
 
 def overrides_from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
     """{field: value} for each `names[field]` environment variable that is set and non-empty.
 
-    Fields named `*_port` are converted to int (a bad value raises ValueError naming the variable).
+    Fields named `*_port` are converted to int, `*_seconds` to float (a bad value raises ValueError
+    naming the variable).
     """
     out: dict[str, Any] = {}
     for attr, var in names.items():
@@ -185,6 +190,11 @@ def overrides_from_env(env: Mapping[str, str], names: Mapping[str, str]) -> dict
             if not value.isdigit() or not 0 < int(value) < 65536:
                 raise ValueError(f"{var}: not a port number: {value!r}")
             out[attr] = int(value)
+        elif attr.endswith("_seconds"):
+            try:
+                out[attr] = float(value)
+            except ValueError:
+                raise ValueError(f"{var}: not a number of seconds: {value!r}") from None
         else:
             out[attr] = value
     return out

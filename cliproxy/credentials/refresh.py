@@ -231,8 +231,7 @@ class CredentialRefresher:
             raise OAuthError(f"{cred.type} credentials are not refreshed with a refresh token")
         async with self._workers, self._locks.hold(cred.id):
             metadata = await self._metadata(cred)
-            refresh_token = str(metadata.get("refresh_token") or "")
-            tokens = await kind.refresh(self._session, self._settings.of(kind), refresh_token, cred.proxy_url)
+            tokens = await kind.refresh(self._session, self._settings.of(kind), metadata, cred.proxy_url)
 
             def merge(current: dict[str, Any] | None) -> dict[str, Any]:
                 usable = current is not None and credential_type(current) == cred.type

@@ -16,10 +16,13 @@ from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from cliproxy.credentials.kinds import AuthFileKind
+from cliproxy.credentials.providers import antigravity as antigravity_oauth
 from cliproxy.credentials.providers import claude as claude_oauth
 from cliproxy.credentials.providers import codex as codex_oauth
+from cliproxy.credentials.providers import kimi as kimi_oauth
 from cliproxy.credentials.providers import vertex as vertex_service_account
-from cliproxy.upstream import claude, codex, gemini, openai_compat, vertex
+from cliproxy.credentials.providers import xai as xai_oauth
+from cliproxy.upstream import claude, codex, gemini, interactions, openai_compat, vertex, xai
 from cliproxy.upstream.api_keys import KeySection
 
 S = TypeVar("S")
@@ -63,11 +66,16 @@ BUILTIN = ProviderRegistry(
         codex.PROVIDER,
         vertex.PROVIDER,
         openai_compat.PROVIDER,
+        xai.PROVIDER,
+        interactions.PROVIDER,
     ),
     auth_files=(
         claude_oauth.PROVIDER,
         codex_oauth.PROVIDER,
         vertex_service_account.PROVIDER,
+        xai_oauth.PROVIDER,
+        kimi_oauth.PROVIDER,
+        antigravity_oauth.PROVIDER,
     ),
 )
 

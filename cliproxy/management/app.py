@@ -17,7 +17,7 @@ from cliproxy.management import (
     config_file,
     credential_actions,
     credential_status,
-    device_login,
+    device_logins,
     logs_api,
     models_api,
     oauth,
@@ -51,7 +51,7 @@ RESOURCES = (
     whoami,
     usage_history,
     credential_actions,
-    device_login,
+    device_logins,
 )
 
 

@@ -7,8 +7,8 @@ to this server's `/<provider>/callback` page, otherwise the user pastes the fina
 `oauth-callback`. Both write the hand-off file `<auth-dir>/.oauth-<provider>-<state>.oauth`
 (CLIProxyAPI's format, so its tooling keeps working), which the login's task polls, then
 exchanges the code, saves the credential (re-login keeps user fields) and registers it with the
-runtime. The UI polls `get-auth-status`. A provider whose files hold an uploaded key (a Google
-service account) gets `POST /<type>/import`.
+runtime. The UI polls `get-auth-status` (device-code logins share it, `device_logins.py`). A
+provider whose files hold an uploaded key (a Google service account) gets `POST /<type>/import`.
 """
 
 from __future__ import annotations
@@ -133,12 +133,12 @@ class LoginSessions:
 OAUTH_LOGINS = web.AppKey("oauth_logins", LoginSessions)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def json_answer(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=jsonio.dumps(data), status=status, content_type="application/json")
 
 
-def _error(status: int, message: str) -> web.Response:
-    return _json({"error": message}, status)
+def error_answer(status: int, message: str) -> web.Response:
+    return json_answer({"error": message}, status)
 
 
 def credentials(app: web.Application) -> CredentialService:
@@ -165,7 +165,7 @@ def _read_handoff(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
-def _is_cancelled(session: LoginSession) -> bool:
+def is_cancelled(session: LoginSession) -> bool:
     """(A function so the type checker does not carry an earlier narrowing across awaits.)"""
     return session.status == "cancelled"
 
@@ -204,7 +204,7 @@ async def _complete(request_app: web.Application, session: LoginSession) -> None
             redirect_uri=session.redirect_uri,
             store=service.store,
         )
-        if _is_cancelled(session):  # cancelled while exchanging: do not keep it
+        if is_cancelled(session):  # cancelled while exchanging: do not keep it
             await service.store.delete(saved)
             return
         session.file_name = saved.name
@@ -222,7 +222,7 @@ async def _complete(request_app: web.Application, session: LoginSession) -> None
 
 async def _auth_url(request: web.Request, provider: str) -> web.Response:
     require_admin(request)
-    app = _main_app(request)
+    app = main_app(request)
     logins, service = app[OAUTH_LOGINS], credentials(app)
     kind, login = WEB_LOGINS[provider]
     settings = service.settings.of(kind)
@@ -239,17 +239,17 @@ async def _auth_url(request: web.Request, provider: str) -> web.Response:
         try:
             await logins.start_forwarder(port, target)
         except OAuthError as exc:
-            return _error(500, str(exc))
+            return error_answer(500, str(exc))
         session.forwarder_port = port
     logins.purge()
     logins.sessions[state] = session
     task = asyncio.create_task(_complete(app, session), name=f"oauth-{provider}")
     logins.tasks.add(task)
     task.add_done_callback(logins.tasks.discard)
-    return _json({"status": "ok", "url": url, "state": state})
+    return json_answer({"status": "ok", "url": url, "state": state})
 
 
-def _main_app(request: web.Request) -> web.Application:
+def main_app(request: web.Request) -> web.Application:
     """The top-level app (the management sub-app's parent), where the login state lives."""
     for app in reversed(request.match_info.apps):
         if OAUTH_LOGINS in app:
@@ -272,28 +272,28 @@ for _type, (_kind, _login) in WEB_LOGINS.items():
 async def get_auth_status(request: web.Request) -> web.Response:
     state = request.query.get("state", "").strip()
     if not state:
-        return _json({"status": "error", "error": "state is required"}, 400)
-    session = _main_app(request)[OAUTH_LOGINS].get(state)
+        return json_answer({"status": "error", "error": "state is required"}, 400)
+    session = main_app(request)[OAUTH_LOGINS].get(state)
     if session is None:
-        return _json({"status": "error", "error": "unknown or expired state"}, 404)
+        return json_answer({"status": "error", "error": "unknown or expired state"}, 404)
     if session.status == "pending":
-        return _json({"status": "wait"})
+        return json_answer({"status": "wait"})
     if session.status == "ok":
-        return _json({"status": "ok", "file": session.file_name})
-    return _json({"status": "error", "error": session.error or "oauth flow was cancelled"})
+        return json_answer({"status": "ok", "file": session.file_name})
+    return json_answer({"status": "error", "error": session.error or "oauth flow was cancelled"})
 
 
 @routes.delete("/oauth-session")
 async def cancel_oauth_session(request: web.Request) -> web.Response:
     require_admin(request)
-    logins = _main_app(request)[OAUTH_LOGINS]
+    logins = main_app(request)[OAUTH_LOGINS]
     session = logins.get(request.query.get("state", "").strip())
     if session is None:
-        return _error(404, "unknown or expired state")
+        return error_answer(404, "unknown or expired state")
     if session.status == "pending":
         logins.finish(session, "cancelled", "oauth flow was cancelled")
         await logins.stop_forwarder(session.forwarder_port)
-    return _json({"status": "ok"})
+    return json_answer({"status": "ok"})
 
 
 async def _callback_params(request: web.Request) -> dict[str, str]:
@@ -321,36 +321,36 @@ async def oauth_callback(request: web.Request) -> web.Response:
         try:
             parsed = parse_redirect_url(params["redirect_url"])
         except OAuthError:
-            return _error(400, "invalid redirect_url")
+            return error_answer(400, "invalid redirect_url")
         code, state, error = parsed.code or code, parsed.state or state, parsed.error or error
     code, _, fragment = code.strip().partition("#")
     state = state.strip() or fragment.strip()
     if not state:
-        return _error(400, "state is required")
+        return error_answer(400, "state is required")
     try:
         validate_state(state)
     except OAuthError:
-        return _error(400, "invalid state")
+        return error_answer(400, "invalid state")
     if not code and not error:
-        return _error(400, "code or error is required")
+        return error_answer(400, "code or error is required")
     provider = PROVIDER_NAMES.get(params.get("provider", "").strip().lower())
     if params.get("provider") and provider is None:
-        return _error(400, "unsupported provider")
-    logins = _main_app(request)[OAUTH_LOGINS]
+        return error_answer(400, "unsupported provider")
+    logins = main_app(request)[OAUTH_LOGINS]
     session = logins.get(state)
     if session is None:
-        return _error(404, "unknown or expired state")
+        return error_answer(404, "unknown or expired state")
     if provider is not None and provider != session.provider:
-        return _error(400, "provider does not match state")
+        return error_answer(400, "provider does not match state")
     if session.status == "ok":
-        return _error(409, "oauth flow is already completed")
+        return error_answer(409, "oauth flow is already completed")
     if session.status == "error":
-        return _error(409, session.error or "oauth flow is not pending")
+        return error_answer(409, session.error or "oauth flow is not pending")
     if session.status != "pending":
-        return _error(409, "oauth flow is not pending")
-    auth_dir = _main_app(request)[SERVICES].holder.current.auth_dir
+        return error_answer(409, "oauth flow is not pending")
+    auth_dir = main_app(request)[SERVICES].holder.current.auth_dir
     await write_handoff(auth_dir, session.provider, CallbackResult(code=code, state=state, error=error))
-    return _json({"status": "ok"})
+    return json_answer({"status": "ok"})
 
 
 async def _landing(request: web.Request, provider: str) -> web.Response:
@@ -394,23 +394,23 @@ async def _import_key(request: web.Request, kind: AuthFileKind[Any]) -> web.Resp
     else:
         raw = await request.read()
     if not raw:
-        return _error(400, "file is required")
+        return error_answer(400, "file is required")
     try:
         key_data = json.loads(raw)
     except ValueError:
-        return _error(400, "invalid service account JSON")
+        return error_answer(400, "invalid service account JSON")
     if not isinstance(key_data, dict) or kind.import_key is None:
-        return _error(400, "invalid service account JSON")
+        return error_answer(400, "invalid service account JSON")
     try:
         data = kind.import_key(key_data, options)
     except OAuthError as exc:
-        return _error(400, str(exc))
-    service = credentials(_main_app(request))
+        return error_answer(400, str(exc))
+    service = credentials(main_app(request))
     name = kind.credential_filename(data)
-    path = await save_login(_main_app(request)[SERVICES].holder.current.auth_dir, name, data, store=service.store)
+    path = await save_login(main_app(request)[SERVICES].holder.current.auth_dir, name, data, store=service.store)
     service.changed()
     log.info("imported a %s key for project %s into %s", kind.type, data.get("project_id"), path.name)
-    return _json(
+    return json_answer(
         {
             "status": "ok",
             "auth-file": path.name,

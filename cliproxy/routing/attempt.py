@@ -31,6 +31,7 @@ from cliproxy.translate import Dialect, convert
 from cliproxy.translate.counting import COUNTING_DIALECTS, count_answer, count_request, counted_tokens
 from cliproxy.translate.tokens import count_tokens_estimate
 from cliproxy.translate.usage import WHOLE_PARSE_BELOW, usage_in_answer, usage_of_body
+from cliproxy.upstream.base import RAW_ACTIONS, Outgoing
 from cliproxy.upstream.clients import Sessions, Timeouts, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Attempt:
         cred = cand.credential
         upstream = cred.executor.dialect
         self.rec.attempt(cand, upstream_model)
-        translated = upstream is not call.dialect
+        translated = upstream is not call.dialect and call.action not in RAW_ACTIONS
         if call.action == "count_tokens" and translated:
             return await self.count(cand, upstream_model)
         built = build_body(self.runtime, call, cred, upstream_model)
@@ -104,8 +105,11 @@ class Attempt:
         call = self.call
         executor = cred.executor
         headers = built.headers if built.headers is not None else upstream_headers(call, cred)
+        if built.content_type is not None:
+            headers = {**headers, "Content-Type": built.content_type}
         url = executor.url(cred, built.url_model, stream=built.stream, action=call.action)
-        poster = self.sessions.poster_for(cred.proxy_url, url)
+        transport = executor.transport
+        poster = None if transport else self.sessions.poster_for(cred.proxy_url, url)
         self.secrets = sent_secrets(cred.api_key, {})
         refreshed = False
         while True:
@@ -120,7 +124,12 @@ class Attempt:
                 headers = executor.combine_headers(headers, auth)
                 self.secrets = sent_secrets(cred.api_key, auth)
             try:
-                resp = await poster.post(url, data=built.payload, headers=headers, timeouts=timeouts)
+                if poster is not None:
+                    resp = await poster.post(url, data=built.payload, headers=headers, timeouts=timeouts)
+                else:  # an executor that delivers its requests itself (an envelope, a relay)
+                    out = Outgoing(url, built.url_model, built.stream, call.action, built.payload, headers, timeouts,
+                                   cred.proxy_url)  # fmt: skip
+                    resp = await executor.send(cred, out, self.sessions)
             except NETWORK_ERRORS as exc:
                 log.warning("upstream %s unreachable: %s", cred.id, type(exc).__name__)
                 return network_failure(call.dialect, "upstream request failed", exc)
@@ -136,6 +145,7 @@ class Attempt:
                 data = b""
             finally:
                 resp.release()
+            status = executor.upstream_status(status, data)
             if status == 401 and not refreshed and executor.can_refresh(cred):
                 refreshed = True
                 continue

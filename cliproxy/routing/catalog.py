@@ -15,6 +15,7 @@ from typing import Any
 
 from cliproxy.config.model import Config
 from cliproxy.routing.credentials import Credential, ModelOffer, from_auth_files, synthesize
+from cliproxy.upstream.base import GENERATE_ACTIONS
 
 CLOAK_PREFIX = "claude-fable-5-dd-"
 DEFAULT_CONTEXT_TOKENS = 200_000  # Anthropic listing defaults
@@ -52,11 +53,20 @@ class Route:
 
 @dataclass(frozen=True)
 class Catalog:
-    """Immutable per-snapshot index of credentials and the models they serve."""
+    """Immutable per-snapshot index of credentials and the models they serve.
+
+    `routes` serve the generate actions (every dialect's generate and count-tokens routes);
+    `action_routes` the passthrough routes (`compact`, `search`, images, `interactions`) and the
+    upstream WebSocket, each over the credentials that serve it. `runtime` are the credentials
+    that live as long as a connection (the AI Studio relay), already among `credentials`.
+    """
 
     credentials: tuple[Credential, ...] = ()
     routes: dict[str, Route] = field(default_factory=dict)
     by_id: dict[str, Credential] = field(default_factory=dict)
+    action_routes: dict[str, dict[str, Route]] = field(default_factory=dict)
+    runtime: tuple[Credential, ...] = ()
+    force_prefix: bool = False
 
     @property
     def models(self) -> dict[str, tuple[Credential, ...]]:
@@ -76,6 +86,34 @@ class Catalog:
             return next(iter(self.routes.values())), ""
         return None, ""
 
+    def resolve_for(self, model: str, action: str) -> tuple[Route | None, str]:
+        """`resolve` among the credentials that serve `action`."""
+        if action in GENERATE_ACTIONS:
+            return self.resolve(model)
+        routes = self.action_routes.get(action)
+        if not routes:
+            return None, ""
+        route = routes.get(model)
+        if route is not None:
+            return route, ""
+        if model.endswith(")"):
+            cut = model.find("(")
+            if cut > 0:
+                return routes.get(model[:cut]), model[cut:]
+        return None, ""
+
+    def serves(self, action: str) -> bool:
+        """Whether any credential serves `action` (a route can say 501 at once when none does)."""
+        return action in GENERATE_ACTIONS or bool(self.action_routes.get(action))
+
+    def with_runtime(self, runtime: Sequence[Credential]) -> Catalog:
+        """This catalog with `runtime` as its runtime-only credentials (replacing the previous ones)."""
+        if not runtime and not self.runtime:
+            return self
+        old = {id(c) for c in self.runtime}
+        base = tuple(c for c in self.credentials if id(c) not in old)
+        return catalog_of((*base, *runtime), force_prefix=self.force_prefix, runtime=tuple(runtime))
+
 
 def cloak(model_id: str) -> str:
     """A non-claude id as an Anthropic-format listing shows it, so Claude Code accepts it (CLIProxyAPI's
@@ -87,10 +125,12 @@ def uncloak(model_id: str) -> str:
     return model_id[len(CLOAK_PREFIX) :][::-1] if model_id.startswith(CLOAK_PREFIX) else model_id
 
 
-def build_routes(credentials: Sequence[Credential], *, force_prefix: bool) -> dict[str, Route]:
+def build_routes(
+    credentials: Sequence[Credential], *, force_prefix: bool, action: str = "generate"
+) -> dict[str, Route]:
     registered: dict[str, list[Candidate]] = {}
     for cred in credentials:
-        if cred.disabled:
+        if cred.disabled or action not in cred.actions:
             continue
         for offer in cred.models:
             keys = []
@@ -130,8 +170,18 @@ def build_routes(credentials: Sequence[Credential], *, force_prefix: bool) -> di
 
 def build_catalog(config: Config, auth_files: Sequence[Any] = ()) -> Catalog:
     credentials = tuple(synthesize(config) + from_auth_files(config, auth_files))
+    return catalog_of(credentials, force_prefix=config.force_model_prefix)
+
+
+def catalog_of(
+    credentials: tuple[Credential, ...], *, force_prefix: bool, runtime: tuple[Credential, ...] = ()
+) -> Catalog:
+    others = {a for c in credentials for a in c.actions} - GENERATE_ACTIONS
     return Catalog(
         credentials=credentials,
-        routes=build_routes(credentials, force_prefix=config.force_model_prefix),
+        routes=build_routes(credentials, force_prefix=force_prefix),
         by_id={c.id: c for c in credentials},
+        action_routes={a: build_routes(credentials, force_prefix=force_prefix, action=a) for a in sorted(others)},
+        runtime=runtime,
+        force_prefix=force_prefix,
     )

@@ -28,7 +28,7 @@ from cliproxy.credentials.files import AuthFileCredential, ModelAlias
 from cliproxy.credentials.registry import BUILTIN, ProviderRegistry, ProviderSettings
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import KeyEntry
-from cliproxy.upstream.base import Executor, RequestShaper
+from cliproxy.upstream.base import GENERATE_ACTIONS, Executor, RequestShaper
 from cliproxy.upstream.http1 import Timeouts
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ class Credential:
     source: AuthFileCredential | None = None  # the file behind an auth-dir credential
     timeouts: Timeouts | None = None  # the entry's own `upstream-timeouts`; None: the top-level ones
     shaper: RequestShaper | None = None  # rewrites some requests (Claude cloaking); None for most
+    flags: frozenset[str] = frozenset()  # switches of its entry or file: `websockets`, `alpha-search`
+    actions: frozenset[str] = GENERATE_ACTIONS  # what it serves (`Executor.served_actions`)
 
     @property
     def dialect(self) -> Dialect:
@@ -194,7 +196,8 @@ def finish(cred: Credential, static_headers: Mapping[str, str]) -> Credential:
     pinned = frozenset(name for name in executor.forward_headers if name in configured)
     # Read-only from here on: the upstream client caches the encoded block of an immutable mapping.
     frozen = MappingProxyType(headers)
-    return dataclasses.replace(cred, headers=frozen, header_copies=copies, pinned_headers=pinned)
+    actions = executor.served_actions(cred.flags)
+    return dataclasses.replace(cred, headers=frozen, header_copies=copies, pinned_headers=pinned, actions=actions)
 
 
 class _Ids:
@@ -244,6 +247,7 @@ def _key_credential(
         request_retry=_retry(entry.request_retry),
         scoped_errors=entry.scoped_errors,
         timeouts=resolve_timeouts(config, entry.timeouts) if entry.timeouts is not None else None,
+        flags=entry.flags,
         label=entry.label,
         owned_by=entry.owned_by,
         auth_index=auth_index(f"{entry.section}:{entry.base_url}+{entry.api_key}"),
@@ -279,26 +283,34 @@ def _retry(value: int | None) -> int | None:
 # --------------------------------------------------------------------------- auth-dir files
 
 
-def _aliases(cred: AuthFileCredential, config: Config) -> list[ModelAlias]:
-    """Global `oauth-model-alias[type]` plus the file's own; the file wins for the same alias."""
+def _aliases(channel: str, own: Sequence[ModelAlias], config: Config) -> list[ModelAlias]:
+    """Global `oauth-model-alias[channel]` plus the file's own; the file wins for the same alias."""
     merged: dict[str, ModelAlias] = {}
-    for entry in config.oauth_model_alias.get(cred.type, ()):
+    for entry in config.oauth_model_alias.get(channel, ()):
         if entry.name and entry.alias and entry.name.lower() != entry.alias.lower():
             merged[entry.alias.lower()] = ModelAlias(entry.name, entry.alias, entry.fork, entry.force_mapping)
-    for alias in cred.model_aliases:
+    for alias in own:
         merged[alias.alias.lower()] = alias
     return list(merged.values())
 
 
 def offers_for(cred: AuthFileCredential, config: Config) -> tuple[ModelOffer, ...]:
     """The type's built-in models, renamed by aliases as CLIProxyAPI does, minus excluded patterns."""
-    aliases = _aliases(cred, config)
+    return channel_offers(cred.type, config, cred.model_aliases, cred.excluded_models)
+
+
+def channel_offers(
+    channel: str, config: Config, own_aliases: Sequence[ModelAlias] = (), own_excluded: Sequence[str] = ()
+) -> tuple[ModelOffer, ...]:
+    """The built-in models of an OAuth channel (a file type, or a runtime provider such as `aistudio`),
+    renamed by `oauth-model-alias[channel]` and its own aliases, minus the excluded patterns."""
+    aliases = _aliases(channel, own_aliases, config)
     by_name: dict[str, list[ModelAlias]] = {}
     for alias in aliases:
         by_name.setdefault(alias.name.lower(), []).append(alias)
     offers: list[ModelOffer] = []
     known: set[str] = set()
-    for offer in builtin_models().get(cred.type, ()):
+    for offer in builtin_models().get(channel, ()):
         known.add(offer.id.lower())
         renamed = by_name.get(offer.id.lower(), [])
         if not renamed or any(a.fork for a in renamed):
@@ -312,8 +324,26 @@ def offers_for(cred: AuthFileCredential, config: Config) -> tuple[ModelOffer, ..
                                      force_mapping=alias.force_mapping))  # fmt: skip
             if alias.fork:
                 offers.append(ModelOffer(id=alias.name, upstream=(alias.name,), display_name=alias.name))
-    excluded = (*cred.excluded_models, *(p.lower() for p in config.oauth_excluded_models.get(cred.type, ())))
+    excluded = (*own_excluded, *(p.lower() for p in config.oauth_excluded_models.get(channel, ())))
     return filter_offers(offers, excluded)
+
+
+def runtime_credential(cred_id: str, provider: str, owner: str, executor: Executor, config: Config) -> Credential:
+    """A credential that lives as long as a connection (the AI Studio relay): the provider's built-in
+    models under `oauth-model-alias[provider]`, the global proxy and the channel's error rules."""
+    routed = Credential(
+        id=cred_id,
+        kind=provider,
+        provider=provider,
+        executor=executor,
+        proxy_url=config.proxy_url,
+        models=channel_offers(provider, config),
+        scoped_errors=config.oauth_request_scoped_errors.get(provider, ()),
+        label=cred_id,
+        owned_by=owner,
+        auth_index=auth_index(f"{provider}:{cred_id}"),
+    )
+    return finish(routed, {})
 
 
 def build_credential(
@@ -345,6 +375,7 @@ def build_credential(
         disable_cooling=cred.disable_cooling,
         request_retry=_retry(cred.request_retry),
         scoped_errors=cred.request_scoped_errors + config.oauth_request_scoped_errors.get(cred.type, ()),
+        flags=frozenset({"websockets"}) if cred.websockets else frozenset(),
         label=cred.label,
         owned_by=kind.owner,
         auth_index=cred.auth_index,

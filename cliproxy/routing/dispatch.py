@@ -17,7 +17,8 @@ once, before any upstream is asked, and its concurrency slot is released with th
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from cliproxy.policy import KeyPolicy, PolicyRefusal
 from cliproxy.routing.affinity import SessionAffinity, sticky_pick
@@ -25,6 +26,7 @@ from cliproxy.routing.attempt import Attempt
 from cliproxy.routing.call import Call, Outcome
 from cliproxy.routing.catalog import Candidate, Route
 from cliproxy.routing.errors import (
+    ActionNotServed,
     AllCoolingDown,
     ClientFault,
     NoCredentials,
@@ -41,6 +43,15 @@ from cliproxy.routing.session_key import session_key
 from cliproxy.runtime import Runtime
 from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
+
+
+class Sender(Protocol):
+    """One way of making attempts (`Attempt` over HTTP; the Responses WebSocket bridge has its own)."""
+
+    async def send(self, cand: Candidate, upstream_model: str) -> Outcome | Failure: ...
+
+
+SenderFactory = Callable[[Runtime, Call, UsageRecorder], Sender]
 
 
 def _not_allowed(refusal: PolicyRefusal) -> NotAllowed:
@@ -69,15 +80,25 @@ class Dispatcher:
         self.usage = usage
         self.sessions = sessions
 
-    async def execute(self, runtime: Runtime, call: Call) -> Outcome:
+    async def execute(
+        self, runtime: Runtime, call: Call, sender: SenderFactory | None = None, *, route_by: str = ""
+    ) -> Outcome:
         """Route `call` to a credential and return the committed outcome; raises a `RoutingError`.
 
+        `sender` makes the attempts when they are not HTTP requests (the upstream WebSocket bridge),
+        `route_by` picks the credentials that serve that capability instead of `call.action`.
         The loop lives inline here (no extra coroutine frames: every await on the hot path resumes
         through each frame of the chain).
         """
-        route, suffix = runtime.catalog.resolve(call.model)
-        if call.model == "auto" and route is not None and route.model != "auto" and self.health.cooling():
-            route = _first_available(runtime, self.health) or route  # model `auto`: the first one usable now
+        action = route_by or call.action
+        if action == "generate" or action == "count_tokens":
+            route, suffix = runtime.catalog.resolve(call.model)
+            if call.model == "auto" and route is not None and route.model != "auto" and self.health.cooling():
+                route = _first_available(runtime, self.health) or route  # model `auto`: the first one usable now
+        else:
+            route, suffix = runtime.catalog.resolve_for(call.model, action)
+            if route is None and runtime.catalog.resolve(call.model)[0] is not None:
+                raise ActionNotServed(call.model, action)
         if route is None:
             if call.client.limited:  # out of scope is 403 whether the model exists or not
                 try:
@@ -100,7 +121,7 @@ class Dispatcher:
         rec.release = release
         health = self.health
         scheduler = self.scheduler
-        attempt = Attempt(runtime, call, self.sessions, rec)
+        attempt: Sender = Attempt(runtime, call, self.sessions, rec) if sender is None else sender(runtime, call, rec)
         config = runtime.config
         routing = config.routing
         strategy = routing.strategy

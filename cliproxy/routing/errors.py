@@ -45,6 +45,23 @@ class UnknownModel(RoutingError):
         super().__init__(400, f"unknown provider for model {model}", code="model_not_found", param="model")
 
 
+class ActionNotServed(RoutingError):
+    """The model exists, but none of its credentials serves this route (`/responses/compact` on Claude)."""
+
+    def __init__(self, model: str, action: str) -> None:
+        route = ACTION_ROUTES.get(action, action)
+        super().__init__(501, f"{route} not supported for model {model}", code="not_implemented", param="model")
+
+
+ACTION_ROUTES = {
+    "compact": "/responses/compact",
+    "search": "/alpha/search",
+    "images_generations": "/images/generations",
+    "images_edits": "/images/edits",
+    "interactions": "/interactions",
+}
+
+
 class NotAllowed(RoutingError):
     """The client key's own policy refuses the call (scope, rate, concurrency, allowance, budget)."""
 

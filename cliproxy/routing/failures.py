@@ -4,7 +4,9 @@ As in CLIProxyAPI, a request fault (the client's own mistake: 400, 409, 413, 422
 such as `invalid_request_error` or `context_length_exceeded`) goes straight back to the client with
 no retry and no cooldown; 401, 402 and 429 never are. Anything else moves on to the next credential.
 For 429s the upstream's retry hint (`Retry-After`, Anthropic's unified reset header, Google's
-`RetryInfo` / `quotaResetDelay`, Codex's `resets_*`) sets the cooldown (`health.py` decides).
+`RetryInfo` / `quotaResetDelay`, Codex's `resets_*`) sets the cooldown (`health.py` decides). A 429
+that says a free allowance is used up for its rolling window (xAI's `free-usage-exhausted`) is
+classified as such (`Failure.kind`), so health can keep the pair out for the whole window.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ _MODEL_UNSUPPORTED = re.compile(
 )
 _AFTER_SECONDS = re.compile(r"after\s+((?:\d+(?:\.\d+)?[hms])+|\d+(?:\.\d+)?)\b", re.I)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+FREE_USAGE_EXHAUSTED = "free_usage_exhausted"
+_FREE_USAGE_MARKERS = ("free-usage-exhausted", "included free usage")
 
 
 @dataclass(slots=True)
@@ -66,6 +70,7 @@ class Failure:
     message: str = ""
     err_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    kind: str = ""  # a finer classification health acts on (`FREE_USAGE_EXHAUSTED`)
 
 
 def network_failure(dialect: Dialect, what: str, exc: BaseException) -> Failure:
@@ -174,6 +179,26 @@ def body_hint(parsed: Any, message: str) -> float | None:
     return None
 
 
+def free_usage_exhausted(parsed: Any, body: bytes) -> bool:
+    """A 429 saying the free usage of a rolling window is spent, as xAI words it: `code` (top level
+    or under `error`) containing `free-usage-exhausted`, or the error text (the raw body when there
+    is none) containing it or "included free usage"."""
+    texts: list[str] = []
+    error: Any = None
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        codes = [parsed.get("code"), error.get("code") if isinstance(error, dict) else None]
+        if any(isinstance(c, str) and "free-usage-exhausted" in c.lower() for c in codes):
+            return True
+        if isinstance(error, str):
+            texts.append(error)
+        elif isinstance(error, dict) and isinstance(error.get("message"), str):
+            texts.append(error["message"])
+    if error is None:
+        texts.append(body[:4096].decode("utf-8", "replace"))
+    return any(marker in text.lower() for text in texts for marker in _FREE_USAGE_MARKERS)
+
+
 def classify(status: int, body: bytes, headers: Mapping[str, str], dialect: Dialect) -> Failure:
     """Turn an upstream error answer into a `Failure` (fault or not, cooldown hint, message)."""
     try:
@@ -208,6 +233,7 @@ def classify(status: int, body: bytes, headers: Mapping[str, str], dialect: Dial
                 hint = unified if hint is None else max(hint, unified)
         if hint is None:
             hint = body_hint(parsed, message)
+    kind = FREE_USAGE_EXHAUSTED if status == 429 and free_usage_exhausted(parsed, body) else ""
     out_headers = {}
     retry_after = headers.get("Retry-After")
     if retry_after and retry_after_header(retry_after) is not None:  # passed on only when it makes sense
@@ -222,6 +248,7 @@ def classify(status: int, body: bytes, headers: Mapping[str, str], dialect: Dial
         message=message,
         err_type=err_type,
         headers=out_headers,
+        kind=kind,
     )
 
 

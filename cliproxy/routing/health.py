@@ -8,7 +8,8 @@ then applies the cooldown the way CLIProxyAPI does:
 - 401: 30 min (`unauthorized`); 402, 403: 30 min (`payment_required`);
 - 404, or a "model not found / unsupported" message: 12 h (`not_found`);
 - 429: the upstream's retry hint, else exponential backoff 1 s, 2 s, 4 s ... capped at 30 min, which
-  advances at most once per open window (`quota`);
+  advances at most once per open window (`quota`); a free allowance spent for its rolling window
+  (xAI's `free-usage-exhausted`, which carries no hint): 24 h (`quota`);
 - anything else: `transient-error-cooldown-seconds` (0 means 60 s, -1 none) (`transient`).
 
 `max-cooldown-seconds` caps every one of them (an upstream's hint of weeks is a bogus hint or a limit
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cliproxy.routing.catalog import Candidate, Route
-from cliproxy.routing.failures import Failure
+from cliproxy.routing.failures import FREE_USAGE_EXHAUSTED, Failure
 
 UNAUTHORIZED_COOLDOWN = 30 * 60.0
 PAYMENT_COOLDOWN = 30 * 60.0
@@ -38,6 +39,7 @@ NOT_FOUND_COOLDOWN = 12 * 3600.0
 DEFAULT_TRANSIENT_COOLDOWN = 60.0
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30 * 60.0
+FREE_USAGE_COOLDOWN = 24 * 3600.0  # xAI's free usage resets over a rolling 24-hour window
 QUOTA_REASONS = frozenset({"quota"})
 
 
@@ -164,6 +166,8 @@ def _uncapped(failure: Failure, previous: Cooldown | None, now: float, settings:
         hint = failure.retry_after
         if hint is not None and hint > 0:
             return Cooldown(now + hint, "quota", status, previous.level if previous is not None else 0)
+        if failure.kind == FREE_USAGE_EXHAUSTED:
+            return Cooldown(now + FREE_USAGE_COOLDOWN, "quota", status, previous.level if previous is not None else 0)
         if previous is not None and previous.reason == "quota":
             if previous.until > now:
                 return previous  # one advance per open window

@@ -18,11 +18,12 @@ from cliproxy import jsonio
 from cliproxy.routing.call import Call
 from cliproxy.routing.credentials import Credential
 from cliproxy.routing.failures import Failure
+from cliproxy.routing.raw_body import raw_body
 from cliproxy.routing.session_key import session_key
 from cliproxy.runtime import Runtime
 from cliproxy.translate import Dialect, convert
 from cliproxy.translate.payload import FROM_PROTOCOL, PROTOCOL
-from cliproxy.upstream.base import OutgoingRequest
+from cliproxy.upstream.base import RAW_ACTIONS, OutgoingRequest
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ class UpstreamBody:
     stream: bool  # the upstream is asked for a stream (the client's wish, or an always-streaming upstream)
     tool_names: Mapping[str, str] | None = None
     headers: Mapping[str, str] | None = None  # a shaper's headers; None: `upstream_headers` of the call
+    content_type: str | None = None  # a body that is not JSON (a passthrough multipart form)
 
 
 def replace_model(raw: bytes, body: dict[str, Any], old: str, new: str) -> bytes:
@@ -53,6 +55,9 @@ def replace_model(raw: bytes, body: dict[str, Any], old: str, new: str) -> bytes
 def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: str) -> UpstreamBody | Failure:
     """The upstream body for `call` on `cred` under `upstream_model`; a `Failure` (client fault) when the
     body cannot be expressed in the upstream's dialect."""
+    if call.action in RAW_ACTIONS:  # passthrough routes: never translated
+        raw, content_type = raw_body(call, cred, upstream_model)
+        return UpstreamBody(raw, upstream_model, call.stream, content_type=content_type)
     executor = cred.executor
     upstream = executor.dialect
     passthrough = upstream is call.dialect
@@ -118,7 +123,7 @@ def build_body(runtime: Runtime, call: Call, cred: Credential, upstream_model: s
     assert payload is not None
     if finish is not None:
         payload = finish(payload)
-    return UpstreamBody(payload, url_model, up_stream, renamed or None, headers)
+    return UpstreamBody(payload, url_model, up_stream, renamed or None, headers=headers)
 
 
 def upstream_headers(call: Call, cred: Credential) -> Mapping[str, str]:

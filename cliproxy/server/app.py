@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from cliproxy import __version__, jsonio
-from cliproxy.api import chat, claude, gemini, models, responses, responses_ws, whoami, ws_relay
+from cliproxy.api import chat, claude, gemini, models, passthrough, responses, responses_ws, whoami, ws_relay
 from cliproxy.management.app import PREFIX as MANAGEMENT_PREFIX
 from cliproxy.management.app import build_management_app
 from cliproxy.management.config_writer import CONFIG_WRITER, ConfigWriter
@@ -80,6 +80,14 @@ def add_client_routes(app: web.Application) -> None:
     r.add_get("/v1/models/{model:.+}", models.get_model)
     r.add_get(whoami.PATH, whoami.get_whoami)
     r.add_get(WS_RELAY_PATH, ws_relay.relay_socket)
+    # Passthrough routes: served untranslated by the credentials whose upstream has them.
+    r.add_post("/v1/responses/compact", passthrough.compact)
+    r.add_post("/backend-api/codex/responses/compact", passthrough.compact)
+    r.add_post("/v1/alpha/search", passthrough.alpha_search)
+    r.add_post("/backend-api/codex/alpha/search", passthrough.alpha_search)
+    r.add_post("/v1/images/generations", passthrough.images_generations)
+    r.add_post("/v1/images/edits", passthrough.images_edits)
+    r.add_post("/v1beta/interactions", passthrough.interactions)
 
 
 def response_hook(services: Services) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

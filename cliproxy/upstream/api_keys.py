@@ -51,6 +51,24 @@ class KeyEntry:
     scoped_errors: tuple[ScopedErrorRule, ...]
     timeouts: UpstreamTimeouts | None  # the entry's own `upstream-timeouts`
     shaper: RequestShaper | None = None  # per-request rewriting (Claude cloaking), None for most
+    flags: frozenset[str] = frozenset()  # switches such as `websockets`, `alpha-search`
+
+
+ENTRY_FLAGS = ("websockets", "alpha-search")
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
+
+def entry_flags(entry: ProviderKey) -> frozenset[str]:
+    """The boolean switches an entry turns on, typed (`CodexKey.websockets`) or not (`model_extra`)."""
+    extra = entry.model_extra or {}
+    found = set()
+    for name in ENTRY_FLAGS:
+        value = getattr(entry, name.replace("-", "_"), None)
+        if value is None:
+            value = extra.get(name)
+        if value is True or (isinstance(value, str) and value.strip().lower() in TRUE_WORDS):
+            found.add(name)
+    return frozenset(found)
 
 
 class KeySection(Protocol):
@@ -135,4 +153,5 @@ class ApiKeySection:
                 scoped_errors=entry.request_scoped_errors,
                 timeouts=entry.upstream_timeouts,
                 shaper=self.shaper(entry, config) if self.shaper is not None else None,
+                flags=entry_flags(entry),
             )

@@ -15,6 +15,32 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from cliproxy.translate import Dialect
+from cliproxy.upstream.clients import Sessions, Timeouts, UpstreamResponse
+
+# What a `Call` asks of an upstream (`Call.action`). Every executor serves the two generate actions;
+# the others are passthrough routes served by the kinds that declare them in `Executor.actions`.
+GENERATE_ACTIONS = frozenset({"generate", "count_tokens"})
+# `/responses/compact`, `/alpha/search`, `/images/generations`, `/images/edits`, `/v1beta/interactions`:
+# the client's body goes upstream as it is (model swapped), the answer comes back as it is.
+RAW_ACTIONS = frozenset({"compact", "search", "images_generations", "images_edits", "interactions"})
+WEBSOCKET = "websocket"  # the upstream's own Responses WebSocket (a capability, not a `Call.action`)
+# Actions a credential serves only when its config entry or file switches them on.
+FLAGGED_ACTIONS = {WEBSOCKET: "websockets", "search": "alpha-search"}
+# Where the OpenAI-shaped APIs serve each passthrough action, under their API base (`…/v1`).
+OPENAI_ACTION_PATHS = {
+    "compact": "/responses/compact",
+    "search": "/alpha/search",
+    "images_generations": "/images/generations",
+    "images_edits": "/images/edits",
+}
+
+
+WEBSOCKET_DROPPED = frozenset({"stream", "stream_options", "background"})
+
+
+def openai_path(action: str, generate: str) -> str:
+    """The path of `action` under an OpenAI-shaped API base; `generate` for the generate actions."""
+    return OPENAI_ACTION_PATHS.get(action, generate)
 
 
 class UpstreamCredential(Protocol):
@@ -30,6 +56,22 @@ class UpstreamCredential(Protocol):
     def base_url(self) -> str: ...
     @property
     def source(self) -> Any: ...
+    @property
+    def flags(self) -> frozenset[str]: ...
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One upstream request of an executor that sends its own (`Executor.transport`)."""
+
+    url: str  # what `Executor.url` gave
+    model: str  # the upstream model name
+    stream: bool
+    action: str
+    payload: bytes
+    headers: Mapping[str, str]
+    timeouts: Timeouts
+    proxy_url: str
 
 
 class Executor:
@@ -42,6 +84,9 @@ class Executor:
     forward_headers: ClassVar[tuple[str, ...]] = ()  # client headers worth passing on, in this spelling
     default_headers: ClassVar[Mapping[str, str]] = {}  # sent when the client did not send the header
     rewrites_body: ClassVar[bool] = False  # True when `prepare_body` must see every generate request
+    actions: ClassVar[frozenset[str]] = GENERATE_ACTIONS  # what it can serve (some only when flagged)
+    transport: ClassVar[bool] = False  # True when `send` delivers requests itself (envelopes, relays)
+    synthesizes_warmup: ClassVar[bool] = False  # its WebSocket answers a warm-up with `response.created` only
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
         raise NotImplementedError
@@ -68,6 +113,40 @@ class Executor:
         Returns True when anything changed, so an untouched passthrough body keeps its bytes.
         """
         return False
+
+    def served_actions(self, flags: frozenset[str]) -> frozenset[str]:
+        """The actions one credential serves: `actions`, minus those its config did not switch on."""
+        return frozenset(a for a in self.actions if a not in FLAGGED_ACTIONS or FLAGGED_ACTIONS[a] in flags)
+
+    def fit_action_body(self, action: str, body: dict[str, Any]) -> bool:
+        """Fit the body of a passthrough action (`RAW_ACTIONS`) to this upstream, in place; True when changed."""
+        return False
+
+    def upstream_status(self, status: int, body: bytes) -> int:
+        """The status an error answer stands for (an upstream that says 403 for an expired token: 401)."""
+        return status
+
+    def websocket_url(self, cred: UpstreamCredential) -> str:
+        """The upstream's Responses WebSocket (`http(s)` here; the client switches it to `ws(s)`)."""
+        raise NotImplementedError
+
+    def websocket_frame(self, body: dict[str, Any], *, chained: bool) -> dict[str, Any]:
+        """The `response.create` frame of one request on the upstream's WebSocket (which always
+        streams); `chained` when it continues a response of the same upstream socket."""
+        frame = {k: v for k, v in body.items() if k not in WEBSOCKET_DROPPED}
+        frame["type"] = "response.create"
+        return frame
+
+    def websocket_headers(self, client: Mapping[str, str]) -> dict[str, str]:
+        """Headers of the upstream WebSocket's handshake beyond the credential's own (client headers
+        worth passing on, the API's beta flag)."""
+        return {}
+
+    async def send(self, cred: UpstreamCredential, out: Outgoing, sessions: Sessions) -> UpstreamResponse:
+        """Deliver one request (`transport` kinds): wrap it, pick hosts, or relay it elsewhere.
+
+        Raises what the upstream clients raise (`aiohttp` client errors, `UpstreamTimeout`)."""
+        raise NotImplementedError
 
 
 @dataclass(slots=True)

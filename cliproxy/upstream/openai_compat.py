@@ -20,7 +20,14 @@ from cliproxy.config.model import Config
 from cliproxy.config.sections import CompatKeyEntry
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import KeyEntry
-from cliproxy.upstream.base import Executor, OutgoingRequest, UpstreamCredential, join_url
+from cliproxy.upstream.base import (
+    GENERATE_ACTIONS,
+    Executor,
+    OutgoingRequest,
+    UpstreamCredential,
+    join_url,
+    openai_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +37,11 @@ SECTION = "openai-compatibility"
 class OpenAICompatExecutor(Executor):
     kind: ClassVar[str] = SECTION
     dialect: ClassVar[Dialect] = Dialect.CHAT
+    # As CLIProxyAPI does, `/responses/compact` and the images routes go to the provider's own.
+    actions: ClassVar[frozenset[str]] = GENERATE_ACTIONS | {"compact", "images_generations", "images_edits"}
 
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
-        return join_url(cred.base_url, "/chat/completions")
+        return join_url(cred.base_url, openai_path(action, "/chat/completions"))
 
     def auth_headers(self, cred: UpstreamCredential) -> dict[str, str]:
         return {"Authorization": "Bearer " + cred.api_key} if cred.api_key else {}

@@ -129,7 +129,7 @@ async def test_oauth_callback_errors(server: TestServer) -> None:
         ({"provider": "codex", "code": "c"}, 400, "state is required"),
         ({"provider": "codex", "code": "c", "state": "a/../b"}, 400, "invalid state"),
         ({"provider": "codex", "state": state}, 400, "code or error is required"),
-        ({"provider": "antigravity", "code": "c", "state": state}, 400, "unsupported provider"),
+        ({"provider": "qwen", "code": "c", "state": state}, 400, "unsupported provider"),  # not served by cliproxy
         ({"provider": "claude", "code": "c", "state": state}, 400, "provider does not match state"),
         ({"provider": "codex", "code": "c", "state": "nope"}, 404, "unknown or expired state"),
         ({"provider": "codex", "redirect_url": "http://x/cb?state=s"}, 400, "invalid redirect_url"),

@@ -39,8 +39,11 @@ def test_sample_dir_loads_one_credential_per_type(tmp_path: Path) -> None:
     result = load_auth_dir(auth)
     assert result.errors == () and result.skipped == ()
     by_type = {c.type: c for c in result.credentials}
-    assert sorted(by_type) == ["claude", "codex", "vertex"]
+    assert sorted(by_type) == ["antigravity", "claude", "codex", "kimi", "vertex", "xai"]
     assert by_type["codex"].account_id == "00000000-fake-account" and by_type["codex"].plan_type == "plus"
+    assert by_type["antigravity"].project_id == "fake-code-assist-project"
+    assert by_type["xai"].label == "grok-user@example.com" and by_type["xai"].refresh_token.startswith("FAKE")
+    assert by_type["kimi"].expires_at == datetime(2026, 1, 1, 1, tzinfo=UTC)
     vertex = by_type["vertex"]
     assert vertex.project_id == "fake-project-123" and vertex.location == "us-central1"
     assert "FAKE" in json.dumps(dict(vertex.metadata))
@@ -66,8 +69,10 @@ def test_cliproxyapi_auth_dir_loads_unchanged(tmp_path: Path, caplog: pytest.Log
     })  # fmt: skip
     put(tmp_path, "g-proj.json", {"type": "gemini", "token": {"access_token": "x"}})
     put(tmp_path, "gcli.json", {"type": "gemini-cli"})
-    put(tmp_path, "kimi-1.json", {"type": "kimi", "access_token": "k"})
+    put(tmp_path, "kimi-1.json", {"type": "kimi", "access_token": "k"})  # served since kimi logins exist
     put(tmp_path, "antigravity-c@x.com.json", {"type": "antigravity", "access_token": "a"})
+    put(tmp_path, "qwen-1.json", {"type": "qwen", "access_token": "q"})  # CLIProxyAPI types cliproxy does not serve
+    put(tmp_path, "iflow-c@x.com.json", {"type": "iflow", "access_token": "i"})
     put(tmp_path, "notype.json", {"email": "x"})
     put(tmp_path, "broken.json", "{not json")
     put(tmp_path, "list.json", "[1, 2]")
@@ -82,7 +87,12 @@ def test_cliproxyapi_auth_dir_loads_unchanged(tmp_path: Path, caplog: pytest.Log
     result = load_auth_dir(tmp_path)
 
     assert snapshot(tmp_path) == before  # loading never writes
-    assert sorted(c.id for c in result.credentials) == ["claude-a@x.com.json", "codex-b@x.com.json"]
+    assert sorted(c.id for c in result.credentials) == [
+        "antigravity-c@x.com.json",
+        "claude-a@x.com.json",
+        "codex-b@x.com.json",
+        "kimi-1.json",
+    ]
     claude = next(c for c in result.credentials if c.type == "claude")
     assert claude.proxy_url == "socks5://127.0.0.1:1080" and claude.priority == 5 and claude.weight == 20
     assert claude.excluded_models == ("claude-3*",) and dict(claude.headers) == {"X-A": "1"}
@@ -98,8 +108,8 @@ def test_cliproxyapi_auth_dir_loads_unchanged(tmp_path: Path, caplog: pytest.Log
     assert set(errors) == {"broken.json", "list.json", "heavy.json", "vertex-bad.json"}
     assert "weight" in errors["heavy.json"] and "service_account" in errors["vertex-bad.json"]
     skipped = dict(result.skipped)
-    assert set(skipped) == {"g-proj.json", "gcli.json", "kimi-1.json", "antigravity-c@x.com.json", "notype.json"}
-    assert "kimi" in skipped["kimi-1.json"]
+    assert set(skipped) == {"g-proj.json", "gcli.json", "qwen-1.json", "iflow-c@x.com.json", "notype.json"}
+    assert "qwen" in skipped["qwen-1.json"]
 
 
 def test_group_readable_file_is_loaded_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

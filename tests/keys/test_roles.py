@@ -35,7 +35,14 @@ SAMPLES = Path(__file__).resolve().parents[2] / "auth-dir-sample"
 FILE_SECRETS = ("claude-access-secret-7777", "claude-refresh-secret-8888", "vertex-private-key-secret-9999")
 # GET routes that change state (they start an OAuth login or pop the usage queue): admin only.
 ADMIN_ONLY_GETS = frozenset(
-    {"/v0/management/anthropic-auth-url", "/v0/management/codex-auth-url", "/v0/management/usage-queue"}
+    {
+        "/v0/management/anthropic-auth-url",
+        "/v0/management/codex-auth-url",
+        "/v0/management/antigravity-auth-url",
+        "/v0/management/xai-auth-url",
+        "/v0/management/kimi-auth-url",
+        "/v0/management/usage-queue",
+    }
 )
 CONFIG = f"""
 host: 127.0.0.1

@@ -96,9 +96,9 @@ async def test_raw_upload_is_0600_and_live_at_once(proxy: ProxyFactory, auth_dir
         ),
         (
             "?name=x.json",
-            b'{"type": "kimi", "access_token": "t"}',
+            b'{"type": "qwen", "access_token": "t"}',  # a CLIProxyAPI type cliproxy does not serve
             500,
-            "invalid auth file: unsupported credential type 'kimi'",
+            "invalid auth file: unsupported credential type 'qwen'",
         ),
     ],
 )

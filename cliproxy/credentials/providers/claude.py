@@ -19,7 +19,7 @@ import aiohttp
 
 from cliproxy.config.model import Config
 from cliproxy.credentials.executor import AuthFileExecutor
-from cliproxy.credentials.files import AuthFileCredential, filename_part, format_time, now_utc
+from cliproxy.credentials.files import AuthFileCredential, filename_part, format_time, now_utc, text_field
 from cliproxy.credentials.kinds import AuthFileKind, CodeLogin, require_tokens
 from cliproxy.credentials.oauth import PKCE, OAuthError, TokenSet, overrides_from_env, post_token_request
 from cliproxy.upstream.base import RequestShaper, UpstreamCredential
@@ -154,8 +154,10 @@ async def _exchange(
     return await exchange_code(session, settings, code=code, state=state, verifier=verifier, redirect_uri=redirect_uri)
 
 
-async def _refresh(session: aiohttp.ClientSession, settings: ClaudeSettings, token: str, proxy_url: str) -> TokenSet:
-    return await refresh(session, settings, refresh_token=token, proxy_url=proxy_url)
+async def _refresh(
+    session: aiohttp.ClientSession, settings: ClaudeSettings, meta: Mapping[str, Any], proxy_url: str
+) -> TokenSet:
+    return await refresh(session, settings, refresh_token=text_field(meta, "refresh_token"), proxy_url=proxy_url)
 
 
 class ClaudeOAuthExecutor(AuthFileExecutor[ClaudeSettings], ClaudeExecutor):

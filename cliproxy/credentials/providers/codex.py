@@ -35,7 +35,8 @@ from cliproxy.credentials.oauth import (
     proxy_for,
 )
 from cliproxy.translate import Dialect
-from cliproxy.upstream.base import UpstreamCredential
+from cliproxy.upstream.base import FLAGGED_ACTIONS, GENERATE_ACTIONS, WEBSOCKET, WEBSOCKET_DROPPED, UpstreamCredential
+from cliproxy.upstream.codex import websocket_headers
 
 log = logging.getLogger(__name__)
 
@@ -397,8 +398,33 @@ class CodexOAuthExecutor(AuthFileExecutor[CodexSettings]):
         "Version",
     )
 
+    actions: ClassVar[frozenset[str]] = GENERATE_ACTIONS | {"compact", "search", WEBSOCKET}
+
+    def served_actions(self, flags: frozenset[str]) -> frozenset[str]:
+        """A login serves `/alpha/search` without asking; the upstream WebSocket with `websockets`."""
+        return frozenset(a for a in self.actions if a != WEBSOCKET or FLAGGED_ACTIONS[a] in flags)
+
     def url(self, cred: UpstreamCredential, model: str, *, stream: bool, action: str) -> str:
+        api = self.settings.api_url
+        if action == "compact":
+            return api.rstrip("/") + "/compact"
+        if action == "search":
+            return api.rstrip("/").removesuffix("/responses") + "/alpha/search"
+        return api
+
+    def websocket_url(self, cred: UpstreamCredential) -> str:
         return self.settings.api_url
+
+    def websocket_frame(self, body: dict[str, Any], *, chained: bool) -> dict[str, Any]:
+        frame = dict(body)
+        fit_backend_body(frame)  # what the backend refuses over HTTP it refuses here too
+        for key in WEBSOCKET_DROPPED:
+            frame.pop(key, None)
+        frame["type"] = "response.create"
+        return frame
+
+    def websocket_headers(self, client: Mapping[str, str]) -> dict[str, str]:
+        return {"Originator": ORIGINATOR, **websocket_headers(client)}
 
     def prepare_body(self, body: dict[str, Any]) -> bool:
         return fit_backend_body(body)
@@ -423,8 +449,10 @@ async def _exchange(
     return await exchange_code(session, settings, code=code, verifier=verifier, redirect_uri=redirect_uri)
 
 
-async def _refresh(session: aiohttp.ClientSession, settings: CodexSettings, token: str, proxy_url: str) -> TokenSet:
-    return await refresh(session, settings, refresh_token=token, proxy_url=proxy_url)
+async def _refresh(
+    session: aiohttp.ClientSession, settings: CodexSettings, meta: Mapping[str, Any], proxy_url: str
+) -> TokenSet:
+    return await refresh(session, settings, refresh_token=text_field(meta, "refresh_token"), proxy_url=proxy_url)
 
 
 async def _poll(
