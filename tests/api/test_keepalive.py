@@ -114,5 +114,6 @@ async def test_gemini_streams_get_none_since_google_sdks_cannot_skip_them(
             asyncio.get_running_loop().call_later(1.0, fake.resume.set)
     assert "".join(texts) == "Hello from fake"
     fake.resume.clear()
-    held, _ = await read_while_held(proxy, fake, "/v1beta/models/gemini-fake:streamGenerateContent?alt=sse", {}, 1.0)
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}  # one the fake accepts, as Google would
+    held, _ = await read_while_held(proxy, fake, "/v1beta/models/gemini-fake:streamGenerateContent?alt=sse", body, 1.0)
     assert KEEPALIVE_FRAME not in held and held.startswith(b"data: ")
