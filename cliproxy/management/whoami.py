@@ -14,7 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cliproxy import __version__
-from cliproxy.management.device_login import DEVICE_LOGINS
+from cliproxy.management.device_logins import DEVICE_LOGINS
 from cliproxy.management.guard import MGMT_ROLE
 from cliproxy.management.http import json_response
 from cliproxy.management.oauth import KEY_IMPORTS, WEB_LOGINS
