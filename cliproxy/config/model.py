@@ -26,6 +26,7 @@ from cliproxy.config.sections import (
     Section,
     UpstreamTimeouts,
     VertexKey,
+    XaiKey,
     relocated,
     undeclared_api_key_sections,
 )
@@ -264,6 +265,7 @@ class Config(Section):
     claude_api_key: tuple[ClaudeKey, ...] = ()
     codex_api_key: tuple[CodexKey, ...] = ()
     vertex_api_key: tuple[VertexKey, ...] = ()
+    xai_api_key: tuple[XaiKey, ...] = ()
     openai_compatibility: tuple[OpenAICompatibility, ...] = ()
     oauth_excluded_models: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     oauth_model_alias: dict[str, tuple[OAuthAlias, ...]] = Field(default_factory=dict)

@@ -217,6 +217,10 @@ class CodexKey(ProviderKey):
     alpha_search: bool = False
 
 
+class XaiKey(ProviderKey):
+    websockets: bool = False  # bridge Responses WebSockets to xAI's own
+
+
 class CompatKeyEntry(Section):
     api_key: str = ""
     weight: int | None = None

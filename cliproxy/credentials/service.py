@@ -153,6 +153,12 @@ class CredentialService:
     def auth_dir_credentials(self) -> list[AuthFileCredential]:
         return [c for c in self._auth_files() if isinstance(c, AuthFileCredential)]
 
+    async def register(self) -> None:
+        """Register a changed credential now and wait until it is live (a login that reports success
+        must be usable at once)."""
+        if self._on_changed is not None:
+            await self._on_changed()
+
     def changed(self) -> None:
         """Register a changed credential at once instead of waiting for the file watcher."""
         if self._on_changed is None:

@@ -86,9 +86,9 @@ async def _approved(
         if is_cancelled(session):  # cancelled while saving: do not keep it
             await service.store.delete(path)
             return
+        await service.register()  # live before the page hears "ok"
         session.file_name = path.name
         logins.finish(session, "ok")
-        service.changed()
         log.info("%s device login saved to %s", kind.type, path.name)
     except OAuthError as exc:
         logins.finish(session, "error", str(exc))

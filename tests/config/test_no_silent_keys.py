@@ -151,16 +151,16 @@ def test_compat_only_keys_are_reported_only_when_set() -> None:
 
 def test_check_and_load_report_compat_only_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "config.yaml"
-    path.write_text("commercial-mode: true\nxai-api-key:\n  - api-key: k\n    base-url: https://x.example\n")
+    path.write_text("commercial-mode: true\nkiro:\n  enabled: true\n")
     assert load_config(path).compat_only == (
         "commercial-mode: accepted for CLIProxyAPI compatibility, no effect in cliproxy "
         "(cliproxy has no commercial mode)",
-        "xai-api-key: accepted for CLIProxyAPI compatibility, no effect in cliproxy (cliproxy has no xAI provider)",
+        "kiro: accepted for CLIProxyAPI compatibility, no effect in cliproxy (cliproxy has no Kiro provider)",
     )
     assert main(["--check", "--config", str(path)]) == 0
     out, _ = capsys.readouterr()
     assert "warning: commercial-mode: accepted for CLIProxyAPI compatibility" in out
-    assert "warning: xai-api-key: accepted" in out and out.strip().endswith(": ok")
+    assert "warning: kiro: accepted" in out and out.strip().endswith(": ok")
 
 
 async def test_reload_status_lists_the_compat_only_keys(

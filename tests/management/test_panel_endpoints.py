@@ -84,8 +84,9 @@ async def test_whoami_names_the_role_and_what_the_panel_may_offer(proxy: ProxyFa
     assert {b["type"]: b["path"] for b in admin["logins"]["browser"]} == {
         "claude": "anthropic-auth-url",
         "codex": "codex-auth-url",
+        "antigravity": "antigravity-auth-url",
     }
-    assert admin["logins"]["device"] == ["codex"] and admin["logins"]["import"] == ["vertex"]
+    assert sorted(admin["logins"]["device"]) == ["codex", "kimi", "xai"] and admin["logins"]["import"] == ["vertex"]
     assert {"claude-api-key", "openai-compatibility"} <= set(admin["providers"])
     assert admin["usage_history"] is True and admin["logging_to_file"] is False
     assert (await Mgmt(server, VIEWER).get("/whoami")).json()["role"] == "viewer"
