@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from cliproxy import jsonio
+from cliproxy.config.sections import XaiKey
 from cliproxy.translate import Dialect
 from cliproxy.upstream.api_keys import ApiKeySection
 from cliproxy.upstream.base import (
@@ -142,5 +143,6 @@ PROVIDER = ApiKeySection(
     kind="xai",
     owner="xai",
     executor=XaiExecutor(),
+    entry=XaiKey,
     needs_base_url=True,
 )
