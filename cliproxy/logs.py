@@ -114,6 +114,9 @@ class Redactor(logging.Filter):
         masked = self.mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+            fields = getattr(record, "fields", None)
+            if isinstance(fields, dict):  # a request line: its message shows every field value
+                record.__dict__["fields"] = {k: self.mask(v) if isinstance(v, str) else v for k, v in fields.items()}
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -124,7 +127,11 @@ class Redactor(logging.Filter):
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (and the exception, if any)."""
+    """One JSON object per line: time, level, logger, message (and the exception, if any).
+
+    A record logged with `extra={"fields": {...}}` (the request lines) also carries those fields
+    as keys of its own, so a log pipeline reads them without parsing the message.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -133,6 +140,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            data.update(fields)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -198,6 +198,19 @@ class Streaming(Section):
     bootstrap_retries: int = 0
 
 
+class Metrics(Section):
+    """`GET /metrics` (cliproxy's own): Prometheus text, open to loopback peers.
+
+    From any other address it needs the management secret as a Bearer token, unless
+    `allow-remote` is true. `max-label-values` caps the distinct `model` and `client_key` label
+    values each; later newcomers are counted under `other`.
+    """
+
+    enabled: bool = True
+    allow_remote: bool = False
+    max_label_values: int = Field(default=100, ge=1)
+
+
 class Config(Section):
     """The whole config file. Defaults are CLIProxyAPI's, so its config files load unchanged."""
 
@@ -240,6 +253,7 @@ class Config(Section):
     oauth_model_alias: dict[str, tuple[OAuthAlias, ...]] = Field(default_factory=dict)
     oauth_request_scoped_errors: dict[str, tuple[ScopedErrorRule, ...]] = Field(default_factory=dict)
     payload: dict[str, Any] = Field(default_factory=dict)
+    metrics: Metrics = Metrics()  # cliproxy's own
 
     @model_validator(mode="wrap")
     @classmethod
