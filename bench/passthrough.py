@@ -314,6 +314,12 @@ def main() -> int:
         "of the same code can differ by 20%% in CPU per request, by memory layout and hash seed alone)",
     )
     parser.add_argument("--extra-config", default="", help="YAML appended to cliproxy's config, e.g. 'usage-db: off'")
+    parser.add_argument(
+        "--baseline-extra-config",
+        default=None,
+        help="YAML appended to the baseline's config instead of --extra-config: with --baseline set to "
+        "this checkout, an A/B of one setting in one run (e.g. 'metrics: {enabled: false}')",
+    )
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
     if not shutil.which("wrk") and any(SCENARIOS[s][0] == "wrk" for s in scenarios):
@@ -349,6 +355,8 @@ def main() -> int:
         base_config = tmp / "baseline.yaml"
         (tmp / "baseline-auths").mkdir()
         text = config.read_text().replace(f"port: {our_port}\n", f"port: {base_port}\n", 1)
+        if args.baseline_extra_config is not None:
+            text = text.removesuffix(args.extra_config + "\n") + args.baseline_extra_config + "\n"
         base_config.write_text(text.replace(str(tmp / "auths"), str(tmp / "baseline-auths"), 1))
         cmd = [py, "-m", "cliproxy", "--config", str(base_config)]
         targets.append(Target("baseline", base_port, cmd, {"PYTHONPATH": str(Path(args.baseline).resolve())}))

@@ -234,6 +234,7 @@ class Config(Section):
     upstream_timeouts: UpstreamTimeouts = UpstreamTimeouts()  # cliproxy's own
     request_log: bool = False
     log_format: Literal["text", "json"] = "text"
+    log_requests: bool = True  # cliproxy's own: one summary line per API request (INFO, `cliproxy.requests`)
     logging_to_file: bool = False
     logs_dir: str = ""  # cliproxy's own: where `logging-to-file` writes ('' = the default order, see log_files.py)
     logs_max_total_size_mb: int = 0

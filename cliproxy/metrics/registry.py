@@ -5,11 +5,11 @@ Built once by the composition root. It follows runtime swaps (`on_swap`) for `me
 counted at all and `/metrics` answers 404.
 
 Several worker processes on one port (shared state) fit this shape without touching the callers:
-started with `PROMETHEUS_MULTIPROC_DIR` set, `prometheus_client` keeps every counter and histogram
-value in a per-process memory-mapped file; `render` would then collect a fresh registry holding a
-`MultiProcessCollector` (which sums the files) plus the scrape-time `StateCollector`, whose
-cooldowns and credential counts already come from the shared health, while the per-process gauges
-(in flight, WebSocket sessions) would be written by each worker into `livesum` gauges.
+each worker keeps its tallies (`families.py`) and publishes them (to the shared store, or as deltas
+into `prometheus_client`'s multiprocess counters, which sum per-process files); `render` then
+collects the sum, plus the scrape-time `StateCollector`, whose cooldowns and credential counts
+already come from the shared health, while each worker's in-flight and WebSocket counts are added
+up the same way as its tallies.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from cliproxy import __version__
-from cliproxy.metrics.families import Families, build_families
+from cliproxy.metrics.families import Families, TallyCollector, build_families
 from cliproxy.metrics.requests import RequestMetrics
 from cliproxy.runtime import Runtime
 from cliproxy.usage import UsageRecord
@@ -34,7 +34,8 @@ class Metrics:
 
     def __init__(self, runtime: Runtime) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.families: Families = build_families(self.registry)
+        self.families: Families = build_families()
+        self.registry.register(TallyCollector(self.families))
         settings = runtime.config.metrics
         self.requests = RequestMetrics(self.families, label_limit=settings.max_label_values)
         self.enabled = settings.enabled

@@ -162,7 +162,7 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
         file_logging=FileLogging(),
         request_logs=RequestLogs(holder, redactor.mask),
         metrics=metrics,
-        request_ends=RequestEnds(metrics),
+        request_ends=RequestEnds(metrics, holder),
     )
     services.readiness.append(ReadinessCheck("config", services.config_ready))
     services.readiness.append(ReadinessCheck("usage-store", services.usage_store_ready))

@@ -13,6 +13,7 @@ import pytest
 
 from cliproxy.logs import JSONFormatter, Redactor
 from cliproxy.server.request_ends import logfmt
+from cliproxy.server.services import SERVICES
 from tests.fakes.fixtures import Starter
 from tests.fakes.upstreams import FakeUpstream
 from tests.server.processes import free_port, spawn, stop, wait_healthy
@@ -142,3 +143,16 @@ def test_a_configured_secret_in_a_request_line_is_masked_in_its_fields_too() -> 
 def test_values_that_could_forge_a_line_are_quoted() -> None:
     line = logfmt({"model": 'gpt\nstatus=200 "x"', "route": "/v1/x", "empty": "", "gone": None, "stream": True})
     assert line == 'model="gpt\\nstatus=200 \\"x\\"" route=/v1/x empty="" stream=true'
+
+
+async def test_log_requests_false_writes_no_lines_and_metrics_still_count(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, base = upstream
+    proxy = await start_proxy(config(base, "log-requests: false\n"))
+    with caplog.at_level(logging.INFO, logger="cliproxy.requests"):
+        assert (await post(proxy.url, NAMED, chat()))[0] == 200
+        assert (await post(proxy.url, "sk-wrong-client-key-000", chat()))[0] == 401
+    assert [r for r in caplog.records if r.name == "cliproxy.requests"] == []
+    requests = proxy.server.app[SERVICES].metrics.families.requests.values
+    assert sum(requests.values()) == 2
