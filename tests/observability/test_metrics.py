@@ -60,7 +60,7 @@ def credential_ids(proxy: Proxy) -> dict[str, Any]:
 
 
 def first_key(fake: FakeUpstream, index: int) -> str:
-    return fake.seen[index].header("Authorization").removeprefix("Bearer ")
+    return str(fake.seen[index].header("Authorization")).removeprefix("Bearer ")
 
 
 async def test_metrics_count_real_traffic(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
