@@ -15,7 +15,7 @@ from cliproxy import __version__
 from cliproxy.server.services import SERVICES
 from tests.fakes.fixtures import Clock, Proxy, Starter
 from tests.fakes.upstreams import FakeUpstream
-from tests.observability.scrape import key_hash, scrape, total, value
+from tests.operations.scrape import key_hash, scrape, total, value
 
 ALICE = "sk-alice-0123456789abcdef"
 PLAIN = "sk-plain-0123456789abcdef"

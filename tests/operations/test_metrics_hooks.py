@@ -17,7 +17,7 @@ from cliproxy.credentials.files import format_time
 from cliproxy.server.services import SERVICES
 from tests.fakes.fixtures import Proxy, Starter
 from tests.fakes.oauth import FakeOAuth
-from tests.observability.scrape import Samples, scrape, value
+from tests.operations.scrape import Samples, scrape, value
 
 
 @pytest.fixture
