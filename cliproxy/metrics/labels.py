@@ -44,7 +44,6 @@ def key_labels(keys: KeyTable) -> dict[str, str]:
     name it by the key object's `name`, else by the first 8 hex digits of the key's SHA-256."""
     labels: dict[str, str] = {}
     for identity in keys.by_digest.values():
-        policy = identity.policy
-        named = policy is not None and policy.name
-        labels[identity.key_id] = policy.name if named and policy is not None else f"sha256:{identity.digest.hex()[:8]}"
+        name = identity.policy.name if identity.policy is not None else ""
+        labels[identity.key_id] = name or f"sha256:{identity.digest.hex()[:8]}"
     return labels

@@ -5,6 +5,7 @@ checked against what the usage records and the fake upstream saw."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -248,3 +249,19 @@ async def test_disabled_metrics_answer_404_and_count_nothing(
         assert resp.status == 404
     metrics = proxy.server.app[SERVICES].metrics
     assert metrics.families.requests.values == {} and metrics.families.duration.values == {}
+
+
+async def test_turning_metrics_off_by_reload_closes_the_endpoint(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter, tmp_path: Path
+) -> None:
+    _, base = upstream
+    proxy = await start_proxy(config(base))
+    assert await ask(proxy) == "Hello from fake"
+    assert total(await scrape(proxy.url), "cliproxy_requests_total") == 1
+    path = tmp_path / "config.yaml"
+    path.write_text(path.read_text() + "metrics:\n  enabled: false\n")
+    assert (await proxy.server.app[SERVICES].reloader.reload_now()).ok
+    assert await ask(proxy) == "Hello from fake"
+    async with aiohttp.ClientSession() as http, http.get(proxy.url + "/metrics") as resp:
+        assert resp.status == 404
+    assert sum(proxy.server.app[SERVICES].metrics.families.requests.values.values()) == 1  # not counted
