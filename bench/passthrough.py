@@ -5,7 +5,8 @@ Three targets share one fake OpenAI-compatible upstream (`harness/upstream.py`):
   relay     `harness/relay.py`: the floor any aiohttp proxy could reach (key check, JSON parse,
             round-robin key, shared session, bytes relayed as they arrive)
   cliproxy  `python -m cliproxy` with a generated config: 3 client keys, an `openai-compatibility`
-            provider with 3 keys on the fake upstream, round-robin, logging quiet
+            provider with 3 keys on the fake upstream, round-robin, logging quiet (no per-request
+            lines: `--extra-config 'log-requests: true'` measures them)
 The proxies run on CPU 0 (`--sut-cpu`), the upstream and the load generators on CPU 1
 (`--load-cpu`), so every proxy figure is a one-core figure. Scenarios, each repeated `--reps` times
 with the targets interleaved, their order rotated and fresh proxy processes started per repetition
@@ -63,6 +64,7 @@ auth-dir: {auth_dir}
 api-keys: [{key}, sk-bench-client-2, sk-bench-client-3]
 debug: false
 request-log: false
+log-requests: false
 routing:
   strategy: round-robin
 request-retry: 0
