@@ -14,7 +14,7 @@ counters once a second. Nothing that adds to a tally has to change.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -23,8 +23,6 @@ from prometheus_client.registry import Collector
 # Seconds. An LLM request takes from tens of milliseconds (a cached count) to minutes (a long stream).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 TTFB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-TOKEN_KINDS = ("input", "output", "cached", "reasoning")
-ATTEMPT_OUTCOMES = ("ok", "failover", "cooldown", "timeout", "error")
 
 Labels = tuple[object, ...]  # label values in the family's label order (str() at scrape time)
 
@@ -84,7 +82,11 @@ class HistogramTally:
 
 @dataclass(frozen=True, slots=True)
 class Families:
-    """Every counter and histogram; label names in the order their label tuples hold the values."""
+    """Every counter and histogram; label names in the order their label tuples hold the values.
+
+    The request families are worked out from the request rows at scrape time (`fold`); `refused` and
+    `failed_attempts` are added to as things happen and folded into `requests` and `attempts`.
+    """
 
     requests: CounterTally
     duration: HistogramTally
@@ -94,8 +96,10 @@ class Families:
     cost: CounterTally
     oauth_refresh: CounterTally
     config_reloads: CounterTally
+    refused: CounterTally  # requests answered before routing (not exposed by itself)
+    failed_attempts: CounterTally  # attempts that did not commit an answer (not exposed by itself)
 
-    def all(self) -> tuple[CounterTally | HistogramTally, ...]:
+    def exposed(self) -> tuple[CounterTally | HistogramTally, ...]:
         return (
             self.requests,
             self.duration,
@@ -108,12 +112,16 @@ class Families:
         )
 
 
+REQUEST_LABELS = ("route", "dialect", "status", "client_key", "model")
+ATTEMPT_LABELS = ("provider", "credential", "outcome")
+
+
 def build_families() -> Families:
     return Families(
         requests=CounterTally(
             "cliproxy_requests",
             "API requests by route, client dialect, HTTP status, client key and the model asked for.",
-            ("route", "dialect", "status", "client_key", "model"),
+            REQUEST_LABELS,
         ),
         duration=HistogramTally(
             "cliproxy_request_duration_seconds",
@@ -130,7 +138,7 @@ def build_families() -> Families:
         attempts=CounterTally(
             "cliproxy_upstream_attempts",
             "Upstream attempts by provider, credential id and outcome (ok, failover, cooldown, timeout, error).",
-            ("provider", "credential", "outcome"),
+            ATTEMPT_LABELS,
         ),
         tokens=CounterTally(
             "cliproxy_tokens",
@@ -152,15 +160,20 @@ def build_families() -> Families:
             "Config and auth-dir reloads that changed something (ok) or were refused (error).",
             ("outcome",),
         ),
+        refused=CounterTally("cliproxy_refused_requests", "", REQUEST_LABELS),
+        failed_attempts=CounterTally("cliproxy_failed_attempts", "", ATTEMPT_LABELS),
     )
 
 
 class TallyCollector(Collector):
-    """Exposes the tallies at scrape time (on the event loop, their only writer: no lock needed)."""
+    """Exposes the tallies at scrape time, after `fold` has brought the request families up to date
+    (on the event loop, their only writer: no lock needed)."""
 
-    def __init__(self, families: Families) -> None:
+    def __init__(self, families: Families, fold: Callable[[], None]) -> None:
         self.families = families
+        self.fold = fold
 
     def collect(self) -> Iterator[Metric]:
-        for tally in self.families.all():
+        self.fold()
+        for tally in self.families.exposed():
             yield tally.family()

@@ -35,9 +35,9 @@ class Metrics:
     def __init__(self, runtime: Runtime) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.families: Families = build_families()
-        self.registry.register(TallyCollector(self.families))
         settings = runtime.config.metrics
         self.requests = RequestMetrics(self.families, label_limit=settings.max_label_values)
+        self.registry.register(TallyCollector(self.families, self.requests.fold))
         self.enabled = settings.enabled
         self.requests.follow_keys(runtime.keys)
         Info("cliproxy_build", "The running cliproxy version.", registry=self.registry).info({"version": __version__})

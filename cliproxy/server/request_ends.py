@@ -56,7 +56,7 @@ def routed_fields(record: UsageRecord) -> dict[str, Any]:
         "output_tokens": record.output_tokens,
         "cached_tokens": record.cached_tokens,
         "reasoning_tokens": record.reasoning_tokens,
-        "cost_usd": record.cost_usd,
+        "cost_usd": round(record.cost_usd, 8) if record.cost_usd is not None else None,
     }
 
 

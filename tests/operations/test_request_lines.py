@@ -154,5 +154,7 @@ async def test_log_requests_false_writes_no_lines_and_metrics_still_count(
         assert (await post(proxy.url, NAMED, chat()))[0] == 200
         assert (await post(proxy.url, "sk-wrong-client-key-000", chat()))[0] == 401
     assert [r for r in caplog.records if r.name == "cliproxy.requests"] == []
-    requests = proxy.server.app[SERVICES].metrics.families.requests.values
+    metrics = proxy.server.app[SERVICES].metrics
+    metrics.requests.fold()
+    requests = metrics.families.requests.values
     assert sum(requests.values()) == 2
