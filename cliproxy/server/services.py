@@ -100,6 +100,7 @@ class Services:
             await self.request_logs.flush()
             unsubscribe()
             unsubscribe_ends()
+            self.request_ends.flush()  # the lines still waiting
             if self.usage_db is not None:
                 await self.usage_db.close()
             await self.upstreams.close()

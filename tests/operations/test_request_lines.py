@@ -3,8 +3,10 @@ process, every line of its log parsed), `key=value` pairs otherwise; secrets sta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import aiohttp
 import pytest
 
 from cliproxy.logs import JSONFormatter, Redactor
-from cliproxy.server.request_ends import logfmt
+from cliproxy.server.request_ends import LINE_DELAY_SECONDS, logfmt
 from cliproxy.server.services import SERVICES
 from tests.fakes.fixtures import Starter
 from tests.fakes.upstreams import FakeUpstream
@@ -114,9 +116,14 @@ async def test_text_lines_carry_the_same_fields(
     _, base = upstream
     proxy = await start_proxy(config(base))
     with caplog.at_level(logging.INFO, logger="cliproxy.requests"):
+        before = time.time()
         status, request_id, _ = await post(proxy.url, NAMED, chat())
+        after = time.time()
+        assert not [r for r in caplog.records if r.name == "cliproxy.requests"]  # written in batches
+        await asyncio.sleep(LINE_DELAY_SECONDS + 0.1)  # at most this late
     assert status == 200
     (record,) = [r for r in caplog.records if r.name == "cliproxy.requests"]
+    assert before <= record.created <= after  # stamped with the time the request ended
     line = record.getMessage()
     assert line.startswith(f"request_id={request_id} client_key=ci-bot route={CHAT} dialect=chat model=gpt-fake ")
     for part in ("status=200", "attempts=1", "input_tokens=5", "output_tokens=3", "provider=openai-compatible-fake"):
@@ -153,6 +160,7 @@ async def test_log_requests_false_writes_no_lines_and_metrics_still_count(
     with caplog.at_level(logging.INFO, logger="cliproxy.requests"):
         assert (await post(proxy.url, NAMED, chat()))[0] == 200
         assert (await post(proxy.url, "sk-wrong-client-key-000", chat()))[0] == 401
+        proxy.server.app[SERVICES].request_ends.flush()
     assert [r for r in caplog.records if r.name == "cliproxy.requests"] == []
     metrics = proxy.server.app[SERVICES].metrics
     metrics.requests.fold()
