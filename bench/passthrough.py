@@ -5,7 +5,8 @@ Three targets share one fake OpenAI-compatible upstream (`harness/upstream.py`):
   relay     `harness/relay.py`: the floor any aiohttp proxy could reach (key check, JSON parse,
             round-robin key, shared session, bytes relayed as they arrive)
   cliproxy  `python -m cliproxy` with a generated config: 3 client keys, an `openai-compatibility`
-            provider with 3 keys on the fake upstream, round-robin, logging quiet
+            provider with 3 keys on the fake upstream, round-robin, logging quiet (no per-request
+            lines: `--extra-config 'log-requests: true'` measures them)
 The proxies run on CPU 0 (`--sut-cpu`), the upstream and the load generators on CPU 1
 (`--load-cpu`), so every proxy figure is a one-core figure. Scenarios, each repeated `--reps` times
 with the targets interleaved, their order rotated and fresh proxy processes started per repetition
@@ -63,6 +64,7 @@ auth-dir: {auth_dir}
 api-keys: [{key}, sk-bench-client-2, sk-bench-client-3]
 debug: false
 request-log: false
+log-requests: false
 routing:
   strategy: round-robin
 request-retry: 0
@@ -314,6 +316,12 @@ def main() -> int:
         "of the same code can differ by 20%% in CPU per request, by memory layout and hash seed alone)",
     )
     parser.add_argument("--extra-config", default="", help="YAML appended to cliproxy's config, e.g. 'usage-db: off'")
+    parser.add_argument(
+        "--baseline-extra-config",
+        default=None,
+        help="YAML appended to the baseline's config instead of --extra-config: with --baseline set to "
+        "this checkout, an A/B of one setting in one run (e.g. 'metrics: {enabled: false}')",
+    )
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
     if not shutil.which("wrk") and any(SCENARIOS[s][0] == "wrk" for s in scenarios):
@@ -349,6 +357,8 @@ def main() -> int:
         base_config = tmp / "baseline.yaml"
         (tmp / "baseline-auths").mkdir()
         text = config.read_text().replace(f"port: {our_port}\n", f"port: {base_port}\n", 1)
+        if args.baseline_extra_config is not None:
+            text = text.removesuffix(args.extra_config + "\n") + args.baseline_extra_config + "\n"
         base_config.write_text(text.replace(str(tmp / "auths"), str(tmp / "baseline-auths"), 1))
         cmd = [py, "-m", "cliproxy", "--config", str(base_config)]
         targets.append(Target("baseline", base_port, cmd, {"PYTHONPATH": str(Path(args.baseline).resolve())}))

@@ -31,6 +31,7 @@ from cliproxy.credentials.registry import BUILTIN, ProviderSettings
 from cliproxy.credentials.service import TOKEN_SESSION_TIMEOUT, CredentialService
 from cliproxy.credentials.store import CredentialStore, load_auth_dir
 from cliproxy.operator_cli import CommandError, emit, guarded, management_call, table
+from cliproxy.progress import ProgressLine
 from cliproxy.routing.credentials import from_auth_files, synthesize
 from cliproxy.routing.probe import probe
 from cliproxy.runtime import resolve_auth_dir
@@ -259,7 +260,9 @@ def routing_credentials(config: Config, auth_dir: Path) -> dict[str, Any]:
     return {c.name: c for c in creds}
 
 
-async def run_probes(targets: Sequence[tuple[Entry, Any]]) -> list[dict[str, Any]]:
+async def run_probes(
+    targets: Sequence[tuple[Entry, Any]], progress: ProgressLine | None = None
+) -> list[dict[str, Any]]:
 
     sessions = Sessions()
     async with aiohttp.ClientSession(timeout=TOKEN_SESSION_TIMEOUT, trust_env=True) as token_session:
@@ -269,11 +272,15 @@ async def run_probes(targets: Sequence[tuple[Entry, Any]]) -> list[dict[str, Any
         try:
             rows = []
             for entry, cred in targets:
+                if progress is not None:
+                    progress.step(entry.name)
                 row = await probe(cred, sessions, service)
                 row["name"] = entry.name
                 rows.append(row)
             return rows
         finally:
+            if progress is not None:
+                progress.finish()
             await service.stop()
             await sessions.close()
 
@@ -296,7 +303,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         else:
             targets.append((entry, cred))
     if targets:
-        tested = asyncio.run(run_probes(targets))
+        progress = ProgressLine("auth test", len(targets), enabled=True if args.progress else None)
+        tested = asyncio.run(run_probes(targets, progress))
         order = {e.name: i for i, e in enumerate(entries)}
         rows = sorted(rows + tested, key=lambda r: order.get(r["name"], 0))
     columns = [
@@ -339,6 +347,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="also test Claude/Codex subscription logins (each test spends a little of the plan's quota)",
     )
+    p.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
     p.set_defaults(func=guarded(cmd_test))
 
     p = actions.add_parser("renew", help="refresh OAuth credentials now")

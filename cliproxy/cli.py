@@ -1,32 +1,68 @@
-"""Command line: `cliproxy [--config PATH] [--check]` serves; the operator, auth and login sub-commands
-register their own parsers."""
+"""Command line: `cliproxy [--config PATH] [--host H] [--port N] [--check]` serves; the operator, auth,
+login and completion sub-commands register their own parsers.
+
+The config file, host and port can also come from the environment (`CLIPROXY_CONFIG`,
+`CLIPROXY_HOST`, `CLIPROXY_PORT`), which containers and service managers set: a flag wins over the
+environment, the environment over the config file. Host and port only choose where to listen; the
+config keeps its own values (management reads and writes show the file as it is).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from cliproxy import __version__, auth_cli, operator_cli
+from cliproxy import __version__, auth_cli, completion, operator_cli
+from cliproxy.config.model import Config
 from cliproxy.credentials import commands as login_commands
 
 log = logging.getLogger("cliproxy")
 
 # Each adds its parsers to the sub-parser group and sets `func` on them: func(args) -> int.
 SUBCOMMANDS = (operator_cli.register, auth_cli.register, login_commands.register)
+DEFAULT_CONFIG = "config.yaml"
+CONFIG_ENV, HOST_ENV, PORT_ENV = "CLIPROXY_CONFIG", "CLIPROXY_HOST", "CLIPROXY_PORT"
+
+
+class UsageError(Exception):
+    """A bad value from the environment, said the way argparse says a bad flag."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cliproxy", description="LLM API proxy for many clients and providers.")
-    parser.add_argument("--config", "-config", default="config.yaml", help="config file (default ./config.yaml)")
+    parser.add_argument(
+        "--config", "-config", default=None, help=f"config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG})"
+    )
+    parser.add_argument("--host", help=f"address to listen on (default: ${HOST_ENV}, else the config's host)")
+    parser.add_argument("--port", type=int, help=f"port to listen on (default: ${PORT_ENV}, else the config's port)")
     parser.add_argument("--check", action="store_true", help="validate the config and exit 0 (ok) or 1")
     parser.add_argument("--version", action="version", version=f"cliproxy {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(subparsers)
+    completion.register(subparsers, build_parser)
     return parser
+
+
+def listen_address(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, int]:
+    """Where to listen: the flag, else the environment, else the config. Raises `UsageError`."""
+    host = args.host if args.host is not None else env.get(HOST_ENV, config.host)
+    port = args.port
+    if port is None:
+        raw = env.get(PORT_ENV, "").strip()
+        if not raw:
+            port = config.port
+        elif raw.isdigit() and int(raw) <= 65535:
+            port = int(raw)
+        else:
+            raise UsageError(f"{PORT_ENV}={raw!r} is not a port number (0-65535)")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a port number (0-65535)")
+    return host.strip(), port
 
 
 def check_config(path: Path) -> int:
@@ -51,7 +87,7 @@ def check_config(path: Path) -> int:
     return 0
 
 
-def run_server(path: Path) -> int:
+def run_server(path: Path, args: argparse.Namespace) -> int:
     from cliproxy.config.load import ConfigError, generate_default_config, load_config
     from cliproxy.logs import hold_early_logs, setup_logging
     from cliproxy.runtime import RuntimeHolder
@@ -80,28 +116,35 @@ def run_server(path: Path) -> int:
     setup_logging(debug=loaded.config.debug, log_format=loaded.config.log_format, early=early)
     for line in (*loaded.warnings, *loaded.compat_only):
         log.warning("config: %s", line)
+    try:
+        host, port = listen_address(loaded.config, args, os.environ)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     runtime = runtime_from_loaded(loaded)
     holder = RuntimeHolder(runtime)
     if holder.current.safe_mode:
         log.warning("api-keys holds template values (your-api-key-1..3): /v1 endpoints answer 403 until replaced")
     try:
-        serve(holder)
+        serve(holder, host=host, port=port)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. the port is taken
-        print(f"error: cannot listen on {runtime.config.host or '*'}:{runtime.config.port}: {exc}", file=sys.stderr)
+        print(f"error: cannot listen on {host or '*'}:{port}: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.config is None:  # sub-commands that take their own --config read the same value
+        args.config = os.environ.get(CONFIG_ENV, "").strip() or DEFAULT_CONFIG
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is not None:
         return func(args)
     path = Path(args.config)
     if args.check:
         return check_config(path)
-    return run_server(path)
+    return run_server(path, args)

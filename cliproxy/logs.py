@@ -10,12 +10,14 @@ follows every runtime swap, so keys added by a reload are masked from that momen
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from logging.handlers import BufferingHandler
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -31,6 +33,8 @@ MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words; real keys are
 SENSITIVE_NAME = re.compile(r"key|token|secret|password|passwd|authorization|cookie|credential", re.IGNORECASE)
 NOT_SECRET_NAMES = frozenset({"support-prompt-cache-key", "key-sha256", "cache-user-id", "api-key-entries"})
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FLUSH_SECONDS = 0.2  # INFO lines reach stderr at most this late (warnings and errors at once)
+LOG_BUFFER_BYTES = 1 << 16
 
 
 def _walk(value: Any, name: str, out: set[str], depth: int = 0) -> None:
@@ -114,6 +118,9 @@ class Redactor(logging.Filter):
         masked = self.mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+            fields = getattr(record, "fields", None)
+            if isinstance(fields, dict):  # a request line: its message shows every field value
+                record.__dict__["fields"] = {k: self.mask(v) if isinstance(v, str) else v for k, v in fields.items()}
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -124,7 +131,11 @@ class Redactor(logging.Filter):
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (and the exception, if any)."""
+    """One JSON object per line: time, level, logger, message (and the exception, if any).
+
+    A record logged with `extra={"fields": {...}}` (the request lines) also carries those fields
+    as keys of its own, so a log pipeline reads them without parsing the message.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -133,6 +144,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            data.update(fields)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -141,7 +155,46 @@ class JSONFormatter(logging.Formatter):
 
 
 class CliproxyHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler `setup_logging` installs; marks the process's logging as ours to retune."""
+    """The handler `setup_logging` installs (it also marks the process's logging as ours to retune).
+
+    It writes through a buffer: a record at WARNING or above goes out at once, with everything
+    before it, and the rest within `FLUSH_SECONDS`, written in one go by a small thread. A busy
+    proxy logs a line per request, and one write each was most of what those lines cost.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(buffered(stream))
+        self._closed = threading.Event()
+        threading.Thread(target=self._flush_now_and_then, name="cliproxy-log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING:
+                self.stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _flush_now_and_then(self) -> None:
+        while not self._closed.wait(FLUSH_SECONDS):
+            self.flush()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flush()
+        super().close()
+
+
+def buffered(stream: TextIO) -> TextIO:
+    """A block-buffered writer on `stream`'s file descriptor (the stream itself when it has none)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream
+    raw = open(fd, "wb", buffering=LOG_BUFFER_BYTES, closefd=False)  # noqa: SIM115 - lives as long as the handler
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", line_buffering=False)
 
 
 def hold_early_logs() -> BufferingHandler:
@@ -166,6 +219,7 @@ def setup_logging(*, debug: bool = False, log_format: str = "text", early: Buffe
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, CliproxyHandler)]:
         root.removeHandler(old)
+        old.close()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for noisy in ("asyncio", "watchfiles"):

@@ -19,6 +19,17 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptFailure:
+    """One upstream attempt of a request that did not commit an answer, and what came of it:
+    `failover` (the request moved on), `cooldown` (the pair was cooled down), `timeout` (a bound
+    of `upstream-timeouts` ran out, or the upstream said 408/504) or `error` (it ended the request)."""
+
+    provider: str
+    credential_id: str
+    outcome: str
+
+
 @dataclass(slots=True)
 class UsageRecord:
     timestamp: float
@@ -50,6 +61,8 @@ class UsageRecord:
     user_agent: str = ""
     reasoning_effort: str = ""
     service_tier: str = ""
+    committed: bool = False  # an attempt committed an answer: the one with this record's credential
+    failed_attempts: tuple[AttemptFailure, ...] = ()  # the attempts before it, or all of them
 
 
 Subscriber = Callable[[UsageRecord], None]
@@ -58,12 +71,13 @@ Subscriber = Callable[[UsageRecord], None]
 class UsageStore:
     """The last `capacity` records, newest last; `subscribe` to see every record as it is added."""
 
-    __slots__ = ("_records", "_subscribers", "total")
+    __slots__ = ("_records", "_subscribers", "in_flight", "total")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._records: deque[UsageRecord] = deque(maxlen=capacity)
         self._subscribers: list[Subscriber] = []
         self.total = 0
+        self.in_flight = 0  # requests being routed or streamed: recorders not yet written
 
     def add(self, record: UsageRecord) -> None:
         self._records.append(record)

@@ -136,6 +136,11 @@ class UsageDB:
         self._last_prune = 0.0
         self.written = 0  # rows committed by this process (for tests and status)
 
+    @property
+    def is_open(self) -> bool:
+        """Opened and its writer running (what `/readyz` asks); the file itself may come with the first row."""
+        return self._task is not None and not self._task.done()
+
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,8 +113,9 @@ class _Applied:
 class Reloader:
     """Reloads for one server: on file events (`start` runs the watcher) and on request (`reload_now`)."""
 
-    def __init__(self, holder: RuntimeHolder) -> None:
+    def __init__(self, holder: RuntimeHolder, *, on_outcome: Callable[[str], None] | None = None) -> None:
         self.holder = holder
+        self.on_outcome = on_outcome  # `ok` or `error` after each reload that was not skipped (metrics)
         self.listening = holder.current.config  # what the listener was bound with
         self._applied = _Applied(config_sha256=holder.current.config_sha256)
         self._lock = asyncio.Lock()
@@ -137,6 +138,7 @@ class Reloader:
                 log.error("config reload failed, keeping the running config: %s", message)
                 status = ReloadStatus(ok=False, message=message)
                 holder.reload_status = status
+                self._report("error")
                 return status
             if isinstance(result, _Skip):
                 log.debug("reload skipped: %s", result.reason)
@@ -149,10 +151,18 @@ class Reloader:
             message = with_warnings(f"reloaded (generation {generation})", result)
             status = ReloadStatus(ok=True, message=message, restart_required=restart)
             holder.reload_status = status
+            self._report("ok")
         log.info("config %s", message)
         if restart:
             log.warning("changed %s: restart cliproxy to apply", ", ".join(restart))
         return status
+
+    def _report(self, outcome: str) -> None:
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome)
+            except Exception:
+                log.exception("reload outcome hook failed")
 
     async def start(self) -> None:
         """Record what is applied and start following file events."""

@@ -228,6 +228,19 @@ class ClaudeCode(Section):
     disable_cloaking_model_list: bool = False  # list real model ids to Claude Code
 
 
+class Metrics(Section):
+    """`GET /metrics` (cliproxy's own): Prometheus text, open to loopback peers.
+
+    From any other address it needs the management secret as a Bearer token, unless
+    `allow-remote` is true. `max-label-values` caps the distinct `model` and `client_key` label
+    values each; later newcomers are counted under `other`.
+    """
+
+    enabled: bool = True
+    allow_remote: bool = False
+    max_label_values: int = Field(default=100, ge=1)
+
+
 class Config(Section):
     """The whole config file. Defaults are CLIProxyAPI's, so its config files load unchanged."""
 
@@ -251,6 +264,7 @@ class Config(Section):
     upstream_timeouts: UpstreamTimeouts = UpstreamTimeouts()  # cliproxy's own
     request_log: bool = False
     log_format: Literal["text", "json"] = "text"
+    log_requests: bool = True  # cliproxy's own: one summary line per API request (INFO, `cliproxy.requests`)
     logging_to_file: bool = False
     logs_dir: str = ""  # cliproxy's own: where `logging-to-file` writes ('' = the default order, see log_files.py)
     logs_max_total_size_mb: int = 0
@@ -274,6 +288,7 @@ class Config(Section):
     disable_claude_cloak_mode: bool = False  # Claude cloaking defaults to `never` instead of `auto`
     claude_header_defaults: ClaudeHeaderDefaults = ClaudeHeaderDefaults()
     claude_code: ClaudeCode = ClaudeCode()
+    metrics: Metrics = Metrics()  # cliproxy's own
 
     @model_validator(mode="wrap")
     @classmethod

@@ -94,7 +94,9 @@ class CredentialRefresher:
     Which credentials refresh, how early and against which endpoint is their provider's registry
     entry (`AuthFileKind.refresh`, `refresh_lead`), found through the store's registry.
     `on_refreshed` is called with each new credential so the owner can put it into the live
-    runtime at once instead of waiting for the auth-dir watcher.
+    runtime at once instead of waiting for the auth-dir watcher; `on_outcome` with the credential
+    type and `ok`, `error` or `rejected` (the token endpoint refused the refresh token) after every
+    refresh (the metrics count them).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class CredentialRefresher:
         store: CredentialStore | None = None,
         locks: LockSpace | None = None,
         on_refreshed: Callable[[AuthFileCredential], None] | None = None,
+        on_outcome: Callable[[str, str], None] | None = None,
         workers: int = DEFAULT_WORKERS,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
@@ -113,6 +116,7 @@ class CredentialRefresher:
         self._store = store if store is not None else CredentialStore()
         self._locks: LockSpace = locks if locks is not None else KeyedLocks()
         self._on_refreshed = on_refreshed
+        self._on_outcome = on_outcome
         self._clock = clock
         self._workers = asyncio.Semaphore(max(1, workers))
         self._statuses: dict[str, RefreshStatus] = {}
@@ -203,6 +207,7 @@ class CredentialRefresher:
                 message,
                 "log in again" if status.dead else f"retrying after {format_time(status.next_retry)}",
             )
+            self._report(cred, "rejected" if status.dead else "error")
             raise RefreshError(message, status=status.last_error_status) from None
         status.last_refresh = fresh.last_refresh or self._clock()
         status.last_error, status.last_error_status, status.failures = "", None, 0
@@ -217,12 +222,20 @@ class CredentialRefresher:
         log.info(
             "refreshed %s (%s); expires %s", cred.id, cred.type, fresh.expires_at and format_time(fresh.expires_at)
         )
+        self._report(cred, "ok")
         if self._on_refreshed is not None:
             try:
                 self._on_refreshed(fresh)
             except Exception:
                 log.exception("on_refreshed hook failed for %s", cred.id)
         return fresh
+
+    def _report(self, cred: AuthFileCredential, outcome: str) -> None:
+        if self._on_outcome is not None:
+            try:
+                self._on_outcome(cred.type, outcome)
+            except Exception:
+                log.exception("on_outcome hook failed for %s", cred.id)
 
     async def _exchange(self, cred: AuthFileCredential) -> AuthFileCredential:
         """Spend the refresh token, then merge the new tokens into the file as it is by then."""

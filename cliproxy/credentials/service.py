@@ -73,6 +73,7 @@ class CredentialService:
         auth_files: Callable[[], Iterable[Any]] = tuple,
         on_changed: Callable[[], Awaitable[object]] | None = None,
         refresh_locks: LockSpace | None = None,
+        on_refresh: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.registry: ProviderRegistry = store.registry
@@ -80,6 +81,7 @@ class CredentialService:
         self._auth_files = auth_files
         self._on_changed = on_changed
         self._refresh_locks = refresh_locks if refresh_locks is not None else KeyedLocks()
+        self._on_refresh = on_refresh  # (credential type, outcome) after each refresh, for the metrics
         self._session: aiohttp.ClientSession | None = None
         self._owns_session = False
         self._refresher: CredentialRefresher | None = None
@@ -103,6 +105,7 @@ class CredentialService:
             store=self.store,
             locks=self._refresh_locks,
             on_refreshed=lambda _cred: self.changed(),
+            on_outcome=self._on_refresh,
         )
         self._scheduler = asyncio.create_task(self._refresher.run(self.auth_dir_credentials), name="cliproxy-refresh")
 

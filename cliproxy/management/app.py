@@ -55,10 +55,13 @@ RESOURCES = (
 )
 
 
-def build_management_app(holder: RuntimeHolder) -> web.Application:
-    """The sub-app; its handlers find the shared services on the root app (`request.config_dict`)."""
+def build_management_app(holder: RuntimeHolder, *, guard: GuardState | None = None) -> web.Application:
+    """The sub-app; its handlers find the shared services on the root app (`request.config_dict`).
+
+    `guard` holds the failure counts and bans; the root app shares it with `/metrics`."""
     # The guard decides the role; the viewer filter then keeps viewers read-only and redacted.
-    mgmt = web.Application(middlewares=[management_guard(holder=holder, state=GuardState()), viewer_filter()])
+    state = guard if guard is not None else GuardState()
+    mgmt = web.Application(middlewares=[management_guard(holder=holder, state=state), viewer_filter()])
     mgmt.on_response_prepare.append(add_management_headers)
     mgmt[usage_history.HISTORY_CACHE] = usage_history.HistoryCache()
     for resource in RESOURCES:

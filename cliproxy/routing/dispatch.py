@@ -44,6 +44,8 @@ from cliproxy.runtime import Runtime
 from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
 
+TIMEOUT_STATUSES = frozenset({408, 504})
+
 
 class Sender(Protocol):
     """One way of making attempts (`Attempt` over HTTP; the Responses WebSocket bridge has its own)."""
@@ -155,6 +157,7 @@ class Dispatcher:
                         name = names[0] if index == 0 and len(names) == 1 else scheduler.pool_name(cand, index)
                         result = await attempt.send(cand, name + suffix if suffix else name)
                         if type(result) is Outcome:
+                            rec.committed = True
                             if health.cooling():
                                 await health.succeeded(cred.id, cand.model_key)
                             if session and bound != cred.id:
@@ -168,9 +171,15 @@ class Dispatcher:
                         verdict = judge(cred.scoped_errors, result)
                         if verdict.last_name:
                             break
+                        if index + 1 < len(names):  # on to the next name of the pool
+                            rec.failed(attempt_outcome(result, cooled=0.0, stop=False))
                     assert last is not None
-                    if verdict.cool:
+                    cooled = (
                         await health.failed(cred.id, cand.model_key, last, _cooling(config, cand))
+                        if verdict.cool
+                        else 0.0
+                    )
+                    rec.failed(attempt_outcome(last, cooled=cooled, stop=verdict.stop))
                     if verdict.stop:
                         raise ClientFault(last)
                 if last is None:
@@ -210,6 +219,16 @@ def _first_available(runtime: Runtime, health: CredentialHealth) -> Route | None
         if health.earliest(route.candidates) == 0:
             return route
     return None
+
+
+def attempt_outcome(failure: Failure, *, cooled: float, stop: bool) -> str:
+    """What a failed attempt came to, for the metrics: `timeout` (ours ran out, or the upstream said
+    408/504), `error` (it ended the request), `cooldown` (it cooled the pair down), else `failover`."""
+    if failure.status in TIMEOUT_STATUSES:
+        return "timeout"
+    if stop:
+        return "error"
+    return "cooldown" if cooled > 0 else "failover"
 
 
 def _cooling(config: Any, cand: Candidate) -> CoolingSettings:

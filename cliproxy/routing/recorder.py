@@ -20,7 +20,7 @@ from cliproxy.routing.catalog import Candidate
 from cliproxy.translate import Dialect
 from cliproxy.translate.ir import Usage
 from cliproxy.translate.usage import native_input_tokens, usage_of_event
-from cliproxy.usage import UsageRecord, UsageStore
+from cliproxy.usage import AttemptFailure, UsageRecord, UsageStore
 
 MAX_SCAN_TAIL = 1 << 20  # bytes of an unfinished SSE block kept while looking for its usage
 _USER_AGENT = istr("User-Agent")
@@ -38,7 +38,9 @@ class UsageRecorder:
         "attempts",
         "auth_index",
         "call",
+        "committed",
         "cred_id",
+        "failures",
         "provider",
         "release",
         "start",
@@ -65,8 +67,11 @@ class UsageRecorder:
         self.ttft: float | None = None
         self.tokens: Usage | None = None
         self.attempts = 0
+        self.committed = False  # the dispatcher returned an answer of the last attempt
+        self.failures: list[AttemptFailure] | None = None  # only allocated when an attempt fails
         self.written = False
         self.release: Callable[[], None] | None = None  # the key's concurrency slot, if it holds one
+        store.in_flight += 1
 
     def attempt(self, cand: Candidate, upstream_model: str) -> None:
         cred = cand.credential
@@ -74,6 +79,14 @@ class UsageRecorder:
         self.cred_id, self.auth_index, self.provider = cred.id, cred.auth_index, cred.provider
         self.upstream_model, self.upstream_dialect = upstream_model, _DIALECT_NAME[cred.executor.dialect]
         self.upstream = cred.executor.dialect
+
+    def failed(self, outcome: str) -> None:
+        """The last attempt failed; `outcome` says what the retry loop made of it."""
+        failure = AttemptFailure(self.provider, self.cred_id, outcome)
+        if self.failures is None:
+            self.failures = [failure]
+        else:
+            self.failures.append(failure)
 
     def first_byte(self) -> None:
         if self.ttft is None:
@@ -90,6 +103,7 @@ class UsageRecorder:
         if self.written:
             return
         self.written = True
+        self.store.in_flight -= 1
         if self.release is not None:
             self.release()
         t = self.tokens or Usage()
@@ -124,6 +138,8 @@ class UsageRecorder:
                 user_agent=call.headers.get(_USER_AGENT, ""),
                 reasoning_effort=reasoning_effort(call.body),
                 service_tier=str(call.body.get("service_tier") or ""),
+                committed=self.committed,
+                failed_attempts=tuple(self.failures) if self.failures else (),
             )
         )
 

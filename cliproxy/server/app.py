@@ -18,10 +18,13 @@ from cliproxy.management.app import PREFIX as MANAGEMENT_PREFIX
 from cliproxy.management.app import build_management_app
 from cliproxy.management.config_writer import CONFIG_WRITER, ConfigWriter
 from cliproxy.management.control_panel import add_control_panel
+from cliproxy.management.guard import GuardState
 from cliproxy.management.oauth import add_web_logins
 from cliproxy.management.usage_api import USAGE_STATS, UsageStats
+from cliproxy.metrics.state import StateCollector
 from cliproxy.runtime import RuntimeHolder
-from cliproxy.server.access import WS_RELAY_PATH, add_cors_headers, front_door
+from cliproxy.server.access import PROTECTED_PREFIXES, WS_RELAY_PATH, add_cors_headers, front_door
+from cliproxy.server.operator_routes import GUARD_STATE, add_operator_routes
 from cliproxy.server.services import SERVICES, Services, build_services
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
@@ -92,12 +95,16 @@ def add_client_routes(app: web.Application) -> None:
 
 def response_hook(services: Services) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     """The one `on_response_prepare` hook (every response, sub-apps' too): CORS headers, the request
-    id, the request log. One hook, not one per feature: each costs a coroutine per response."""
+    id, the request log, and the end of an API request refused before routing (its summary line
+    and metrics). One hook, not one per feature: each costs a coroutine per response."""
     log_request = services.request_logs.log
+    refused = services.request_ends.refused
 
     async def prepare(request: web.Request, response: web.StreamResponse) -> None:
         add_cors_headers(request, response)
         log_request(request, response)
+        if response.status >= 400 and request.path.startswith(PROTECTED_PREFIXES):
+            refused(request, response)
 
     return prepare
 
@@ -114,6 +121,7 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     app.on_response_prepare.append(response_hook(services))
     app.router.add_get("/", root)
     app.router.add_get("/healthz", healthz)  # HEAD too, for health checks
+    add_operator_routes(app)
     add_client_routes(app)
 
     sockets = responses_ws.ResponsesSockets()
@@ -128,7 +136,17 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     stats = UsageStats(holder)
     app[USAGE_STATS] = stats
     services.usage.subscribe(stats.observe)
+    services.metrics.add_collector(
+        StateCollector(
+            holder=holder,
+            health=services.health,
+            in_flight=lambda: services.usage.in_flight,
+            websockets=lambda: len(sockets.open) + len(relay.open),
+        )
+    )
+    guard = GuardState()  # one failure count and ban list for management and `/metrics`
+    app[GUARD_STATE] = guard
     add_web_logins(app)
-    app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder))
+    app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder, guard=guard))
     add_control_panel(app, holder)  # `/management.html`: static files, no middleware of its own
     return app

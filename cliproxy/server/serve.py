@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import logging
 import os
 import ssl
@@ -84,25 +85,44 @@ def calm_gc(app: web.Application) -> None:
     app.on_startup.append(on_startup)
 
 
-def serve(holder: RuntimeHolder) -> None:
+def reachable_from_outside(host: str) -> bool:
+    """Listening on every interface (`""`, `0.0.0.0`, `::`) or on an address other than loopback."""
+    if host.lower() == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return True  # a host name or every interface: assume others can reach it
+
+
+def serve(holder: RuntimeHolder, *, host: str | None = None, port: int | None = None) -> None:
     """Run until SIGINT/SIGTERM; in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish.
 
-    Raises `ConfigError` when the TLS files cannot be used, `OSError` when the port cannot be bound.
+    `host` and `port` (from the command line or the environment) win over the config's. Raises
+    `ConfigError` when the TLS files cannot be used, `OSError` when the port cannot be bound.
     """
     import uvloop
 
     config = holder.current.config
+    host = config.host if host is None else host
+    port = config.port if port is None else port
     context = ssl_context(config.tls.cert, config.tls.key) if config.tls.enable else None
     app = build_app(holder)
     calm_gc(app)
     scheme = "https" if context else "http"
-    host = config.host or None
-    log.info("cliproxy %s listening on %s://%s:%d", __version__, scheme, config.host or "*", config.port)
+    log.info("cliproxy %s listening on %s://%s:%d", __version__, scheme, host or "*", port)
+    if reachable_from_outside(host) and not config.api_keys:
+        log.warning(
+            "listening on %s with an empty api-keys: anyone who can reach port %d can use your upstream "
+            "credentials; add client keys to the config",
+            host or "every interface",
+            port,
+        )
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(
         app,
-        host=host,
-        port=config.port,
+        host=host or None,
+        port=port,
         ssl_context=context,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         access_log=logging.getLogger("cliproxy.access"),

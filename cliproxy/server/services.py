@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from cliproxy.credentials.service import CredentialService
 from cliproxy.credentials.store import CredentialStore
 from cliproxy.log_files import FileLogging
 from cliproxy.logs import Redactor, attach_redactor, collect_secrets, follow_runtime
+from cliproxy.metrics.registry import Metrics
 from cliproxy.policy.accounting import UsageAccountant, open_usage_db, restore_ledger
 from cliproxy.policy.limits import KeyPolicy
 from cliproxy.policy.state import LocalKeyPolicyState
@@ -31,6 +33,8 @@ from cliproxy.routing.dispatch import Dispatcher
 from cliproxy.routing.health import LocalCredentialHealth
 from cliproxy.routing.scheduler import Scheduler
 from cliproxy.runtime import Runtime, RuntimeHolder
+from cliproxy.server.readiness import ReadinessCheck
+from cliproxy.server.request_ends import RequestEnds
 from cliproxy.server.request_log import RequestLogs
 from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
@@ -58,8 +62,13 @@ class Services:
     redactor: Redactor  # masks every configured secret in every log line
     file_logging: FileLogging  # `logging-to-file`
     request_logs: RequestLogs  # `request-log` and the error request logs
+    metrics: Metrics  # Prometheus counters and scrape-time gauges (`/metrics`)
+    request_ends: RequestEnds  # each API request's summary line and request metrics
     usage_db: UsageDB | None = None  # the SQLite usage file, open while the server runs
     affinity: SessionAffinity = field(default_factory=LocalSessionAffinity)  # session → credential bindings
+    readiness: list[ReadinessCheck] = field(default_factory=list)  # what `/readyz` asks; others append
+    started: bool = False  # `run` has started everything and the server accepts requests
+    usage_db_path: Path | None = None  # where usage is persisted (None: `usage-db: off`, in memory)
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """Startup and shutdown, in dependency order (an aiohttp `cleanup_ctx`)."""
@@ -73,28 +82,47 @@ class Services:
         file_logging.apply(holder.current, redactor)
         holder.listeners.append(follow_file_logging)
         runtime = holder.current
-        self.usage_db = await open_usage_db(
-            resolve_path(runtime.config.usage_db, runtime.auth_dir, runtime.config_path.parent)
-        )
+        self.usage_db_path = resolve_path(runtime.config.usage_db, runtime.auth_dir, runtime.config_path.parent)
+        self.usage_db = await open_usage_db(self.usage_db_path)
         if self.usage_db is not None:  # before any request: limits count what earlier runs used
             await restore_ledger(self.usage_db, self.key_state)
         accountant = UsageAccountant(self.key_state, self.prices, self.usage_db)
         unsubscribe = self.usage.subscribe(accountant.account)
+        # After the accountant: a request's line and metrics carry its cost.
+        unsubscribe_ends = self.usage.subscribe(self.request_ends.routed)
         await self.credentials.start()
         await self.reloader.start()
+        self.started = True
         try:
             yield
         finally:
+            self.started = False
             await self.reloader.stop()
             await self.credentials.stop()
             await self.request_logs.flush()
             unsubscribe()
+            unsubscribe_ends()
+            self.request_ends.flush()  # the lines still waiting
             if self.usage_db is not None:
                 await self.usage_db.close()
             await self.upstreams.close()
             holder.listeners.remove(follow_file_logging)
             await asyncio.to_thread(file_logging.stop, wait=True)
             detach()
+
+    async def config_ready(self) -> str | None:
+        """Readiness: a config is loaded (a bad reload keeps the last good one, which still serves)."""
+        return None if self.started else "starting"
+
+    async def usage_store_ready(self) -> str | None:
+        """Readiness: the usage store is open (SQLite), or kept in memory because `usage-db: off`."""
+        if not self.started:
+            return "starting"
+        if self.usage_db_path is None:
+            return None
+        if self.usage_db is None or not self.usage_db.is_open:
+            return "usage-db is configured but not open (usage is kept in memory only; see the log)"
+        return None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -113,12 +141,15 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
     upstreams = Sessions()
     affinity = LocalSessionAffinity(clock)
     reloader = Reloader(holder)
+    metrics = Metrics(holder.current)
+    reloader = Reloader(holder, on_outcome=metrics.requests.config_reload)
     store = CredentialStore(BUILTIN)
     credentials = CredentialService(
         store=store,
         settings=ProviderSettings.from_env(registry=BUILTIN),
         auth_files=lambda: holder.current.auth_files,
         on_changed=reloader.reload_now,
+        on_refresh=metrics.requests.oauth_refresh,
     )
     services = Services(
         holder=holder,
@@ -138,7 +169,12 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
         file_logging=FileLogging(),
         request_logs=RequestLogs(holder, redactor.mask),
         affinity=affinity,
+        metrics=metrics,
+        request_ends=RequestEnds(metrics, holder),
     )
+    services.readiness.append(ReadinessCheck("config", services.config_ready))
+    services.readiness.append(ReadinessCheck("usage-store", services.usage_store_ready))
+    holder.listeners.append(metrics.on_swap)
     credentials.bind(holder.current)
     # The redactor first, so every later listener's log lines are already masked.
     holder.listeners.insert(0, follow_runtime(redactor))

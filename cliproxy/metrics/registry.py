@@ -1,0 +1,64 @@
+"""The metrics of one server: its registry, the request metrics, and the text of one scrape.
+
+Built once by the composition root. It follows runtime swaps (`on_swap`) for `metrics.enabled`,
+`metrics.max-label-values` and the client keys' labels; while disabled, usage records are not
+counted at all and `/metrics` answers 404.
+
+Several worker processes on one port (shared state) fit this shape without touching the callers:
+each worker keeps its tallies (`families.py`) and publishes them (to the shared store, or as deltas
+into `prometheus_client`'s multiprocess counters, which sum per-process files); `render` then
+collects the sum, plus the scrape-time `StateCollector`, whose cooldowns and credential counts
+already come from the shared health, while each worker's in-flight and WebSocket counts are added
+up the same way as its tallies.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Info, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from cliproxy import __version__
+from cliproxy.metrics.families import Families, TallyCollector, build_families
+from cliproxy.metrics.requests import RequestMetrics
+from cliproxy.runtime import Runtime
+from cliproxy.usage import UsageRecord
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the Prometheus text format
+
+
+class Metrics:
+    """See the module docstring."""
+
+    __slots__ = ("enabled", "families", "registry", "requests")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.families: Families = build_families()
+        settings = runtime.config.metrics
+        self.requests = RequestMetrics(self.families, label_limit=settings.max_label_values)
+        self.registry.register(TallyCollector(self.families, self.requests.fold))
+        self.enabled = settings.enabled
+        self.requests.follow_keys(runtime.keys)
+        Info("cliproxy_build", "The running cliproxy version.", registry=self.registry).info({"version": __version__})
+        ProcessCollector(registry=self.registry)  # CPU seconds, resident memory, open files of this process
+
+    def add_collector(self, collector: Collector) -> None:
+        self.registry.register(collector)
+
+    def on_swap(self, old: Runtime, new: Runtime) -> None:
+        """Runtime swap listener: the settings and the client keys' labels of the new snapshot."""
+        settings = new.config.metrics
+        self.enabled = settings.enabled
+        requests = self.requests
+        requests.model_cap.limit = requests.key_cap.limit = settings.max_label_values
+        requests.follow_keys(new.keys)
+
+    def observe(self, record: UsageRecord) -> None:
+        """The usage subscriber."""
+        if self.enabled:
+            self.requests.observe(record)
+
+    def render(self) -> bytes:
+        """One scrape in the Prometheus text format."""
+        return generate_latest(self.registry)
