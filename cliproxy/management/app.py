@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from cliproxy.accounts.service import Accounts
 from cliproxy.management import (
+    accounts_api,
     api_call,
     api_keys,
     auth_files,
@@ -24,6 +26,7 @@ from cliproxy.management import (
     oauth_maps,
     providers,
     scalars,
+    teams_api,
     usage_api,
     usage_history,
     whoami,
@@ -52,13 +55,16 @@ RESOURCES = (
     usage_history,
     credential_actions,
     device_login,
+    accounts_api,
+    teams_api,
 )
 
 
-def build_management_app(holder: RuntimeHolder) -> web.Application:
+def build_management_app(holder: RuntimeHolder, accounts: Accounts | None = None) -> web.Application:
     """The sub-app; its handlers find the shared services on the root app (`request.config_dict`)."""
     # The guard decides the role; the viewer filter then keeps viewers read-only and redacted.
-    mgmt = web.Application(middlewares=[management_guard(holder=holder, state=GuardState()), viewer_filter()])
+    guard = management_guard(holder=holder, state=GuardState(), accounts=accounts)
+    mgmt = web.Application(middlewares=[guard, viewer_filter()])
     mgmt.on_response_prepare.append(add_management_headers)
     mgmt[usage_history.HISTORY_CACHE] = usage_history.HistoryCache()
     for resource in RESOURCES:

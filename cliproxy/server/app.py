@@ -20,6 +20,8 @@ from cliproxy.management.config_writer import CONFIG_WRITER, ConfigWriter
 from cliproxy.management.control_panel import add_control_panel
 from cliproxy.management.oauth import add_web_logins
 from cliproxy.management.usage_api import USAGE_STATS, UsageStats
+from cliproxy.portal.app import PREFIX as ACCOUNT_PREFIX
+from cliproxy.portal.app import build_account_app
 from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.access import WS_RELAY_PATH, add_cors_headers, front_door
 from cliproxy.server.services import SERVICES, Services, build_services
@@ -100,7 +102,9 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     `clock` drives cooldowns; tests pass a hand-driven one.
     """
     services = build_services(holder, clock=clock)
-    app = web.Application(middlewares=[front_door(holder=holder)], client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(
+        middlewares=[front_door(holder=holder, members=services.accounts)], client_max_size=MAX_REQUEST_BYTES
+    )
     app[SERVICES] = services
     app.cleanup_ctx.append(services.run)
     app.on_response_prepare.append(response_hook(services))
@@ -121,6 +125,7 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     app[USAGE_STATS] = stats
     services.usage.subscribe(stats.observe)
     add_web_logins(app)
-    app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder))
+    app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder, services.accounts))
+    app.add_subapp(ACCOUNT_PREFIX, build_account_app())  # users' own keys, spend, sign-in, CLI login
     add_control_panel(app, holder)  # `/management.html`: static files, no middleware of its own
     return app

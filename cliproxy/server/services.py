@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
+from cliproxy.accounts.db import resolve_accounts_path
+from cliproxy.accounts.service import Accounts
 from cliproxy.credentials.registry import BUILTIN, ProviderSettings
 from cliproxy.credentials.service import CredentialService
 from cliproxy.credentials.store import CredentialStore
@@ -25,6 +29,7 @@ from cliproxy.logs import Redactor, attach_redactor, collect_secrets, follow_run
 from cliproxy.policy.accounting import UsageAccountant, open_usage_db, restore_ledger
 from cliproxy.policy.limits import KeyPolicy
 from cliproxy.policy.state import LocalKeyPolicyState
+from cliproxy.policy.teams import LocalTeamPolicyState
 from cliproxy.pricing import Prices
 from cliproxy.routing.dispatch import Dispatcher
 from cliproxy.routing.health import LocalCredentialHealth
@@ -57,6 +62,8 @@ class Services:
     redactor: Redactor  # masks every configured secret in every log line
     file_logging: FileLogging  # `logging-to-file`
     request_logs: RequestLogs  # `request-log` and the error request logs
+    accounts: Accounts  # users, teams, access groups, invitations, members' keys and sessions
+    team_state: LocalTeamPolicyState  # per-team spend: budgets and credits
     usage_db: UsageDB | None = None  # the SQLite usage file, open while the server runs
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
@@ -71,12 +78,15 @@ class Services:
         file_logging.apply(holder.current, redactor)
         holder.listeners.append(follow_file_logging)
         runtime = holder.current
-        self.usage_db = await open_usage_db(
-            resolve_path(runtime.config.usage_db, runtime.auth_dir, runtime.config_path.parent)
-        )
+        usage_path = resolve_path(runtime.config.usage_db, runtime.auth_dir, runtime.config_path.parent)
+        self.usage_db = await open_usage_db(usage_path)
+        accounts, teams = self.accounts, self.team_state
+        await open_accounts(accounts, runtime, usage_path)
         if self.usage_db is not None:  # before any request: limits count what earlier runs used
-            await restore_ledger(self.usage_db, self.key_state)
-        accountant = UsageAccountant(self.key_state, self.prices, self.usage_db)
+            await restore_ledger(self.usage_db, self.key_state, teams, accounts.team_of_key)
+        accountant = UsageAccountant(
+            self.key_state, self.prices, self.usage_db, teams=teams, team_of=accounts.team_of_key
+        )
         unsubscribe = self.usage.subscribe(accountant.account)
         await self.credentials.start()
         await self.reloader.start()
@@ -87,6 +97,7 @@ class Services:
             await self.credentials.stop()
             await self.request_logs.flush()
             unsubscribe()
+            await accounts.close()
             if self.usage_db is not None:
                 await self.usage_db.close()
             await self.upstreams.close()
@@ -98,6 +109,17 @@ class Services:
 SERVICES = web.AppKey("services", Services)
 
 
+async def open_accounts(accounts: Accounts, runtime: Runtime, usage_path: Path | None) -> None:
+    """Open the accounts store (`accounts-db`); a file that cannot be used leaves users and teams off."""
+    config = runtime.config
+    path = resolve_accounts_path(config.accounts_db, usage_path, runtime.auth_dir, runtime.config_path.parent)
+    try:
+        await accounts.open(path)
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        log.error("accounts-db: cannot use %s (%s); users and teams are off", path, exc)
+        await accounts.close()
+
+
 def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monotonic) -> Services:
     """Every service of one server, wired; `clock` drives cooldowns (tests pass a hand-driven one)."""
     redactor = Redactor()
@@ -105,8 +127,9 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
     health = LocalCredentialHealth(clock)
     scheduler = Scheduler(health)
     key_state = LocalKeyPolicyState()
+    team_state = LocalTeamPolicyState()
     prices = Prices()
-    policy = KeyPolicy(key_state, prices)
+    policy = KeyPolicy(key_state, prices, team_state)
     usage = UsageStore()
     upstreams = Sessions()
     reloader = Reloader(holder)
@@ -132,6 +155,8 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
         redactor=redactor,
         file_logging=FileLogging(),
         request_logs=RequestLogs(holder, redactor.mask),
+        accounts=Accounts(lambda: holder.current.config),
+        team_state=team_state,
     )
     credentials.bind(holder.current)
     # The redactor first, so every later listener's log lines are already masked.
