@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import bcrypt
+from yarl import URL
 
 from tests.fakes.fixtures import Proxy
 
@@ -95,6 +96,10 @@ class Browser:
         _, data = await self.call("POST", "/invitations/accept", {"token": token, "password": password}, expect=200)
         self.csrf = data["csrf"]
         return data
+
+    def plant(self, value: str) -> None:
+        """Put a session cookie into this browser as if this proxy had set it."""
+        self.http.cookie_jar.update_cookies({"cliproxy_session": value}, response_url=URL(self.url))
 
     def cookie(self) -> str:
         for morsel in self.http.cookie_jar:
