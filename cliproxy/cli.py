@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cliproxy import __version__, auth_cli, operator_cli
 from cliproxy.credentials import commands as login_commands
+from cliproxy.secret_files import SecretFileError, check_secret_path
 
 log = logging.getLogger("cliproxy")
 
@@ -57,6 +58,11 @@ def run_server(path: Path) -> int:
     from cliproxy.watch import runtime_from_loaded
 
     if not path.exists():
+        try:  # it will hold a client key: never where Git would pick it up
+            check_secret_path(path)
+        except SecretFileError as exc:
+            print(f"error: not writing a new config: {exc}", file=sys.stderr)
+            return 1
         created = generate_default_config(path)
         # Shown once; only the hash of the management secret is stored.
         print(
