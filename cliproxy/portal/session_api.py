@@ -1,6 +1,6 @@
 """Signing in and out, and who am I.
 
-    GET  /login-options     {"password": true, "sso": bool}: which sign-in the panel offers
+    GET  /login-options     {"password": bool, "sso": bool}: which sign-in the panel offers
     POST /login             {"email", "password"} → session cookie + {"user", "csrf"}
     POST /logout            ends the session on the server, clears the cookie
     GET  /me                the caller, their team's budget, the models they may use, the CSRF token
@@ -69,8 +69,10 @@ def _text(body: Any, name: str) -> str:
 
 @routes.get("/login-options")
 async def login_options(request: web.Request) -> web.Response:
-    config = request.config_dict[SERVICES].holder.current.config
-    return json_answer({"password": True, "sso": config.sso.enabled, "sso_path": "/v0/account/sso/start"})
+    services = request.config_dict[SERVICES]
+    config = services.holder.current.config
+    users = bool(services.accounts.users)  # no users yet: only the management key can sign in
+    return json_answer({"password": users, "sso": config.sso.enabled, "sso_path": "/v0/account/sso/start"})
 
 
 @routes.post("/login")
