@@ -86,6 +86,7 @@ class AccountsDB:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-db")
         self._conn: sqlite3.Connection | None = None
+        self._signing = secrets.token_hex(32)  # replaced by the file's own once there is one
 
     async def _run(self, func: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
@@ -113,21 +114,14 @@ class AccountsDB:
     # -- worker thread ---------------------------------------------------------------------------
 
     def _open(self) -> Snapshot:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Read an existing file. A missing one is only created by the first write, so a proxy
+        nobody signed up to leaves no trace on disk (as the usage database does)."""
         if not self.path.exists():
-            self.path.touch(mode=0o600)
-        conn = sqlite3.connect(self.path, timeout=10.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        for statement in SCHEMA:
-            conn.execute(statement)
-        row = conn.execute("SELECT value FROM meta WHERE name = 'signing-key'").fetchone()
-        if row is None:
-            signing = secrets.token_hex(32)
-            conn.execute("INSERT INTO meta (name, value) VALUES ('signing-key', ?)", (signing,))
-        else:
-            signing = str(row[0])
-        conn.commit()
+            self._signing = secrets.token_hex(32)
+            return Snapshot([], [], {}, [], [], [], bytes.fromhex(self._signing))
+        conn = self._connect()
         self._conn = conn
+        signing = self._signing
 
         def rows(table: str) -> list[tuple[str, str]]:
             return [(str(k), str(v)) for k, v in conn.execute(f"SELECT id, data FROM {table}")]
@@ -142,14 +136,32 @@ class AccountsDB:
             signing_key=bytes.fromhex(signing),
         )
 
+    def _connect(self) -> sqlite3.Connection:
+        """Open (or create, 0600 in a 0700 directory) the file, with its schema and signing key."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            self.path.touch(mode=0o600)
+        conn = sqlite3.connect(self.path, timeout=10.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        for statement in SCHEMA:
+            conn.execute(statement)
+        row = conn.execute("SELECT value FROM meta WHERE name = 'signing-key'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta (name, value) VALUES ('signing-key', ?)", (self._signing,))
+        else:
+            self._signing = str(row[0])
+        conn.commit()
+        return conn
+
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     def _write(self, batch: list[tuple[str, str, str]]) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
         conn = self._conn
-        assert conn is not None, "open() first"
         with conn:
             for table, key, text in batch:
                 assert table in TABLES
@@ -157,6 +169,8 @@ class AccountsDB:
 
     def _delete(self, table: str, keys: list[str]) -> None:
         conn = self._conn
-        assert conn is not None and table in TABLES
+        assert table in TABLES
+        if conn is None:  # nothing was ever written: nothing to delete
+            return
         with conn:
             conn.executemany(f"DELETE FROM {table} WHERE id = ?", [(k,) for k in keys])
