@@ -75,14 +75,15 @@ async def approve_device(request: web.Request) -> web.Response:
     accounts = services.accounts
     body = await read_json(request)
     address = client_ip(request, services.holder.current)
+    guesser = "device-code:" + request[CALLER].user.email  # wrong codes count per user and per address
     now = time.time()
     try:
-        if accounts.limiter.wait(address, "", now):
+        if accounts.limiter.wait(address, guesser, now):
             raise AccountsError(429, "too many wrong codes: try again later")
         try:
             accounts.cli.approve_device(_field(body, "user_code"), request[CALLER].user.email, now)
         except AccountsError:
-            accounts.limiter.failed(address, "", now)  # guessing codes counts like guessing passwords
+            accounts.limiter.failed(address, guesser, now)  # guessing codes counts like guessing passwords
             raise
     except AccountsError as exc:
         raise refusal(exc) from None

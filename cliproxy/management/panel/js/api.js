@@ -61,7 +61,7 @@ export function request(method, path, options) {
 }
 
 async function call(base, method, path, { json, text, form } = {}) {
-  const key = session.key();
+  const key = base === BASE ? session.key() : ""; // the management key goes to the management API only
   const headers = key ? { Authorization: `Bearer ${key}` } : {};
   if (!key && csrfToken && method !== "GET") headers["X-CSRF-Token"] = csrfToken;
   let body;
