@@ -203,3 +203,34 @@ async def test_members_have_no_management_access(
     status, data = await browser.call("GET", "/v0/management/config")
     assert status == 403 and "no access" in data["error"]
     await browser.close()
+
+
+async def test_sessions_expire(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    _, base = upstream
+    proxy, _ = await with_user(start_proxy, base, role="user")
+    browser = Browser(proxy)
+    await browser.sign_in("eve@example.com")
+    await browser.call("GET", "/me", expect=200)
+    accounts = proxy.server.app[SERVICES].accounts
+    accounts.clock = lambda: time.time() + 12 * 3600 + 60  # session-expiration-hours (12) and a minute
+    status, _ = await browser.call("GET", "/me")
+    assert status == 401
+    await browser.close()
+
+
+async def test_changing_ones_password(upstream: tuple[FakeUpstream, str], start_proxy: Starter) -> None:
+    _, base = upstream
+    proxy, _ = await with_user(start_proxy, base, role="user")
+    browser = Browser(proxy)
+    await browser.sign_in("eve@example.com")
+    status, data = await browser.call("PUT", "/me/password", {"current": "not it at all", "new": "a brand new secret"})
+    assert status == 401
+    status, data = await browser.call("PUT", "/me/password", {"current": PASSWORD, "new": "short"})
+    assert status == 400 and "at least 12" in data["error"]
+    await browser.call("PUT", "/me/password", {"current": PASSWORD, "new": "a brand new secret"}, expect=200)
+    fresh = Browser(proxy)
+    status, _ = await fresh.call("POST", "/login", {"email": "eve@example.com", "password": PASSWORD})
+    assert status == 401
+    await fresh.sign_in("eve@example.com", "a brand new secret")
+    await fresh.close()
+    await browser.close()
