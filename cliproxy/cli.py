@@ -19,6 +19,7 @@ from pathlib import Path
 from cliproxy import __version__, auth_cli, completion, operator_cli
 from cliproxy.config.model import Config
 from cliproxy.credentials import commands as login_commands
+from cliproxy.secret_files import SecretFileError, check_secret_path
 
 log = logging.getLogger("cliproxy")
 
@@ -95,6 +96,11 @@ def run_server(path: Path, args: argparse.Namespace) -> int:
     from cliproxy.watch import runtime_from_loaded
 
     if not path.exists():
+        try:  # it will hold a client key: never where Git would pick it up
+            check_secret_path(path)
+        except SecretFileError as exc:
+            print(f"error: not writing a new config: {exc}", file=sys.stderr)
+            return 1
         created = generate_default_config(path)
         # Shown once; only the hash of the management secret is stored.
         print(

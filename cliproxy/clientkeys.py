@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from cliproxy.accounts.model import TeamRules
 from cliproxy.config.model import ClientKey
 
 
@@ -32,16 +33,22 @@ class ClientIdentity:
     policy: ClientKey | None = None
     expires_at: float | None = None  # UTC epoch seconds (from `policy.expires`), parsed once per snapshot
     limited: bool = False  # the policy has scopes or limits that dispatch must check
+    # A key of a signed-up user (users and teams): its team's rules, its owner, what kind of key.
+    team: TeamRules | None = None
+    owner: str = ""  # the user's email
+    login_token: bool = False  # the personal token of a CLI login
+    read_only: bool = False  # a viewer role: may look (whoami, models), not use models
 
 
 @dataclass(frozen=True, slots=True)
 class KeyTable:
     by_digest: dict[bytes, ClientIdentity]
+    closed: bool = False  # no keys but still not open (users exist who will make keys)
 
     @property
     def open(self) -> bool:
         """No keys configured: every request is allowed (CLIProxyAPI's legacy open proxy)."""
-        return not self.by_digest
+        return not self.by_digest and not self.closed
 
     def lookup(self, presented: str) -> ClientIdentity | None:
         digest = hashlib.sha256(presented.encode()).digest()

@@ -5,8 +5,10 @@
     cliproxy keys list|create|disable|enable|rotate|delete   client keys (management API)
     cliproxy auth status|test|renew upstream credentials (see `cliproxy.auth_cli`)
 
-The proxy is `--url` (or `CLIPROXY_URL`, default http://127.0.0.1:8317). Client-key commands use
-`--key` or `CLIPROXY_API_KEY`; management commands use `--key` or `CLIPROXY_MANAGEMENT_KEY`.
+The proxy is `--url` (or `CLIPROXY_URL`, else the proxy of the last `cliproxy login`, else
+http://127.0.0.1:8317). Client-key commands use `--key` or `CLIPROXY_API_KEY`, else the personal
+token of `cliproxy login`; management commands use `--key` or `CLIPROXY_MANAGEMENT_KEY`. Without a
+management key, `keys list|create|revoke` manage one's own keys with the login token.
 Output is a table, or JSON with `--json`. Exit status: 0 ok, 1 the proxy said no (its message is
 printed), 2 the proxy could not be reached or the command was incomplete.
 """
@@ -21,6 +23,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from cliproxy.login_token import StoredLogin, load_login
+from cliproxy.secret_files import SecretFileError
 
 DEFAULT_URL = "http://127.0.0.1:8317"
 TIMEOUT_SECONDS = 30.0
@@ -105,14 +110,39 @@ def error_message(payload: Any) -> str:
     return str(payload)
 
 
+def stored_login(proxy: str | None) -> StoredLogin | None:
+    """The token `cliproxy login` stored for `proxy` (None: for the last proxy signed in to)."""
+    try:
+        return load_login(proxy)
+    except SecretFileError as exc:
+        raise CommandError(str(exc), 2) from None
+
+
 def base_url(args: argparse.Namespace) -> str:
-    return str(args.url or os.environ.get("CLIPROXY_URL") or DEFAULT_URL).rstrip("/")
+    url = args.url or os.environ.get("CLIPROXY_URL")
+    if not url:
+        login = stored_login(None)
+        url = login.proxy if login is not None else DEFAULT_URL
+    return str(url).rstrip("/")
+
+
+def login_token(args: argparse.Namespace) -> str | None:
+    """The stored login token for this proxy (an expired one is an error that says what to do)."""
+    login = stored_login(base_url(args))
+    if login is None:
+        return None
+    if login.expired:
+        raise CommandError(f"your login token for {login.proxy} has expired: run `cliproxy login` again")
+    return login.token
 
 
 def key_from(args: argparse.Namespace, env: str) -> str:
     key = args.key or os.environ.get(env, "")
+    if not key and env == "CLIPROXY_API_KEY":
+        key = login_token(args) or ""
     if not key:
-        raise CommandError(f"no key: pass --key or set {env}", 2)
+        hint = " or sign in with `cliproxy login --proxy URL`" if env == "CLIPROXY_API_KEY" else ""
+        raise CommandError(f"no key: pass --key or set {env}{hint}", 2)
     return str(key)
 
 
@@ -122,6 +152,23 @@ def client_call(args: argparse.Namespace, path: str) -> Any:
     if status != 200:
         raise CommandError(f"{status}: {error_message(payload)}")
     return payload
+
+
+def account_call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    """A call to one's own account (`/v0/account`) with the login token."""
+    token = login_token(args)
+    if token is None:
+        raise CommandError("no key: pass --key or set CLIPROXY_MANAGEMENT_KEY, or sign in with `cliproxy login`", 2)
+    status, payload = request_json(
+        base_url(args) + "/v0/account" + path, method=method, headers={"Authorization": f"Bearer {token}"}, body=body
+    )
+    if status >= 300:
+        raise CommandError(f"{status}: {error_message(payload)}")
+    return payload
+
+
+def management_key(args: argparse.Namespace) -> str:
+    return str(args.key or os.environ.get("CLIPROXY_MANAGEMENT_KEY", ""))
 
 
 def management_call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
@@ -156,6 +203,19 @@ def render_whoami(data: dict[str, Any]) -> str:
     rows.extend((f"limit {name}", value) for name, value in limits.items() if value not in (None, False))
     if data.get("limits", {}).get("max-budget-usd") is not None:
         rows.append(("budget used", f"${usage.get('cost_usd_this_period', 0):.4f} this {usage.get('budget_period')}"))
+    account = data.get("account") or {}
+    if account:
+        token = account.get("key") or {}
+        rows[:0] = [("user", account.get("user")), ("role", account.get("role")), ("team", account.get("team"))]
+        rows.append((f"{(token.get('kind') == 'cli' and 'token') or 'key'} age", duration(token.get("age_seconds"))))
+        if token.get("expires"):
+            left = duration(token.get("expires_in_seconds"))
+            rows.append(("token expires", f"{iso_time(token['expires'])} (in {left})"))
+        budget = account.get("team_budget") or {}
+        if budget.get("remaining_credits") is not None:
+            rows.append(("team credits left", f"{budget['remaining_credits']:,.2f} of {budget['budget_credits']:,.2f}"))
+        if budget.get("remaining_usd") is not None:
+            rows.append(("team budget left", f"${budget['remaining_usd']:,.4f} of ${budget['budget_usd']:,.2f}"))
     rows += [
         ("tokens today", usage.get("tokens_today")),
         ("requests today", usage.get("requests_today")),
@@ -166,6 +226,20 @@ def render_whoami(data: dict[str, Any]) -> str:
         ("period resets", usage.get("period_resets")),
     ]
     return pairs(rows)
+
+
+def duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    value = int(max(0, seconds))
+    hours, rest = divmod(value, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def iso_time(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
@@ -201,9 +275,37 @@ def _key_row(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "tokens_today": usage.get("tokens_today"), "cost": usage.get("cost_usd_this_period")}
 
 
+OWN_KEY_COLUMNS = [
+    ("id", "id"),
+    ("name", "name"),
+    ("kind", "kind"),
+    ("status", "status"),
+    ("models", "models"),
+    ("max-budget-usd", "budget $"),
+    ("cost", "spent $"),
+    ("expires_at", "expires"),
+]
+
+
+def _own_key_row(item: dict[str, Any]) -> dict[str, Any]:
+    usage = item.get("usage") or {}
+    expires = iso_time(item["expires"]) if item.get("expires") else None
+    return {**item, "cost": usage.get("cost_usd_this_period"), "expires_at": expires}
+
+
 def cmd_keys_list(args: argparse.Namespace) -> int:
+    if not management_key(args):
+        own = account_call(args, "GET", "/keys").get("keys", [])
+        return emit(args, own, lambda rows: table([_own_key_row(r) for r in rows], OWN_KEY_COLUMNS))
     items = management_call(args, "GET", "/client-keys").get("client-keys", [])
     return emit(args, items, lambda rows: table([_key_row(r) for r in rows], KEY_COLUMNS))
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    if management_key(args):
+        raise CommandError("revoke is for your own keys (signed in with `cliproxy login`); use disable or delete", 2)
+    data = account_call(args, "DELETE", f"/keys/{quote(args.name)}")
+    return emit(args, data, lambda d: f"{d.get('name')}: revoked")
 
 
 def key_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,6 +334,15 @@ def render_new_key(data: dict[str, Any]) -> str:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
+    if not management_key(args):
+        fields = key_fields(args)
+        body = {
+            "name": args.name,
+            "models": fields.pop("models", None),
+            "expires": fields.pop("expires", None),
+            "limits": {k: v for k, v in fields.items() if k.startswith("max-")},
+        }
+        return emit(args, account_call(args, "POST", "/keys", body), render_new_key)
     data = management_call(args, "POST", "/client-keys", {"name": args.name, **key_fields(args)})
     return emit(args, data, render_new_key)
 
@@ -300,7 +411,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_common(p, "CLIPROXY_API_KEY")
     p.set_defaults(func=guarded(cmd_whoami))
 
-    p = subparsers.add_parser("models", help="list the models this client key may use")
+    p = subparsers.add_parser("models", help="list the models this client key may use (also: models list)")
+    p.add_argument("action", nargs="?", choices=("list",), help=argparse.SUPPRESS)
     add_common(p, "CLIPROXY_API_KEY")
     p.set_defaults(func=guarded(cmd_models))
 
@@ -323,6 +435,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("name")
     add_common(p, "CLIPROXY_MANAGEMENT_KEY")
     p.set_defaults(func=guarded(cmd_keys_rotate))
+    p = actions.add_parser("revoke", help="revoke one of your own keys (signed in with `cliproxy login`)")
+    p.add_argument("name", help="the key's name or id")
+    add_common(p, "CLIPROXY_MANAGEMENT_KEY")
+    p.set_defaults(func=guarded(cmd_keys_revoke))
     for action, text in (("disable", "disable a key"), ("enable", "enable a key again"), ("delete", "delete a key")):
         p = actions.add_parser(action, help=text)
         p.add_argument("name")

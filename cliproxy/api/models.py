@@ -31,8 +31,13 @@ def visible_routes(request: web.Request) -> list[Route]:
     health = request.app[SERVICES].health
     identity = request.get(CLIENT)
     scope = identity.policy if identity is not None and identity.limited else None
+    team = identity.team if identity is not None else None  # a member's key: its team's access groups too
     routes = runtime.catalog.routes.values()
-    return [route for route in routes if health.listable(route) and model_allowed(scope, route.model)]
+    return [
+        route
+        for route in routes
+        if health.listable(route) and model_allowed(scope, route.model) and (team is None or team.allows(route.model))
+    ]
 
 
 def openai_model(route: Route) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from cliproxy import jsonio
 from cliproxy.api.models import visible_routes
+from cliproxy.portal.answers import whoami_extra
 from cliproxy.server.access import CLIENT
 from cliproxy.server.services import SERVICES
 
@@ -23,6 +24,9 @@ def allowed_models(request: web.Request) -> list[str]:
 
 async def get_whoami(request: web.Request) -> web.Response:
     identity = request[CLIENT]
-    body = await request.app[SERVICES].policy.status(identity)
+    services = request.app[SERVICES]
+    body = await services.policy.status(identity)
     body["allowed_models"] = allowed_models(request)
+    if identity.owner:  # a member's key or CLI login token: who, which team, how old, what is left
+        body["account"] = await whoami_extra(services.accounts, services.policy, identity.key_id)
     return web.Response(body=jsonio.dumps(body), content_type="application/json")

@@ -27,6 +27,7 @@ from cliproxy.config.sections import (
     UpstreamTimeouts,
     VertexKey,
     XaiKey,
+    check_url,
     relocated,
     undeclared_api_key_sections,
 )
@@ -241,6 +242,38 @@ class Metrics(Section):
     max_label_values: int = Field(default=100, ge=1)
 
 
+ROLES = ("admin", "admin-viewer", "user", "user-viewer")
+
+
+class SSO(Section):
+    """Single sign-on with any OpenID Connect provider (authorization code flow with PKCE).
+
+    `allowed-domains` limits who may sign in by the domain of their verified email (empty: any);
+    the first sign-in of an allowed email creates the user with `default-role` and `default-team`.
+    """
+
+    issuer: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    allowed_domains: tuple[str, ...] = ()
+    default_role: Literal["admin", "admin-viewer", "user", "user-viewer"] = "user"
+    default_team: str = ""
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, value: str) -> str:
+        return check_url(value)
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _lower_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d.strip().lower().lstrip("@") for d in value if d.strip()))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.client_id)
+
+
 class Config(Section):
     """The whole config file. Defaults are CLIProxyAPI's, so its config files load unchanged."""
 
@@ -289,6 +322,14 @@ class Config(Section):
     claude_header_defaults: ClaudeHeaderDefaults = ClaudeHeaderDefaults()
     claude_code: ClaudeCode = ClaudeCode()
     metrics: Metrics = Metrics()  # cliproxy's own
+    # Users and teams (cliproxy's own): where their store lives ('' = beside the usage database,
+    # `off` = no users), how long invitations, panel sessions and CLI login tokens last.
+    accounts_db: str = ""
+    sso: SSO = SSO()
+    cli_token_expiration_hours: float = Field(default=24, gt=0)
+    invitation_expiration_days: float = Field(default=7, gt=0)
+    session_expiration_hours: float = Field(default=12, gt=0)
+    password_min_length: int = Field(default=12, ge=8, le=128)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -330,6 +371,11 @@ class Config(Section):
     @classmethod
     def _usage_db_switch(cls, value: Any) -> Any:
         """YAML reads an unquoted `usage-db: off` as false: that means off, not a type error."""
+        return "off" if value is False else value
+
+    @field_validator("accounts_db", mode="before")
+    @classmethod
+    def _accounts_db_switch(cls, value: Any) -> Any:
         return "off" if value is False else value
 
     @field_validator("logs_max_total_size_mb")

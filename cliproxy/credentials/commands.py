@@ -1,5 +1,7 @@
 """`cliproxy login <provider>`: log in from the terminal and save the credential to auth-dir.
 
+Without a provider (or with `--proxy`) the same command signs in to a cliproxy server instead.
+
 The providers offered are those of the registry with a browser or a device-code login; `--device`
 picks the device code where a provider has both, and is implied where it has only that.
 """
@@ -20,7 +22,9 @@ from cliproxy.credentials.files import CredentialFileError
 from cliproxy.credentials.login import BrowserLogin, browser_login, device_login, stdin_line_reader
 from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.registry import BUILTIN, ProviderSettings
+from cliproxy.proxy_login import run_proxy_login
 from cliproxy.runtime import resolve_auth_dir
+from cliproxy.secret_files import SecretFileError, check_secret_path
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +41,15 @@ LOGINS = (*BROWSER_LOGINS, *(t for t in DEVICE_LOGINS if t not in BROWSER_LOGINS
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "login",
-        help=f"log in to a subscription ({', '.join(LOGINS)}) and save the credential to auth-dir",
-        description="Log in with OAuth and save the credential file into auth-dir (re-login keeps your edits).",
+        help=f"sign in to a proxy (--proxy URL), or log in to a subscription ({', '.join(LOGINS)})",
+        description=(
+            "Without a provider name (or with --proxy URL, or CLIPROXY_URL set): sign in to a cliproxy "
+            "server and keep a personal token for `whoami`, `models` and `keys`. With a provider name: "
+            "log in with OAuth and save the credential file into auth-dir (re-login keeps your edits)."
+        ),
     )
-    parser.add_argument("provider", choices=LOGINS)
+    parser.add_argument("provider", nargs="?", choices=LOGINS)
+    parser.add_argument("--proxy", help="the proxy to sign in to (env CLIPROXY_URL)")
     parser.add_argument("--no-browser", "-no-browser", action="store_true", help="print the URL, do not open it")
     parser.add_argument("--port", "-oauth-callback-port", type=int, help="local callback port (default per provider)")
     parser.add_argument(
@@ -87,6 +96,8 @@ async def login(args: argparse.Namespace, auth_dir: Path) -> Path:
 
 
 def run_login(args: argparse.Namespace) -> int:
+    if args.proxy or args.provider is None:
+        return run_proxy_login(args)
     if args.device and args.provider not in DEVICE_LOGINS:
         print(f"error: --device is only available for {', '.join(DEVICE_LOGINS)}", file=sys.stderr)
         return 2
@@ -98,8 +109,9 @@ def run_login(args: argparse.Namespace) -> int:
         return 1
     print(TOS_WARNING, file=sys.stderr)
     try:
+        check_secret_path(auth_dir, directory=True)
         path = asyncio.run(login(args, auth_dir))
-    except (OAuthError, CredentialFileError, OSError) as exc:
+    except (OAuthError, CredentialFileError, OSError, SecretFileError) as exc:
         print(f"error: {args.provider} login failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

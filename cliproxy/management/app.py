@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from cliproxy.accounts.service import Accounts
 from cliproxy.management import (
+    accounts_api,
     api_call,
     api_keys,
     auth_files,
@@ -24,6 +26,7 @@ from cliproxy.management import (
     oauth_maps,
     providers,
     scalars,
+    teams_api,
     usage_api,
     usage_history,
     whoami,
@@ -52,16 +55,23 @@ RESOURCES = (
     usage_history,
     credential_actions,
     device_logins,
+    accounts_api,
+    teams_api,
 )
 
 
-def build_management_app(holder: RuntimeHolder, *, guard: GuardState | None = None) -> web.Application:
+def build_management_app(
+    holder: RuntimeHolder, *, guard: GuardState | None = None, accounts: Accounts | None = None
+) -> web.Application:
     """The sub-app; its handlers find the shared services on the root app (`request.config_dict`).
 
-    `guard` holds the failure counts and bans; the root app shares it with `/metrics`."""
+    `guard` holds the failure counts and bans; the root app shares it with `/metrics`. With
+    `accounts`, the panel session of a signed-in admin (or admin-viewer) user also opens the guard."""
     # The guard decides the role; the viewer filter then keeps viewers read-only and redacted.
     state = guard if guard is not None else GuardState()
-    mgmt = web.Application(middlewares=[management_guard(holder=holder, state=state), viewer_filter()])
+    mgmt = web.Application(
+        middlewares=[management_guard(holder=holder, state=state, accounts=accounts), viewer_filter()]
+    )
     mgmt.on_response_prepare.append(add_management_headers)
     mgmt[usage_history.HISTORY_CACHE] = usage_history.HistoryCache()
     for resource in RESOURCES:

@@ -28,12 +28,16 @@ from aiohttp.typedefs import Handler, Middleware
 from multidict import istr
 
 from cliproxy import __version__, jsonio
+from cliproxy.accounts.service import Accounts
+from cliproxy.portal.caller import csrf_refusal, session_caller
 from cliproxy.runtime import ManagementAccess, Runtime, RuntimeHolder
 
 log = logging.getLogger(__name__)
 
 Role = Literal["admin", "viewer"]
 MGMT_ROLE = web.RequestKey("mgmt_role", str)  # "admin" or "viewer", set for every authorised request
+MGMT_USER = web.RequestKey("mgmt_user", str)  # the email of a signed-in admin user ('' for a key)
+USER_ROLES: dict[str, Role] = {"admin": "admin", "admin-viewer": "viewer"}
 
 MAX_FAILURES = 5
 BAN_SECONDS = 30 * 60
@@ -221,14 +225,19 @@ def require_admin(request: web.Request) -> None:
         )
 
 
-def management_guard(*, holder: RuntimeHolder, state: GuardState) -> Middleware:
-    """Build the sub-app middleware described in the module docstring."""
+def management_guard(*, holder: RuntimeHolder, state: GuardState, accounts: Accounts | None = None) -> Middleware:
+    """Build the sub-app middleware described in the module docstring.
+
+    With `accounts`, a signed-in `admin` (or `admin-viewer`) user's panel session counts like the
+    secret (or a viewer key) when no key is presented, under the same ban and remote rules; its
+    state-changing calls need the session's CSRF token. Such users also switch the API on.
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         runtime = holder.current
         access = runtime.management
-        if not access.enabled:
+        if not access.enabled and not (accounts is not None and accounts.has_managers):
             # No secret at all (or removed by reload): the API does not exist.
             return web.Response(status=404)
         if request.path in KEYLESS_PATHS:
@@ -241,6 +250,18 @@ def management_guard(*, holder: RuntimeHolder, state: GuardState) -> Middleware:
         if not (access.allow_remote or is_local(ip)):
             return _error(403, "remote management disabled")
         key = presented_key(request)
+        if not key and accounts is not None:
+            caller = session_caller(request, accounts)
+            if caller is not None:
+                user_role = USER_ROLES.get(caller.user.role)
+                if user_role is None:
+                    return _error(403, "this account has no access to the management API")
+                refusal = csrf_refusal(request, accounts, caller)
+                if refusal is not None:
+                    return _error(403, refusal)
+                request[MGMT_ROLE] = user_role
+                request[MGMT_USER] = caller.user.email
+                return await handler(request)
         if not key:
             return _error(401, "missing management key")
         role = await verify(state, access, key)

@@ -6,7 +6,7 @@ flows exist, so the panel names no provider itself:
 
     {"role": "admin"|"viewer", "version",
      "logins": {"browser": [{"type", "path"}], "device": [type], "import": [type]},
-     "providers": [config section], "usage_history": bool, "logging_to_file": bool}
+     "providers": [config section], "usage_history": bool, "logging_to_file": bool, "accounts": bool}
 """
 
 from __future__ import annotations
@@ -40,5 +40,6 @@ async def get_whoami(request: web.Request) -> web.Response:
             "providers": [*LISTS, COMPAT],
             "usage_history": services.usage_db is not None,
             "logging_to_file": config.logging_to_file,
+            "accounts": services.accounts.enabled,  # users, teams and invitations can be managed
         }
     )

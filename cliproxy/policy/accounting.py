@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cliproxy.policy.ledger import DAY, LEDGER_DAYS
 from cliproxy.policy.state import KeyPolicyState, LocalKeyPolicyState
+from cliproxy.policy.teams import LocalTeamPolicyState, TeamPolicyState
 from cliproxy.pricing import Prices, PriceTable
 from cliproxy.usage import UsageRecord
 from cliproxy.usage_db import UsageDB
@@ -46,15 +48,33 @@ def record_tokens(record: UsageRecord) -> int:
     return total
 
 
+TeamOf = Callable[[str], str | None]  # a usage record's client key id → the team its spend counts for
+
+
+def no_team(key_id: str) -> str | None:
+    return None
+
+
 class UsageAccountant:
-    """The usage subscriber: prices a record, counts it into the key's counters, persists it."""
+    """The usage subscriber: prices a record, counts it into the key's (and its team's) counters,
+    persists it. Per-user figures are the sums of the user's keys, so they need no counter here."""
 
-    __slots__ = ("_pending", "db", "prices", "state")
+    __slots__ = ("_pending", "db", "prices", "state", "team_of", "teams")
 
-    def __init__(self, state: KeyPolicyState, prices: Prices, db: UsageDB | None) -> None:
+    def __init__(
+        self,
+        state: KeyPolicyState,
+        prices: Prices,
+        db: UsageDB | None,
+        *,
+        teams: TeamPolicyState | None = None,
+        team_of: TeamOf = no_team,
+    ) -> None:
         self.state = state
         self.prices = prices
         self.db = db
+        self.teams = teams
+        self.team_of = team_of
         self._pending: list[UsageRecord] = []
         prices.start_loading().add_done_callback(self._drain)
 
@@ -65,9 +85,12 @@ class UsageAccountant:
             return
         if record.cost_usd is None:
             record.cost_usd = record_cost(table, record)
-        self.state.add_usage(
-            record.client_key, record.timestamp, tokens=record_tokens(record), cost_usd=record.cost_usd
-        )
+        tokens = record_tokens(record)
+        self.state.add_usage(record.client_key, record.timestamp, tokens=tokens, cost_usd=record.cost_usd)
+        if self.teams is not None:
+            team = self.team_of(record.client_key)
+            if team:
+                self.teams.add_usage(team, record.timestamp, tokens=tokens, cost_usd=record.cost_usd)
         if self.db is not None:
             self.db.add(record)
 
@@ -93,8 +116,14 @@ async def open_usage_db(path: Any) -> UsageDB | None:
     return db
 
 
-async def restore_ledger(db: UsageDB, state: LocalKeyPolicyState) -> None:
-    """Fill the in-process counters with the persisted daily totals of the last `LEDGER_DAYS`."""
+async def restore_ledger(
+    db: UsageDB,
+    state: LocalKeyPolicyState,
+    teams: LocalTeamPolicyState | None = None,
+    team_of: TeamOf = no_team,
+) -> None:
+    """Fill the in-process counters (per key, and per team through `team_of`) with the persisted
+    daily totals of the last `LEDGER_DAYS`."""
     try:
         totals = await db.daily_totals(time.time() - LEDGER_DAYS * DAY)
     except (OSError, sqlite3.Error) as exc:
@@ -102,3 +131,6 @@ async def restore_ledger(db: UsageDB, state: LocalKeyPolicyState) -> None:
         return
     for key_id, day, requests, tokens, cost, unknown in totals:
         state.ledger.add(key_id, day, requests=requests, tokens=tokens, cost_usd=cost, unknown=unknown)
+        team = team_of(key_id) if teams is not None else None
+        if teams is not None and team:
+            teams.ledger.add(team, day, requests=requests, tokens=tokens, cost_usd=cost, unknown=unknown)

@@ -20,6 +20,16 @@ from cliproxy.clientkeys import ClientIdentity
 from cliproxy.config.model import ClientKey
 from cliproxy.policy.ledger import DAY, iso, period_bounds
 from cliproxy.policy.state import KeyPolicyState, KeyRef, LimitReached, Limits, Release
+from cliproxy.policy.teams import (
+    LocalTeamPolicyState,
+    TeamPolicyState,
+    TeamRefusal,
+    budget_refusal,
+    price_refusal,
+    scope_refusal,
+    state_refusal,
+    team_status,
+)
 from cliproxy.pricing import Prices, PriceTable
 
 
@@ -104,21 +114,40 @@ def refusal_of(reached: LimitReached, identity: ClientIdentity, model: str, peri
     )
 
 
+def _refused(refusal: TeamRefusal) -> PolicyRefusal:
+    return PolicyRefusal(refusal.status, refusal.message, code=refusal.code)
+
+
 class KeyPolicy:
-    """Enforces client-key policies against the counters in `state` and the prices in `prices`."""
+    """Enforces client-key policies against the counters in `state` and the prices in `prices`;
+    a member's key also against its team's rules and the team's spend in `teams`."""
 
-    __slots__ = ("prices", "state")
+    __slots__ = ("prices", "state", "teams")
 
-    def __init__(self, state: KeyPolicyState, prices: Prices) -> None:
+    def __init__(self, state: KeyPolicyState, prices: Prices, teams: TeamPolicyState | None = None) -> None:
         self.state = state
         self.prices = prices
+        self.teams: TeamPolicyState = teams if teams is not None else LocalTeamPolicyState()
 
     def check_scope(self, identity: ClientIdentity, model: str) -> None:
         """Raise the 403 that names `model` when it is outside the key's `models` patterns.
 
         Routing also calls this for a model the catalog does not know, so a scoped key cannot tell
-        models that exist from models that do not outside its scope.
+        models that exist from models that do not outside its scope. A member's key is first
+        checked against its role and its team: a viewer may not use models, a paused or suspended
+        team refuses with that reason, and the model must be in the team's access groups.
         """
+        if identity.read_only:
+            raise PolicyRefusal(
+                403,
+                "this account has a viewer role: it may see its keys and spend, not use models",
+                code="role_read_only",
+            )
+        team = identity.team
+        if team is not None:
+            refusal = state_refusal(team) or scope_refusal(team, model)
+            if refusal is not None:
+                raise _refused(refusal)
         policy = identity.policy
         if policy is not None and not model_allowed(policy, model):
             raise PolicyRefusal(
@@ -147,6 +176,17 @@ class KeyPolicy:
         price_unknown = False
         if generate and policy.max_budget_usd is not None and not policy.allow_unknown_price:
             price_unknown = not priced(await self.prices.get(), model, upstream_names())
+        team = identity.team
+        if generate and team is not None and team.budgeted:  # before the key's counters take a slot
+            refusal = budget_refusal(team, await self.teams.spent(team.name, team.budget_period, when), when)
+            if (
+                refusal is None
+                and not team.allow_unknown_price
+                and not priced(await self.prices.get(), model, upstream_names())
+            ):
+                refusal = price_refusal(team, model)
+            if refusal is not None:
+                raise _refused(refusal)
         limits = Limits(
             tokens_per_day=policy.max_tokens_per_day if generate else None,
             budget_usd=policy.max_budget_usd if generate else None,
@@ -190,7 +230,7 @@ class KeyPolicy:
                 "max-concurrent": policy.max_concurrent,
                 "allow-unknown-price": policy.allow_unknown_price,
             }
-        return {
+        body: dict[str, Any] = {
             "name": identity.name,
             "key": identity.key_id,
             "disabled": bool(policy and policy.disabled),
@@ -199,3 +239,6 @@ class KeyPolicy:
             "limits": limits,
             "usage": usage,
         }
+        if identity.team is not None:
+            body["team"] = await team_status(self.teams, identity.team, when)
+        return body

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from random import getrandbits
 from time import time
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -53,6 +54,7 @@ _X_API_KEY = istr("X-Api-Key")
 _ANTHROPIC_VERSION = istr("Anthropic-Version")
 _USER_AGENT = istr("User-Agent")
 _X_REQUEST_ID = istr("X-Request-Id")
+NO_MEMBERS = KeyTable({})
 
 
 def route_dialect(request: web.Request) -> Dialect:
@@ -104,18 +106,27 @@ def key_refusal(identity: ClientIdentity) -> str | None:
     if policy is not None and policy.disabled:
         return "API key disabled"
     if identity.expires_at is not None and time() >= identity.expires_at:
+        if identity.login_token:
+            return "login token expired: run `cliproxy login` again to get a new one"
         return "API key expired"
     return None
 
 
-def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
+def authenticate(keys: KeyTable, request: web.Request, members: KeyTable = NO_MEMBERS) -> ClientIdentity | str:
     """The matching identity, or the 401 message (`Missing API key` / `Invalid API key` /
-    `API key disabled` / `API key expired`)."""
-    if keys.open:
+    `API key disabled` / `API key expired`).
+
+    `keys` are the config's; `members` the keys users made for themselves (and their CLI login
+    tokens), asked only when the config's table does not know the key, so a config key pays nothing.
+    """
+    if keys.open and members.open:
         return OPEN_IDENTITY
     auth = request.headers.get(_AUTHORIZATION)
     if auth and auth.startswith("Bearer "):  # the common case: one lookup, no list
-        identity = keys.lookup(auth[7:].strip())
+        token = auth[7:].strip()
+        identity = keys.lookup(token)
+        if identity is None and members.by_digest:
+            identity = members.lookup(token)
         if identity is not None and (identity.policy is None or key_refusal(identity) is None):
             return identity
     candidates = presented_keys(request)
@@ -124,6 +135,8 @@ def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
     refused: str | None = None
     for candidate in candidates:
         identity = keys.lookup(candidate)
+        if identity is None and members.by_digest:
+            identity = members.lookup(candidate)
         if identity is not None:
             if identity.policy is None:  # plain-string key: nothing more to check
                 return identity
@@ -134,8 +147,19 @@ def authenticate(keys: KeyTable, request: web.Request) -> ClientIdentity | str:
     return refused or "Invalid API key"
 
 
-def front_door(*, holder: RuntimeHolder) -> Middleware:
+class MemberKeys(Protocol):
+    """Where the front door finds the keys users made (the accounts service): one table per change."""
+
+    table: KeyTable
+
+
+class _NoMembers:
+    table = KeyTable({})
+
+
+def front_door(*, holder: RuntimeHolder, members: MemberKeys | None = None) -> Middleware:
     """Build the middleware: OPTIONS → 204, then safe mode and client keys on the API prefixes."""
+    book: MemberKeys = members if members is not None else _NoMembers()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -155,7 +179,7 @@ def front_door(*, holder: RuntimeHolder) -> Middleware:
             if path == WS_RELAY_PATH and not runtime.config.ws_auth:
                 request[CLIENT] = OPEN_IDENTITY
                 return await handler(request)
-            identity = authenticate(runtime.keys, request)
+            identity = authenticate(runtime.keys, request, book.table)
             if isinstance(identity, str):
                 dialect = route_dialect(request)
                 code = "invalid_api_key" if dialect in (Dialect.CHAT, Dialect.RESPONSES) else None

@@ -22,6 +22,8 @@ from cliproxy.management.guard import GuardState
 from cliproxy.management.oauth import add_web_logins
 from cliproxy.management.usage_api import USAGE_STATS, UsageStats
 from cliproxy.metrics.state import StateCollector
+from cliproxy.portal.app import PREFIX as ACCOUNT_PREFIX
+from cliproxy.portal.app import build_account_app
 from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.access import PROTECTED_PREFIXES, WS_RELAY_PATH, add_cors_headers, front_door
 from cliproxy.server.operator_routes import GUARD_STATE, add_operator_routes
@@ -115,7 +117,9 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     `clock` drives cooldowns; tests pass a hand-driven one.
     """
     services = build_services(holder, clock=clock)
-    app = web.Application(middlewares=[front_door(holder=holder)], client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(
+        middlewares=[front_door(holder=holder, members=services.accounts)], client_max_size=MAX_REQUEST_BYTES
+    )
     app[SERVICES] = services
     app.cleanup_ctx.append(services.run)
     app.on_response_prepare.append(response_hook(services))
@@ -147,6 +151,7 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     guard = GuardState()  # one failure count and ban list for management and `/metrics`
     app[GUARD_STATE] = guard
     add_web_logins(app)
-    app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder, guard=guard))
+    app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder, guard=guard, accounts=services.accounts))
+    app.add_subapp(ACCOUNT_PREFIX, build_account_app())  # users' own keys, spend, sign-in, CLI login
     add_control_panel(app, holder)  # `/management.html`: static files, no middleware of its own
     return app

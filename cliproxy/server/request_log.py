@@ -36,7 +36,7 @@ from cliproxy.server.access import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
-MANAGEMENT_PREFIXES = ("/v0/management", "/management")
+MANAGEMENT_PREFIXES = ("/v0/management", "/management", "/v0/account")  # account calls carry passwords
 WEBSOCKET_PATHS = frozenset({"/v1/responses", "/backend-api/codex/responses"})
 MAX_BODY_BYTES = 10 * 1024 * 1024  # larger bodies are cut in the file
 ERROR_PREFIX = "error-"

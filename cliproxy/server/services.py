@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from cliproxy.accounts.db import resolve_accounts_path
+from cliproxy.accounts.service import Accounts
 from cliproxy.credentials.registry import BUILTIN, ProviderSettings
 from cliproxy.credentials.service import CredentialService
 from cliproxy.credentials.store import CredentialStore
@@ -27,6 +30,7 @@ from cliproxy.metrics.registry import Metrics
 from cliproxy.policy.accounting import UsageAccountant, open_usage_db, restore_ledger
 from cliproxy.policy.limits import KeyPolicy
 from cliproxy.policy.state import LocalKeyPolicyState
+from cliproxy.policy.teams import LocalTeamPolicyState
 from cliproxy.pricing import Prices
 from cliproxy.routing.affinity import LocalSessionAffinity, SessionAffinity
 from cliproxy.routing.dispatch import Dispatcher
@@ -64,6 +68,8 @@ class Services:
     request_logs: RequestLogs  # `request-log` and the error request logs
     metrics: Metrics  # Prometheus counters and scrape-time gauges (`/metrics`)
     request_ends: RequestEnds  # each API request's summary line and request metrics
+    accounts: Accounts  # users, teams, access groups, invitations, members' keys and sessions
+    team_state: LocalTeamPolicyState  # per-team spend: budgets and credits
     usage_db: UsageDB | None = None  # the SQLite usage file, open while the server runs
     affinity: SessionAffinity = field(default_factory=LocalSessionAffinity)  # session → credential bindings
     readiness: list[ReadinessCheck] = field(default_factory=list)  # what `/readyz` asks; others append
@@ -84,9 +90,13 @@ class Services:
         runtime = holder.current
         self.usage_db_path = resolve_path(runtime.config.usage_db, runtime.auth_dir, runtime.config_path.parent)
         self.usage_db = await open_usage_db(self.usage_db_path)
+        accounts, teams = self.accounts, self.team_state
+        await open_accounts(accounts, runtime, self.usage_db_path)
         if self.usage_db is not None:  # before any request: limits count what earlier runs used
-            await restore_ledger(self.usage_db, self.key_state)
-        accountant = UsageAccountant(self.key_state, self.prices, self.usage_db)
+            await restore_ledger(self.usage_db, self.key_state, teams, accounts.team_of_key)
+        accountant = UsageAccountant(
+            self.key_state, self.prices, self.usage_db, teams=teams, team_of=accounts.team_of_key
+        )
         unsubscribe = self.usage.subscribe(accountant.account)
         # After the accountant: a request's line and metrics carry its cost.
         unsubscribe_ends = self.usage.subscribe(self.request_ends.routed)
@@ -103,6 +113,7 @@ class Services:
             unsubscribe()
             unsubscribe_ends()
             self.request_ends.flush()  # the lines still waiting
+            await accounts.close()
             if self.usage_db is not None:
                 await self.usage_db.close()
             await self.upstreams.close()
@@ -128,6 +139,17 @@ class Services:
 SERVICES = web.AppKey("services", Services)
 
 
+async def open_accounts(accounts: Accounts, runtime: Runtime, usage_path: Path | None) -> None:
+    """Open the accounts store (`accounts-db`); a file that cannot be used leaves users and teams off."""
+    config = runtime.config
+    path = resolve_accounts_path(config.accounts_db, usage_path, runtime.auth_dir, runtime.config_path.parent)
+    try:
+        await accounts.open(path)
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        log.error("accounts-db: cannot use %s (%s); users and teams are off", path, exc)
+        await accounts.close()
+
+
 def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monotonic) -> Services:
     """Every service of one server, wired; `clock` drives cooldowns (tests pass a hand-driven one)."""
     redactor = Redactor()
@@ -135,8 +157,9 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
     health = LocalCredentialHealth(clock)
     scheduler = Scheduler(health)
     key_state = LocalKeyPolicyState()
+    team_state = LocalTeamPolicyState()
     prices = Prices()
-    policy = KeyPolicy(key_state, prices)
+    policy = KeyPolicy(key_state, prices, team_state)
     usage = UsageStore()
     upstreams = Sessions()
     affinity = LocalSessionAffinity(clock)
@@ -171,6 +194,8 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
         affinity=affinity,
         metrics=metrics,
         request_ends=RequestEnds(metrics, holder),
+        accounts=Accounts(lambda: holder.current.config),
+        team_state=team_state,
     )
     services.readiness.append(ReadinessCheck("config", services.config_ready))
     services.readiness.append(ReadinessCheck("usage-store", services.usage_store_ready))

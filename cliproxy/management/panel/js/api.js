@@ -1,13 +1,27 @@
-// The management API client. The key lives in this tab's sessionStorage only: closing the tab
-// forgets it, and no other tab, cookie or URL ever carries it.
+// The API clients: `api` for the management API, `account` for a signed-in user's own surface.
+//
+// Two ways to be signed in. With the management key, the key lives in this tab's sessionStorage
+// only: closing the tab forgets it, and no other tab, cookie or URL ever carries it. With an
+// email and password (or single sign-on), the proxy keeps the session in an HttpOnly cookie that
+// no script can read; every change then carries the session's CSRF token, which lives in this
+// page's memory only.
 
 const BASE = "/v0/management";
+const ACCOUNT_BASE = "/v0/account";
 const STORAGE_KEY = "cliproxy.management-key";
+let csrfToken = "";
 
 export const session = {
   key: () => sessionStorage.getItem(STORAGE_KEY) || "",
   save: (key) => sessionStorage.setItem(STORAGE_KEY, key),
-  forget: () => sessionStorage.removeItem(STORAGE_KEY),
+  forget: () => {
+    sessionStorage.removeItem(STORAGE_KEY);
+    csrfToken = "";
+  },
+  /** Signed in with a cookie session: remember its CSRF token for the changes to come. */
+  useCookie: (csrf) => {
+    csrfToken = csrf || "";
+  },
 };
 
 /**
@@ -42,8 +56,14 @@ function errorFor(status, data) {
 }
 
 /** One call: `body` is JSON (`json`), text (`text`) or a FormData (`form`). Resolves to the parsed answer. */
-export async function request(method, path, { json, text, form } = {}) {
-  const headers = { Authorization: `Bearer ${session.key()}` };
+export function request(method, path, options) {
+  return call(BASE, method, path, options);
+}
+
+async function call(base, method, path, { json, text, form } = {}) {
+  const key = base === BASE ? session.key() : ""; // the management key goes to the management API only
+  const headers = key ? { Authorization: `Bearer ${key}` } : {};
+  if (!key && csrfToken && method !== "GET") headers["X-CSRF-Token"] = csrfToken;
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -56,7 +76,9 @@ export async function request(method, path, { json, text, form } = {}) {
   }
   let response;
   try {
-    response = await fetch(BASE + path, { method, headers, body, cache: "no-store", credentials: "omit", redirect: "error" });
+    // The cookie goes only where no key does: a key and a cookie never travel together.
+    const credentials = key ? "omit" : "same-origin";
+    response = await fetch(base + path, { method, headers, body, cache: "no-store", credentials, redirect: "error" });
   } catch {
     throw new ApiError("down", 0, "cannot reach the proxy");
   }
@@ -77,6 +99,13 @@ export const api = {
   put: (path, options) => request("PUT", path, options),
   patch: (path, options) => request("PATCH", path, options),
   delete: (path, options) => request("DELETE", path, options),
+};
+
+export const account = {
+  get: (path) => call(ACCOUNT_BASE, "GET", path),
+  post: (path, options) => call(ACCOUNT_BASE, "POST", path, options),
+  put: (path, options) => call(ACCOUNT_BASE, "PUT", path, options),
+  delete: (path, options) => call(ACCOUNT_BASE, "DELETE", path, options),
 };
 
 export const q = encodeURIComponent;

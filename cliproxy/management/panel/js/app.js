@@ -5,7 +5,8 @@
 // ctx.every(ms, fn) to refresh it while it is shown: polls stop when the user leaves the page
 // and pause while the tab is hidden.
 
-import { api, ApiError, session } from "./api.js";
+import { accountForms, invitationScreen } from "./account.js";
+import { account, api, ApiError, session } from "./api.js";
 import { confirmDialog, openDialog, secretDialog, toast } from "./dialogs.js";
 import { fill, h } from "./dom.js";
 import { PAGES } from "./pages/index.js";
@@ -14,7 +15,8 @@ const THEME_KEY = "cliproxy.theme"; // a display preference, not a secret
 const THEMES = ["auto", "light", "dark"];
 const root = document.getElementById("app");
 
-let who = null; // GET /whoami: role, version, login flows
+let who = null; // GET /whoami: role, version, login flows (null: a member without management access)
+let me = null; // GET /v0/account/me: the signed-in user (null: signed in with the management key)
 let current = null; // the shown page's {stop()}
 let banner = null;
 
@@ -57,6 +59,8 @@ function explain(error) {
 function showLogin(message) {
   current?.stop();
   current = null;
+  who = null;
+  me = null;
   root.className = "login-screen";
   const input = h("input", { id: "management-key", type: "password", name: "management-key", autocomplete: "current-password", required: true, spellcheck: "false" });
   const error = h("p", { id: "login-error", class: "form-error", role: "alert", text: message || "" });
@@ -80,10 +84,35 @@ function showLogin(message) {
     submit.disabled = false;
     submit.textContent = "Sign in";
   });
+  const members = h("div", { class: "member-sign-in" });
   fill(root, h("main", { id: "main", class: "login-card" },
     h("h1", null, h("span", { class: "brand-mark", "aria-hidden": "true", text: "◆" }), " cliproxy"),
-    h("p", { class: "muted", text: "Control panel" }), form, themeButton()));
+    h("p", { class: "muted", text: "Control panel" }), members, form, themeButton()));
   input.focus();
+  // Users of this proxy sign in with their email (or single sign-on) when it has any.
+  accountForms(members, message, async () => enterAccount()).catch(() => {});
+}
+
+/** Signed in with a session cookie: who am I, and may I manage the proxy too? */
+async function enterAccount() {
+  try {
+    me = await account.get("/me");
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    me = null;
+    return false;
+  }
+  session.useCookie(me.csrf);
+  who = null;
+  if (me.may_manage) {
+    try {
+      who = await api.get("/whoami");
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+    }
+  }
+  showShell();
+  return true;
 }
 
 async function enter() {
@@ -98,31 +127,52 @@ async function enter() {
   showShell();
 }
 
-function signOut() {
+async function signOut() {
+  if (me && !session.key()) await account.post("/logout").catch(() => {});
   session.forget();
-  who = null;
   showLogin("");
 }
 
 // ------------------------------------------------------------------ the shell
 
+/**
+ * Who may see a page: "manage" pages (the default) need management access, "accounts" pages also
+ * the users store, "member" pages a signed-in user.
+ */
+function allowed(page) {
+  const audience = page.audience || "manage";
+  if (audience === "member") return Boolean(me);
+  if (!who) return false;
+  return audience === "manage" || Boolean(who.accounts);
+}
+
+function pages() {
+  return PAGES.filter(allowed);
+}
+
 function pageFromHash() {
   const id = location.hash.replace(/^#\/?/, "").split("?")[0];
-  return PAGES.find((p) => p.id === id) || PAGES[0];
+  const shown = pages();
+  return shown.find((p) => p.id === id) || shown.find((p) => !p.hidden);
+}
+
+function roleLabel() {
+  if (me) return `${me.user.email} · ${me.user.role}`;
+  return who.role !== "admin" ? "Viewer · read-only" : "Admin";
 }
 
 function showShell() {
   root.className = "app";
-  const readOnly = who.role !== "admin";
-  const nav = h("nav", { class: "sidebar", "aria-label": "Pages" }, h("ul", null, PAGES.map((page) =>
+  const readOnly = !who || who.role !== "admin";
+  const nav = h("nav", { class: "sidebar", "aria-label": "Pages" }, h("ul", null, pages().filter((p) => !p.hidden).map((page) =>
     h("li", null, h("a", { href: `#/${page.id}`, "data-page": page.id, text: page.title })))));
   banner = h("div", { id: "banner", class: "banner", role: "status", hidden: true });
   fill(root,
     h("header", { class: "topbar" },
-      h("a", { class: "brand", href: "#/overview" }, h("span", { class: "brand-mark", "aria-hidden": "true", text: "◆" }), " cliproxy ",
-        h("span", { class: "version", text: who.version ? `v${who.version}` : "" })),
+      h("a", { class: "brand", href: `#/${pageFromHash().id}` }, h("span", { class: "brand-mark", "aria-hidden": "true", text: "◆" }), " cliproxy ",
+        h("span", { class: "version", text: who && who.version ? `v${who.version}` : "" })),
       h("div", { class: "topbar-tools" },
-        h("span", { class: `role role-${who.role}`, text: readOnly ? "Viewer · read-only" : "Admin" }),
+        h("span", { class: `role role-${me ? "member" : who.role}`, text: roleLabel() }),
         themeButton(),
         h("button", { type: "button", class: "ghost", text: "Sign out", onclick: signOut }))),
     nav,
@@ -183,8 +233,10 @@ function route(focus) {
   const ctx = {
     el,
     who,
+    me,
     api,
-    readOnly: who.role !== "admin",
+    account,
+    readOnly: !who || who.role !== "admin",
     toast,
     confirm: confirmDialog,
     openDialog,
@@ -247,6 +299,24 @@ function route(focus) {
 
 // ------------------------------------------------------------------ start
 
+async function start() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  if (hash.startsWith("invite/")) {
+    invitationScreen(root, hash.slice("invite/".length), async () => {
+      location.hash = "#/";
+      await enterAccount();
+    });
+    return;
+  }
+  if (hash.startsWith("signin")) {
+    const error = new URLSearchParams(hash.split("?")[1] || "").get("error");
+    history.replaceState(null, "", location.pathname);
+    showLogin(error ? `Single sign-on did not work: ${error}` : "");
+    return;
+  }
+  if (session.key()) return enter();
+  if (!(await enterAccount())) showLogin("");
+}
+
 applyTheme(localStorage.getItem(THEME_KEY) || "auto");
-if (session.key()) enter();
-else showLogin("");
+start();

@@ -1,0 +1,132 @@
+"""The CLI's sign-in endpoints (`cliproxy login --proxy URL`); see `accounts.cli_login` for the flows.
+
+    POST /cli/authorize       (signed in) {"redirect_uri", "state", "code_challenge"} → {"redirect"}
+    POST /cli/device          {} → {"device_code", "user_code", "verification_uri", "expires_in", "interval"}
+    POST /cli/device/approve  (signed in) {"user_code"}
+    POST /cli/token           {"grant_type": "authorization_code", "code", "code_verifier", "redirect_uri"}
+                              or {"grant_type": "device_code", "device_code"}
+                              → {"token", "expires", "user", "role", "team"}; while a device code waits:
+                              400 {"error": "authorization_pending"}
+
+The token is a personal client key that expires after `cli-token-expiration-hours`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from cliproxy.accounts.cli_login import CODE_SECONDS, DEVICE_INTERVAL_SECONDS
+from cliproxy.accounts.model import User
+from cliproxy.accounts.rules import AccountsError
+from cliproxy.management.guard import client_ip
+from cliproxy.management.http import read_json
+from cliproxy.portal.answers import json_answer, refusal
+from cliproxy.portal.caller import CALLER
+from cliproxy.server.services import SERVICES
+
+routes = web.RouteTableDef()
+
+
+def _field(body: Any, name: str) -> str:
+    value = body.get(name) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+@routes.post("/cli/authorize")
+async def authorize(request: web.Request) -> web.Response:
+    accounts = request.config_dict[SERVICES].accounts
+    body = await read_json(request)
+    redirect_uri = _field(body, "redirect_uri")
+    try:
+        code = accounts.cli.authorize(
+            request[CALLER].user.email, redirect_uri, _field(body, "code_challenge"), time.time()
+        )
+    except AccountsError as exc:
+        raise refusal(exc) from None
+    query = urlencode({"code": code, "state": _field(body, "state")})
+    return json_answer({"redirect": f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{query}"})
+
+
+@routes.post("/cli/device")
+async def start_device(request: web.Request) -> web.Response:
+    accounts = request.config_dict[SERVICES].accounts
+    try:
+        device_code, user_code = accounts.cli.start_device(time.time())
+    except AccountsError as exc:
+        raise refusal(exc) from None
+    return json_answer(
+        {
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": f"{request.scheme}://{request.host}/management.html#/device",
+            "expires_in": int(CODE_SECONDS),
+            "interval": DEVICE_INTERVAL_SECONDS,
+        }
+    )
+
+
+@routes.post("/cli/device/approve")
+async def approve_device(request: web.Request) -> web.Response:
+    services = request.config_dict[SERVICES]
+    accounts = services.accounts
+    body = await read_json(request)
+    address = client_ip(request, services.holder.current)
+    guesser = "device-code:" + request[CALLER].user.email  # wrong codes count per user and per address
+    now = time.time()
+    try:
+        if accounts.limiter.wait(address, guesser, now):
+            raise AccountsError(429, "too many wrong codes: try again later")
+        try:
+            accounts.cli.approve_device(_field(body, "user_code"), request[CALLER].user.email, now)
+        except AccountsError:
+            accounts.limiter.failed(address, guesser, now)  # guessing codes counts like guessing passwords
+            raise
+    except AccountsError as exc:
+        raise refusal(exc) from None
+    return json_answer({"status": "ok"})
+
+
+async def issue(request: web.Request, user: User) -> web.Response:
+    accounts = request.config_dict[SERVICES].accounts
+    token, key = await accounts.create_cli_token(user)
+    return json_answer(
+        {
+            "token": token,
+            "token_type": "Bearer",
+            "expires": key.expires,
+            "created": key.created,
+            "user": user.email,
+            "role": user.role,
+            "team": user.team or None,
+        }
+    )
+
+
+@routes.post("/cli/token")
+async def token(request: web.Request) -> web.Response:
+    accounts = request.config_dict[SERVICES].accounts
+    body = await read_json(request)
+    grant = _field(body, "grant_type")
+    now = time.time()
+    try:
+        if grant == "authorization_code":
+            email: str | None = accounts.cli.exchange(
+                _field(body, "code"), _field(body, "code_verifier"), _field(body, "redirect_uri"), now
+            )
+        elif grant == "device_code":
+            email = accounts.cli.poll(_field(body, "device_code"), now)
+            if email is None:
+                return json_answer({"error": "authorization_pending", "interval": DEVICE_INTERVAL_SECONDS}, 400)
+        else:
+            raise AccountsError(400, "grant_type: authorization_code or device_code")
+        assert email is not None
+        user = accounts.users.get(email)
+        if user is None or user.disabled:
+            raise AccountsError(403, "this account is disabled or gone")
+        return await issue(request, user)
+    except AccountsError as exc:
+        raise refusal(exc) from None

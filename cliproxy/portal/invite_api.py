@@ -1,0 +1,58 @@
+"""Onboarding from an invitation link: see who it is for, set a password, be signed in.
+
+    POST /invitations/lookup   {"token"} → {"email", "role", "team", "expires", "min_password_length"}
+    POST /invitations/accept   {"token", "password"} → the new user, signed in (session cookie)
+
+The token travels in the link's fragment (`/management.html#/invite/<token>`), which browsers
+never send to a server, and then only in these request bodies, never in a URL, so it reaches no
+access or request log. It is single use: a second use answers 410, as does an expired one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from cliproxy.accounts.rules import AccountsError
+from cliproxy.management.http import read_json
+from cliproxy.portal.answers import json_answer, refusal
+from cliproxy.portal.session_api import signed_in
+from cliproxy.server.services import SERVICES
+
+routes = web.RouteTableDef()
+
+
+def _field(body: Any, name: str) -> str:
+    value = body.get(name) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+@routes.post("/invitations/lookup")
+async def lookup(request: web.Request) -> web.Response:
+    services = request.config_dict[SERVICES]
+    body = await read_json(request)
+    try:
+        invitation = services.accounts.invitation(_field(body, "token"))
+    except AccountsError as exc:
+        raise refusal(exc) from None
+    return json_answer(
+        {
+            "email": invitation.email,
+            "role": invitation.role,
+            "team": invitation.team,
+            "expires": invitation.expires,
+            "min_password_length": services.holder.current.config.password_min_length,
+        }
+    )
+
+
+@routes.post("/invitations/accept")
+async def accept(request: web.Request) -> web.Response:
+    accounts = request.config_dict[SERVICES].accounts
+    body = await read_json(request)
+    try:
+        user = await accounts.accept(_field(body, "token"), _field(body, "password"))
+    except AccountsError as exc:
+        raise refusal(exc) from None
+    return await signed_in(request, user, "invitation")
