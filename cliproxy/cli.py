@@ -20,6 +20,7 @@ from cliproxy import __version__, auth_cli, completion, operator_cli
 from cliproxy.config.model import Config
 from cliproxy.credentials import commands as login_commands
 from cliproxy.secret_files import SecretFileError, check_secret_path
+from cliproxy.server.worker_process import WorkerRole, die_with_supervisor
 
 log = logging.getLogger("cliproxy")
 
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help=f"address to listen on (default: ${HOST_ENV}, else the config's host)")
     parser.add_argument("--port", type=int, help=f"port to listen on (default: ${PORT_ENV}, else the config's port)")
     parser.add_argument("--check", action="store_true", help="validate the config and exit 0 (ok) or 1")
+    # Set by the supervisor on the workers it starts (`workers:` above 1); not for operators.
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--supervisor", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"cliproxy {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:
@@ -110,6 +114,9 @@ def run_server(path: Path, args: argparse.Namespace) -> int:
             "Keep them now: they are not shown again.",
             flush=True,
         )
+    role = worker_role(args)
+    if role is not None and not die_with_supervisor(role):
+        return 0  # the supervisor died while this worker started: nothing to serve for
     early = hold_early_logs()  # the loader logs (the secret hashed and written back) before the format is known
     try:
         loaded = load_config(path)
@@ -119,20 +126,26 @@ def run_server(path: Path, args: argparse.Namespace) -> int:
             print(f"error: {line}", file=sys.stderr)
         return 1
     # Before the auth-dir scan, so its messages come out in the configured format.
-    setup_logging(debug=loaded.config.debug, log_format=loaded.config.log_format, early=early)
-    for line in (*loaded.warnings, *loaded.compat_only):
-        log.warning("config: %s", line)
+    config = loaded.config
+    setup_logging(
+        debug=config.debug, log_format=config.log_format, early=early, worker=None if role is None else role.index
+    )
+    if role is None:  # the supervisor said them already
+        for line in (*loaded.warnings, *loaded.compat_only):
+            log.warning("config: %s", line)
     try:
         host, port = listen_address(loaded.config, args, os.environ)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if role is None and config.workers > 1:
+        return run_supervisor(path, config, host, port)
     runtime = runtime_from_loaded(loaded)
     holder = RuntimeHolder(runtime)
     if holder.current.safe_mode:
         log.warning("api-keys holds template values (your-api-key-1..3): /v1 endpoints answer 403 until replaced")
     try:
-        serve(holder, host=host, port=port)
+        serve(holder, host=host, port=port, worker=role)
     except ConfigError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
@@ -141,6 +154,32 @@ def run_server(path: Path, args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {host or '*'}:{port}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def worker_role(args: argparse.Namespace) -> WorkerRole | None:
+    """This process's place under a supervisor (`--worker`, `--supervisor`), or None."""
+    if args.worker is None or args.supervisor is None:
+        return None
+    return WorkerRole(index=args.worker, supervisor=args.supervisor)
+
+
+def run_supervisor(path: Path, config: Config, host: str, port: int) -> int:
+    """`workers:` above 1: this process starts and watches the workers and serves nothing itself."""
+    from cliproxy.config.load import ConfigError
+    from cliproxy.server.serve import ssl_context
+    from cliproxy.server.workers import supervise
+
+    try:
+        if config.tls.enable:  # each worker would fail on them: say it once, now
+            ssl_context(config.tls.cert, config.tls.key)
+        return supervise(path, host, port, config.workers)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot listen on {host or '*'}:{port}: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ file; turning it on, or moving the directory, starts a new one.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
@@ -22,7 +23,7 @@ import threading
 from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
 
-from cliproxy.logs import TEXT_FORMAT, JSONFormatter
+from cliproxy.logs import log_formatter
 from cliproxy.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -78,25 +79,64 @@ def enforce_total_size(directory: Path, max_bytes: int) -> int:
 
 
 class CappedFileHandler(RotatingFileHandler):
-    """A rotating `main.log` that creates its directory and keeps the total size under a cap."""
+    """A rotating `main.log` that creates its directory and keeps the total size under a cap.
 
-    def __init__(self, path: Path, max_total_bytes: int) -> None:
+    `shared`: worker processes append to the same `main.log` (appends of whole records do not tear
+    on a local file). One of them rotates, under an exclusive `flock` on the directory; the others
+    notice that `main.log` is a new file before their next record and reopen it, instead of writing
+    on into `main.log.1` and rotating again.
+    """
+
+    def __init__(self, path: Path, max_total_bytes: int, *, shared: bool = False) -> None:
         self.max_total_bytes = max_total_bytes
+        self.shared = shared
         super().__init__(path, maxBytes=ROTATE_BYTES, backupCount=MAX_BACKUPS, encoding="utf-8", delay=True)
 
     def _open(self):  # type: ignore[no-untyped-def]  # runs in the writer thread (delay=True)
         Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
         return super()._open()
 
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        if self.shared:
+            self._follow_rotation()
+        return super().shouldRollover(record)
+
+    def _follow_rotation(self) -> None:
+        """Reopen `main.log` when another process has rotated it away."""
+        stream = self.stream
+        if stream is None:
+            return
+        try:
+            on_disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            on_disk = None
+        mine = os.fstat(stream.fileno())
+        if on_disk is None or (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
+            stream.close()
+            self.stream = self._open()  # type: ignore[no-untyped-call]
+
     def doRollover(self) -> None:
-        super().doRollover()
-        enforce_total_size(Path(self.baseFilename).parent, self.max_total_bytes)
+        if not self.shared:
+            super().doRollover()
+            enforce_total_size(Path(self.baseFilename).parent, self.max_total_bytes)
+            return
+        directory = os.open(Path(self.baseFilename).parent, os.O_RDONLY)
+        try:
+            fcntl.flock(directory, fcntl.LOCK_EX)  # one rotation at a time across the workers
+            self._follow_rotation()
+            if self.stream is not None and self.stream.seek(0, 2) < self.maxBytes:
+                return  # another worker rotated while this one waited
+            super().doRollover()
+            enforce_total_size(Path(self.baseFilename).parent, self.max_total_bytes)
+        finally:
+            os.close(directory)  # closing the descriptor releases the lock
 
 
 class FileLogging:
     """The running file writer (if any) and the settings it was started with."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, worker: int | None = None) -> None:
+        self.worker = worker  # a worker process: its lines carry its index, `main.log` is shared
         self.directory: Path | None = None
         self._queue_handler: QueueHandler | None = None
         self._listener: QueueListener | None = None
@@ -119,11 +159,11 @@ class FileLogging:
             self._start(directory, redactor)
         if self._file is not None:
             self._file.max_total_bytes = max(config.logs_max_total_size_mb, 0) * 1024 * 1024
-            self._file.setFormatter(_formatter(config.log_format))
+            self._file.setFormatter(log_formatter(config.log_format, worker=self.worker))
 
     def _start(self, directory: Path, redactor: logging.Filter | None) -> None:
         records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        file_handler = CappedFileHandler(directory / LOG_FILE, 0)
+        file_handler = CappedFileHandler(directory / LOG_FILE, 0, shared=self.worker is not None)
         queue_handler = QueueHandler(records)
         if redactor is not None:  # masked before it is queued: the file never sees a secret
             queue_handler.addFilter(redactor)
@@ -153,7 +193,3 @@ class FileLogging:
             finish()
         else:  # a swap listener runs on the event loop: never join a thread there
             threading.Thread(target=finish, name="cliproxy-log-close", daemon=True).start()
-
-
-def _formatter(log_format: str) -> logging.Formatter:
-    return JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import os
 import re
+import select
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from logging.handlers import BufferingHandler
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -134,8 +136,13 @@ class JSONFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message (and the exception, if any).
 
     A record logged with `extra={"fields": {...}}` (the request lines) also carries those fields
-    as keys of its own, so a log pipeline reads them without parsing the message.
+    as keys of its own, so a log pipeline reads them without parsing the message. A worker
+    process (`workers:` above 1) adds `"worker": N` to every line.
     """
+
+    def __init__(self, *, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -144,6 +151,8 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.worker is not None:
+            data["worker"] = self.worker
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             data.update(fields)
@@ -162,8 +171,8 @@ class CliproxyHandler(logging.StreamHandler):  # type: ignore[type-arg]
     proxy logs a line per request, and one write each was most of what those lines cost.
     """
 
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__(buffered(stream))
+    def __init__(self, stream: TextIO, *, whole_lines: bool = False) -> None:
+        super().__init__(buffered(stream, whole_lines=whole_lines))
         self._closed = threading.Event()
         threading.Thread(target=self._flush_now_and_then, name="cliproxy-log-flush", daemon=True).start()
 
@@ -187,13 +196,43 @@ class CliproxyHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
-def buffered(stream: TextIO) -> TextIO:
+class WholeLineWriter(io.RawIOBase):
+    """Writes to a file descriptor in pieces of whole lines of at most `PIPE_BUF` bytes.
+
+    POSIX makes a pipe write of up to `PIPE_BUF` bytes atomic: several processes that share one
+    stderr pipe (worker processes under a container runtime) then never tear each other's lines.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        total, start = len(view), 0
+        while start < total:
+            end = min(start + select.PIPE_BUF, total)
+            if end < total:  # cut after the last newline in reach, when there is one
+                cut = bytes(view[start:end]).rfind(b"\n")
+                end = start + cut + 1 if cut >= 0 else end
+            start += os.write(self.fd, view[start:end])
+        return total
+
+
+def buffered(stream: TextIO, *, whole_lines: bool = False) -> TextIO:
     """A block-buffered writer on `stream`'s file descriptor (the stream itself when it has none)."""
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
         return stream
-    raw = open(fd, "wb", buffering=LOG_BUFFER_BYTES, closefd=False)  # noqa: SIM115 - lives as long as the handler
+    raw: BinaryIO
+    if whole_lines:
+        raw = io.BufferedWriter(WholeLineWriter(fd), buffer_size=LOG_BUFFER_BYTES)
+    else:
+        raw = open(fd, "wb", buffering=LOG_BUFFER_BYTES, closefd=False)  # noqa: SIM115 - lives as long as the handler
     return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", line_buffering=False)
 
 
@@ -207,15 +246,28 @@ def hold_early_logs() -> BufferingHandler:
     return early
 
 
-def setup_logging(*, debug: bool = False, log_format: str = "text", early: BufferingHandler | None = None) -> None:
+def log_formatter(log_format: str, *, worker: int | None = None) -> logging.Formatter:
+    """Text or JSON lines; a worker process's lines say which worker wrote them."""
+    if log_format == "json":
+        return JSONFormatter(worker=worker)
+    if worker is None:
+        return logging.Formatter(TEXT_FORMAT)
+    return logging.Formatter(TEXT_FORMAT.replace("%(name)s", f"[worker {worker}] %(name)s", 1))
+
+
+def setup_logging(
+    *, debug: bool = False, log_format: str = "text", early: BufferingHandler | None = None, worker: int | None = None
+) -> None:
     """Configure the root logger for the process: one stderr handler (the app adds the redactor).
 
-    Records kept by `hold_early_logs` are written through the new handler, in order.
+    Records kept by `hold_early_logs` are written through the new handler, in order. A worker
+    process shares its stderr with its siblings: its lines carry its index, and its writes are
+    whole lines of at most `PIPE_BUF` bytes each, so lines of two workers never interleave in a pipe.
     """
     if early is not None:
         logging.getLogger().removeHandler(early)
-    handler = CliproxyHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler = CliproxyHandler(sys.stderr, whole_lines=worker is not None)
+    handler.setFormatter(log_formatter(log_format, worker=worker))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, CliproxyHandler)]:
         root.removeHandler(old)

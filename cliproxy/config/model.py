@@ -330,6 +330,7 @@ class Config(Section):
     invitation_expiration_days: float = Field(default=7, gt=0)
     session_expiration_hours: float = Field(default=12, gt=0)
     password_min_length: int = Field(default=12, ge=8, le=128)
+    workers: int = Field(default=1, ge=1)  # processes serving the same port (cliproxy's own)
 
     @model_validator(mode="wrap")
     @classmethod

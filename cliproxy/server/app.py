@@ -7,6 +7,7 @@ WebSocket registries, the management sub-app and the response hook.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -111,12 +112,29 @@ def response_hook(services: Services) -> Callable[[web.Request, web.StreamRespon
     return prepare
 
 
-def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monotonic) -> web.Application:
+def worker_healthz(index: int) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`/healthz` of worker `index`: says which worker and process answered (load balancer checks,
+    and seeing that connections reach every worker)."""
+    body = jsonio.dumps({"status": "ok", "worker": index, "pid": os.getpid()})
+    headers = {"X-Cliproxy-Worker": str(index)}
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.method == "HEAD":
+            return web.Response(status=200, headers=headers)
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    return handler
+
+
+def build_app(
+    holder: RuntimeHolder, *, clock: Callable[[], float] = time.monotonic, worker: int | None = None
+) -> web.Application:
     """The whole server as an aiohttp app (tests run it with the aiohttp test server).
 
-    `clock` drives cooldowns; tests pass a hand-driven one.
+    `clock` drives cooldowns; tests pass a hand-driven one. `worker`: the index of this worker
+    process under `workers:` above 1 (None: the one process).
     """
-    services = build_services(holder, clock=clock)
+    services = build_services(holder, clock=clock, worker=worker)
     app = web.Application(
         middlewares=[front_door(holder=holder, members=services.accounts)], client_max_size=MAX_REQUEST_BYTES
     )
@@ -124,7 +142,7 @@ def build_app(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monoto
     app.cleanup_ctx.append(services.run)
     app.on_response_prepare.append(response_hook(services))
     app.router.add_get("/", root)
-    app.router.add_get("/healthz", healthz)  # HEAD too, for health checks
+    app.router.add_get("/healthz", healthz if worker is None else worker_healthz(worker))  # HEAD too
     add_operator_routes(app)
     add_client_routes(app)
 

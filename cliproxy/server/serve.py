@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import ipaddress
 import logging
 import os
+import resource
 import ssl
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from cliproxy.runtime import RuntimeHolder
 from cliproxy.server.access import REQUEST_ID
 from cliproxy.server.app import build_app
 from cliproxy.server.services import SERVICES
+from cliproxy.server.worker_process import WorkerRole, follow_supervisor
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +98,26 @@ def reachable_from_outside(host: str) -> bool:
         return True  # a host name or every interface: assume others can reach it
 
 
-def serve(holder: RuntimeHolder, *, host: str | None = None, port: int | None = None) -> None:
+def raise_open_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one, as Go programs (CLIProxyAPI) do at start.
+
+    Every open stream holds two descriptors (client and upstream); Debian's soft default of 1024
+    would refuse connections at about 500 concurrent streams.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def serve(
+    holder: RuntimeHolder, *, host: str | None = None, port: int | None = None, worker: WorkerRole | None = None
+) -> None:
     """Run until SIGINT/SIGTERM; in-flight requests get `SHUTDOWN_GRACE_SECONDS` to finish.
 
-    `host` and `port` (from the command line or the environment) win over the config's. Raises
+    `host` and `port` (from the command line or the environment) win over the config's. `worker`:
+    this process is one of the supervisor's workers (`workers:` above 1), listening with
+    `SO_REUSEPORT` beside its siblings and stopping when the supervisor is gone. Raises
     `ConfigError` when the TLS files cannot be used, `OSError` when the port cannot be bound.
     """
     import uvloop
@@ -107,11 +126,14 @@ def serve(holder: RuntimeHolder, *, host: str | None = None, port: int | None = 
     host = config.host if host is None else host
     port = config.port if port is None else port
     context = ssl_context(config.tls.cert, config.tls.key) if config.tls.enable else None
-    app = build_app(holder)
+    raise_open_file_limit()
+    app = build_app(holder, worker=None if worker is None else worker.index)
+    if worker is not None:
+        app.cleanup_ctx.append(follow_supervisor(worker))
     calm_gc(app)
     scheme = "https" if context else "http"
     log.info("cliproxy %s listening on %s://%s:%d", __version__, scheme, host or "*", port)
-    if reachable_from_outside(host) and not config.api_keys:
+    if reachable_from_outside(host) and not config.api_keys and (worker is None or worker.index == 1):
         log.warning(
             "listening on %s with an empty api-keys: anyone who can reach port %d can use your upstream "
             "credentials; add client keys to the config",
@@ -130,4 +152,5 @@ def serve(holder: RuntimeHolder, *, host: str | None = None, port: int | None = 
         print=None,
         handle_signals=True,
         handler_cancellation=True,  # a client that disconnects cancels its upstream request
+        reuse_port=True if worker is not None else None,
     )

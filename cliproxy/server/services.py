@@ -150,8 +150,11 @@ async def open_accounts(accounts: Accounts, runtime: Runtime, usage_path: Path |
         await accounts.close()
 
 
-def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.monotonic) -> Services:
-    """Every service of one server, wired; `clock` drives cooldowns (tests pass a hand-driven one)."""
+def build_services(
+    holder: RuntimeHolder, *, clock: Callable[[], float] = time.monotonic, worker: int | None = None
+) -> Services:
+    """Every service of one server, wired; `clock` drives cooldowns (tests pass a hand-driven one),
+    `worker` is this process's worker index under `workers:` above 1."""
     redactor = Redactor()
     redactor.update(collect_secrets(holder.current))
     health = LocalCredentialHealth(clock)
@@ -189,7 +192,7 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
         credentials=credentials,
         reloader=reloader,
         redactor=redactor,
-        file_logging=FileLogging(),
+        file_logging=FileLogging(worker=worker),
         request_logs=RequestLogs(holder, redactor.mask),
         affinity=affinity,
         metrics=metrics,
