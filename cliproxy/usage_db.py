@@ -226,7 +226,11 @@ class UsageDB:
         have = {str(row[1]) for row in conn.execute("PRAGMA table_info(usage)")}
         for name, kind in COLUMNS:  # a file written by an older version lacks the newer columns
             if name not in have:
-                conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {kind.removesuffix(' NOT NULL')}")
+                try:
+                    conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {kind.removesuffix(' NOT NULL')}")
+                except sqlite3.OperationalError as exc:  # a sibling worker process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
         conn.commit()
         self._conn = conn
         self._prune()

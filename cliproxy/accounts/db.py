@@ -87,12 +87,20 @@ class AccountsDB:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-db")
         self._conn: sqlite3.Connection | None = None
         self._signing = secrets.token_hex(32)  # replaced by the file's own once there is one
+        self._version = 0  # `PRAGMA data_version` at the last read
 
     async def _run(self, func: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
 
-    async def open(self) -> Snapshot:
-        return await self._run(self._open)
+    async def open(self, *, create: bool = False) -> Snapshot:
+        """Every record. `create`: make the file now (worker processes: they must share its signing key)."""
+        return await self._run(self._open, create)
+
+    async def changes(self) -> Snapshot | None:
+        """Every record again when another connection (another worker process, an operator command)
+        has committed since the last look; None when nothing changed. SQLite's `data_version` tells,
+        without reading a table."""
+        return await self._run(self._changes)
 
     async def close(self) -> None:
         await self._run(self._close)
@@ -113,14 +121,36 @@ class AccountsDB:
 
     # -- worker thread ---------------------------------------------------------------------------
 
-    def _open(self) -> Snapshot:
+    def _open(self, create: bool = False) -> Snapshot:
         """Read an existing file. A missing one is only created by the first write, so a proxy
         nobody signed up to leaves no trace on disk (as the usage database does)."""
-        if not self.path.exists():
+        if not self.path.exists() and not create:
             self._signing = secrets.token_hex(32)
             return Snapshot([], [], {}, [], [], [], bytes.fromhex(self._signing))
         conn = self._connect()
         self._conn = conn
+        self._version = self._data_version(conn)
+        return self._read(conn)
+
+    @staticmethod
+    def _data_version(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _changes(self) -> Snapshot | None:
+        conn = self._conn
+        if conn is None:
+            if not self.path.exists():
+                return None
+            conn = self._conn = self._connect()  # another process made the file: its signing key wins
+            self._version = self._data_version(conn)
+            return self._read(conn)
+        version = self._data_version(conn)
+        if version == self._version:
+            return None
+        self._version = version
+        return self._read(conn)
+
+    def _read(self, conn: sqlite3.Connection) -> Snapshot:
         signing = self._signing
 
         def rows(table: str) -> list[tuple[str, str]]:
@@ -145,12 +175,10 @@ class AccountsDB:
         conn.execute("PRAGMA journal_mode=WAL")
         for statement in SCHEMA:
             conn.execute(statement)
-        row = conn.execute("SELECT value FROM meta WHERE name = 'signing-key'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta (name, value) VALUES ('signing-key', ?)", (self._signing,))
-        else:
-            self._signing = str(row[0])
+        # OR IGNORE: two worker processes may create the file at once; both then use the first key.
+        conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('signing-key', ?)", (self._signing,))
         conn.commit()
+        self._signing = str(conn.execute("SELECT value FROM meta WHERE name = 'signing-key'").fetchone()[0])
         return conn
 
     def _close(self) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cliproxy.accounts.cli_login import CliLogins
-from cliproxy.accounts.db import AccountsDB
+from cliproxy.accounts.db import AccountsDB, Snapshot
 from cliproxy.accounts.model import (
     AccountKey,
     Invitation,
@@ -98,13 +98,27 @@ class Accounts:
     def enabled(self) -> bool:
         return self.db is not None
 
-    async def open(self, path: Path | None) -> None:
-        """Load every record from `path` (None: accounts are off)."""
+    async def open(self, path: Path | None, *, shared: bool = False) -> None:
+        """Load every record from `path` (None: accounts are off). `shared`: other processes use the
+        file too (worker processes), so it is made now and `follow` keeps this copy current."""
         if path is None:
             return
         db = AccountsDB(path)
-        snapshot = await db.open()
+        snapshot = await db.open(create=shared)
         self.db = db
+        self._load(snapshot)
+        log.info("accounts: %d users, %d teams, %d keys (%s)", len(self.users), len(self.teams), len(self.keys), path)
+
+    async def follow(self) -> None:
+        """Take in what other processes wrote since the last call (records, sessions, signing key)."""
+        if self.db is None:
+            return
+        async with self.lock:
+            snapshot = await self.db.changes()
+            if snapshot is not None:
+                self._load(snapshot)
+
+    def _load(self, snapshot: Snapshot) -> None:
         self.users = {u.email: u for u in snapshot.users}
         self.teams = {t.name: t for t in snapshot.teams}
         self.groups = dict(snapshot.access_groups)
@@ -117,7 +131,6 @@ class Accounts:
             if session.expires > now:
                 self.sessions.by_digest[session.digest] = session
         self.rebuild()
-        log.info("accounts: %d users, %d teams, %d keys (%s)", len(self.users), len(self.teams), len(self.keys), path)
 
     async def close(self) -> None:
         await self.oidc.close()

@@ -10,6 +10,7 @@ for them), and tests read the same public objects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -47,6 +48,8 @@ from cliproxy.watch import Reloader
 
 log = logging.getLogger(__name__)
 
+ACCOUNTS_FOLLOW_SECONDS = 1.0
+
 
 @dataclass(eq=False)
 class Services:
@@ -75,6 +78,7 @@ class Services:
     readiness: list[ReadinessCheck] = field(default_factory=list)  # what `/readyz` asks; others append
     started: bool = False  # `run` has started everything and the server accepts requests
     usage_db_path: Path | None = None  # where usage is persisted (None: `usage-db: off`, in memory)
+    worker: int | None = None  # this process's index under `workers:` above 1 (None: the one process)
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """Startup and shutdown, in dependency order (an aiohttp `cleanup_ctx`)."""
@@ -91,7 +95,9 @@ class Services:
         self.usage_db_path = resolve_path(runtime.config.usage_db, runtime.auth_dir, runtime.config_path.parent)
         self.usage_db = await open_usage_db(self.usage_db_path)
         accounts, teams = self.accounts, self.team_state
-        await open_accounts(accounts, runtime, self.usage_db_path)
+        await open_accounts(accounts, runtime, self.usage_db_path, shared=self.worker is not None)
+        # Worker processes share the accounts file: each takes in what the others write.
+        following = asyncio.create_task(follow_accounts(accounts)) if self.worker is not None else None
         if self.usage_db is not None:  # before any request: limits count what earlier runs used
             await restore_ledger(self.usage_db, self.key_state, teams, accounts.team_of_key)
         accountant = UsageAccountant(
@@ -113,6 +119,10 @@ class Services:
             unsubscribe()
             unsubscribe_ends()
             self.request_ends.flush()  # the lines still waiting
+            if following is not None:
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await following
             await accounts.close()
             if self.usage_db is not None:
                 await self.usage_db.close()
@@ -139,12 +149,23 @@ class Services:
 SERVICES = web.AppKey("services", Services)
 
 
-async def open_accounts(accounts: Accounts, runtime: Runtime, usage_path: Path | None) -> None:
+async def follow_accounts(accounts: Accounts, interval: float = ACCOUNTS_FOLLOW_SECONDS) -> None:
+    """Worker processes: take in the other workers' account changes (a key made, a session started
+    through another worker) within `interval`."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await accounts.follow()
+        except (OSError, sqlite3.Error, ValueError) as exc:
+            log.warning("accounts-db: cannot read the other workers' changes: %s", exc)
+
+
+async def open_accounts(accounts: Accounts, runtime: Runtime, usage_path: Path | None, *, shared: bool = False) -> None:
     """Open the accounts store (`accounts-db`); a file that cannot be used leaves users and teams off."""
     config = runtime.config
     path = resolve_accounts_path(config.accounts_db, usage_path, runtime.auth_dir, runtime.config_path.parent)
     try:
-        await accounts.open(path)
+        await accounts.open(path, shared=shared)
     except (OSError, sqlite3.Error, ValueError) as exc:
         log.error("accounts-db: cannot use %s (%s); users and teams are off", path, exc)
         await accounts.close()
@@ -199,6 +220,7 @@ def build_services(
         request_ends=RequestEnds(metrics, holder),
         accounts=Accounts(lambda: holder.current.config),
         team_state=team_state,
+        worker=worker,
     )
     services.readiness.append(ReadinessCheck("config", services.config_ready))
     services.readiness.append(ReadinessCheck("usage-store", services.usage_store_ready))

@@ -191,3 +191,48 @@ async def test_a_management_write_through_the_port_reaches_every_worker(cluster:
         assert status == 200
         status, _, _ = await cluster.get("/v1/models", Authorization=f"Bearer {CLIENT_KEY}")
         assert status == 401
+
+
+async def eventually_everywhere(
+    session: aiohttp.ClientSession, method: str, url: str, *, want: int = 200, **kwargs: object
+) -> None:
+    """Until 20 requests in a row, each on a fresh connection (so both workers get some), answer `want`."""
+    end = time.monotonic() + DEADLINE
+    streak = 0
+    while streak < 20:
+        async with session.request(method, url, **kwargs) as r:  # type: ignore[arg-type]
+            streak = streak + 1 if r.status == want else 0
+        if not streak:
+            assert time.monotonic() < end, f"{method} {url} never answered {want} on every worker"
+            await asyncio.sleep(0.1)
+
+
+async def test_accounts_made_through_one_worker_work_through_every_worker(cluster: Cluster) -> None:
+    """A user, a signed-in session and a member key are one process's records in memory: the other
+    worker takes them in from the shared accounts file (and both sign cookies with its one key)."""
+    await cluster.workers()
+    admin = {"Authorization": f"Bearer {SECRET}"}
+    password = "correct horse battery staple"
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(force_close=True), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as browser:
+        body = {"email": "ann@example.com", "role": "user", "password": password}
+        async with browser.post(f"{cluster.base}/v0/management/users", json=body, headers=admin) as r:
+            assert r.status == 201, await r.text()
+        login = {"email": "ann@example.com", "password": password}
+        end = time.monotonic() + DEADLINE
+        while True:  # the worker that takes the sign-in may not have taken in the user yet
+            async with browser.post(f"{cluster.base}/v0/account/login", json=login) as r:
+                if r.status == 200:
+                    csrf = (await r.json())["csrf"]
+                    break
+            assert time.monotonic() < end, "the new user could never sign in"
+            await asyncio.sleep(0.1)
+        await eventually_everywhere(browser, "GET", f"{cluster.base}/v0/account/me")
+        async with browser.post(
+            f"{cluster.base}/v0/account/keys", json={"name": "laptop"}, headers={"X-CSRF-Token": csrf}
+        ) as r:
+            assert r.status == 201, await r.text()
+            member_key = (await r.json())["key"]
+        bearer = {"Authorization": f"Bearer {member_key}"}
+        await eventually_everywhere(browser, "GET", f"{cluster.base}/v1/models", headers=bearer)
