@@ -11,15 +11,20 @@ concurrent writes are applied one after another, each on the file as the previou
 5. replace the file atomically in a worker thread (temp file, fsync, rename; mode kept);
 6. rebuild and swap the runtime, so the change is live when the response is sent.
 
-A failure at step 5 (even at the rename) leaves the old file byte for byte.
+A failure at step 5 (even at the rename) leaves the old file byte for byte. Steps 1 to 5 also
+hold an exclusive `flock` on the config's directory, so that worker processes (`workers:` above
+1), each with its own `ConfigWriter`, never lose each other's changes; the others then reload
+through their file watchers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,21 +106,46 @@ class ConfigWriter:
         """
         async with self.lock:
             path = self.path
-            result, text, changed = await asyncio.to_thread(self._edit, path, mutate)
+            result, changed = await self._under_file_lock(path, lambda: self._edit_and_write(path, mutate))
             if changed:
-                await self._write(path, text)
+                await self._written(path)
             return result
 
     async def replace_text(self, text: str) -> None:
         """Replace the whole file with `text` (already YAML-checked by the caller) after validation."""
         async with self.lock:
             path = self.path
-            await asyncio.to_thread(_validate, path, text)
-            await self._write(path, text)
+
+            def validate_and_write() -> None:
+                _validate(path, text)
+                atomic_write_text(path, text, replace=self._replace)
+
+            await self._under_file_lock(path, validate_and_write)
+            await self._written(path)
 
     async def reload(self) -> None:
         """Rebuild the runtime now (after an auth-dir change) so the change is live on return."""
         await self._reloader.reload_now()
+
+    def _edit_and_write(self, path: Path, mutate: Callable[[ConfigDoc], T]) -> tuple[T, bool]:
+        result, text, changed = self._edit(path, mutate)
+        if changed:
+            atomic_write_text(path, text, replace=self._replace)
+        return result, changed
+
+    @staticmethod
+    async def _under_file_lock(path: Path, work: Callable[[], T]) -> T:
+        """`work` in a worker thread, holding the directory lock; a failed write is a 500."""
+
+        def locked() -> T:
+            with directory_lock(path.parent):
+                return work()
+
+        try:
+            return await asyncio.to_thread(locked)
+        except OSError as exc:
+            log.error("config write to %s failed: %s", path, exc.strerror or exc)
+            raise api_error(500, f"failed to save config: {exc.strerror or exc}") from None
 
     @staticmethod
     def _edit(path: Path, mutate: Callable[[ConfigDoc], T]) -> tuple[T, str, bool]:
@@ -135,16 +165,27 @@ class ConfigWriter:
         _validate(path, text)
         return result, text, True
 
-    async def _write(self, path: Path, text: str) -> None:
-        try:
-            await asyncio.to_thread(atomic_write_text, path, text, replace=self._replace)
-        except OSError as exc:
-            log.error("config write to %s failed: %s", path, exc.strerror or exc)
-            raise api_error(500, f"failed to save config: {exc.strerror or exc}") from None
+    async def _written(self, path: Path) -> None:
         log.info("config written to %s via the management API", path.name)
         status = await self._reloader.reload_now()
         if not status.ok:  # validated above; only a concurrent hand edit can get here
             raise invalid_config([status.message])
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive `flock` on `directory` (blocking; call it off the event loop). A directory that
+    cannot be opened is not locked: the write then fails or succeeds on its own."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _validate(path: Path, text: str) -> None:
