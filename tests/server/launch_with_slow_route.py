@@ -14,8 +14,8 @@ from tests.server import slow_route
 build_app = serve.build_app
 
 
-def build_with_slow_route(holder: RuntimeHolder) -> web.Application:
-    app = build_app(holder)
+def build_with_slow_route(holder: RuntimeHolder, *, worker: int | None = None) -> web.Application:
+    app = build_app(holder, worker=worker)
     slow_route.install(app)
     return app
 
