@@ -19,7 +19,9 @@ above the next key stays above that key when an item is appended or removed.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
 import io
 import itertools
 import json
@@ -28,7 +30,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -453,3 +455,20 @@ def set_yaml_value(text: str, keys: Sequence[str], value: Any) -> str:
         tree = CommentedMap()
     sync_value(tree, keys, value)
     return render(text, tree)
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive `flock` on `directory` (blocking; call it off the event loop): processes that
+    read, change and replace files in one directory (worker processes) take turns. A directory that
+    cannot be opened is not locked: the write then fails or succeeds on its own."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

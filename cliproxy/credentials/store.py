@@ -6,7 +6,9 @@ type no provider serves are skipped and reported, never rewritten.
 Every write (refresh, login, management edits and status toggles, uploads, deletes, key
 imports) goes through `CredentialStore`: one lock per file, and a read-modify-write in one step
 under it, so two writers never lose each other's change. A writer that has to wait for the
-network (a token refresh) reads again under the lock and merges only its own fields. Files are
+network (a token refresh) reads again under the lock and merges only its own fields. Worker
+processes (`workers:` above 1) each have their own store: the read-modify-write also holds an
+exclusive `flock` on the auth-dir, so theirs take turns too. Files are
 replaced atomically with mode 0600; the blocking file work runs in a worker thread.
 """
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cliproxy.config.write import atomic_write_bytes
+from cliproxy.config.write import atomic_write_bytes, directory_lock
 from cliproxy.credentials.files import (
     FILE_MODE,
     IGNORED_TYPES,
@@ -206,6 +208,10 @@ class CredentialStore:
         return count
 
     def _put(self, path: Path, make: Make, create: bool) -> AuthFileCredential:
+        with directory_lock(path.parent):  # the read-modify-write of worker processes, one at a time
+            return self._put_locked(path, make, create)
+
+    def _put_locked(self, path: Path, make: Make, create: bool) -> AuthFileCredential:
         try:
             current: dict[str, Any] | None = _read_current(path)
         except FileNotFoundError:
@@ -218,7 +224,8 @@ class CredentialStore:
         return self._write(path, make(current))
 
     def _update(self, path: Path, change: Callable[[dict[str, Any]], Mapping[str, Any]]) -> AuthFileCredential:
-        return self._write(path, change(_read_current(path)))
+        with directory_lock(path.parent):
+            return self._write(path, change(_read_current(path)))
 
     def _write(self, path: Path, data: Mapping[str, Any]) -> AuthFileCredential:
         parsed = self.parse(data, path)

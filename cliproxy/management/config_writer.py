@@ -20,11 +20,9 @@ through their file watchers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +34,7 @@ from cliproxy.config.write import (
     Replace,
     atomic_write_text,
     delete_value,
+    directory_lock,
     get_value,
     load_tree,
     render,
@@ -170,22 +169,6 @@ class ConfigWriter:
         status = await self._reloader.reload_now()
         if not status.ok:  # validated above; only a concurrent hand edit can get here
             raise invalid_config([status.message])
-
-
-@contextlib.contextmanager
-def directory_lock(directory: Path) -> Iterator[None]:
-    """An exclusive `flock` on `directory` (blocking; call it off the event loop). A directory that
-    cannot be opened is not locked: the write then fails or succeeds on its own."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _validate(path: Path, text: str) -> None:

@@ -61,6 +61,23 @@ async def test_concurrent_updates_of_one_file_are_never_lost(tmp_path: Path) -> 
     assert len(store._locks) == 0  # no lock is kept for a file nobody writes
 
 
+async def test_concurrent_updates_through_two_stores_are_never_lost(tmp_path: Path) -> None:
+    """Worker processes each have a store of their own: the lock on the auth-dir orders them."""
+    path = put(tmp_path, "claude-a.json", claude_file(note=""))
+    stores = (CredentialStore(), CredentialStore())
+
+    def append(letter: str) -> Any:
+        def change(data: dict[str, Any]) -> dict[str, Any]:
+            data["note"] += letter
+            return data
+
+        return change
+
+    letters = [chr(ord("a") + i) for i in range(20)]
+    await asyncio.gather(*(stores[i % 2].update(path, append(letter)) for i, letter in enumerate(letters)))
+    assert sorted(json.loads(path.read_text())["note"]) == letters
+
+
 async def test_put_validates_first_writes_0600_and_returns_the_parsed_credential(tmp_path: Path) -> None:
     store = CredentialStore()
     path = tmp_path / "claude-a.json"
