@@ -25,6 +25,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cliproxy.sqlite_wal import enable_wal
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -219,7 +221,7 @@ class UsageDB:
         if not self.path.exists():
             self.path.touch(mode=0o600)
         conn = sqlite3.connect(self.path, timeout=10.0)
-        conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(conn)  # sibling worker processes may be opening the file too
         conn.execute("PRAGMA synchronous=NORMAL")
         for statement in SCHEMA:
             conn.execute(statement)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cliproxy.accounts.model import AccountKey, Invitation, Team, User
+from cliproxy.sqlite_wal import enable_wal
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -172,7 +173,7 @@ class AccountsDB:
         if not self.path.exists():
             self.path.touch(mode=0o600)
         conn = sqlite3.connect(self.path, timeout=10.0)
-        conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(conn)  # sibling worker processes may be opening the file too
         for statement in SCHEMA:
             conn.execute(statement)
         # OR IGNORE: two worker processes may create the file at once; both then use the first key.
