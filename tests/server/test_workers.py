@@ -134,8 +134,10 @@ async def test_two_workers_serve_one_port_and_both_answer(cluster: Cluster) -> N
     for _ in range(10):  # the client API too, through the same port
         status, _, body = await cluster.get("/v1/models", Authorization=f"Bearer {CLIENT_KEY}")
         assert status == 200, body
-    status, _, _ = await cluster.get("/readyz")
-    assert status == 200
+    for _ in range(20):  # ready on every worker: each opened the shared usage and accounts files
+        status, _, body = await cluster.get("/readyz")
+        assert status == 200, body
+    assert "cannot use" not in cluster.output()
     log = cluster.output()
     assert "[worker 1] cliproxy.server.serve: cliproxy" in log and "[worker 2] cliproxy.server.serve" in log
 
