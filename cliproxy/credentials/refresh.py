@@ -244,6 +244,9 @@ class CredentialRefresher:
             raise OAuthError(f"{cred.type} credentials are not refreshed with a refresh token")
         async with self._workers, self._locks.hold(cred.id):
             metadata = await self._metadata(cred)
+            elsewhere = self._refreshed_elsewhere(cred, metadata)
+            if elsewhere is not None:
+                return elsewhere
             tokens = await kind.refresh(self._session, self._settings.of(kind), metadata, cred.proxy_url)
 
             def merge(current: dict[str, Any] | None) -> dict[str, Any]:
@@ -262,6 +265,21 @@ class CredentialRefresher:
             except FileNotFoundError:
                 raise CredentialFileError("the credential file was removed while it was refreshed") from None
         return dataclasses.replace(fresh, id=cred.id)
+
+    def _refreshed_elsewhere(self, cred: AuthFileCredential, metadata: dict[str, Any]) -> AuthFileCredential | None:
+        """The file's credential when another process refreshed it while this one waited for the lock
+        (a new access token that is not due yet): taken as it is, the refresh token is not spent twice."""
+        try:
+            on_disk = self._store.parse(metadata, cred.path)
+        except CredentialFileError:
+            return None
+        if not on_disk.access_token or on_disk.access_token == cred.access_token:
+            return None
+        due = self.due_at(on_disk)
+        if due is not None and due <= self._clock():
+            return None
+        log.info("%s was refreshed by another process; using its new token", cred.id)
+        return dataclasses.replace(on_disk, id=cred.id)
 
     async def _metadata(self, cred: AuthFileCredential) -> dict[str, Any]:
         """The file as it is now (another process may have refreshed it); the snapshot's copy if unreadable.
