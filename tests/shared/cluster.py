@@ -87,8 +87,7 @@ async def start_nodes(
         text = (
             f"host: 127.0.0.1\nport: {port}\nauth-dir: {auths}\nusage-db: ./usage.db\n"
             f'remote-management:\n  secret-key: "{SECRET_HASH}"\n'
-            f'shared-state:\n  redis-url: "{redis_url}"\n  on-redis-down: {on_down}\n'
-            + textwrap.dedent(body)
+            f'shared-state:\n  redis-url: "{redis_url}"\n  on-redis-down: {on_down}\n' + textwrap.dedent(body)
         )
         (directory / "config.yaml").write_text(text)
         proc = spawn(["-m", "cliproxy", "--config", "config.yaml"], cwd=directory, env=env)

@@ -104,7 +104,7 @@ async def test_a_credential_cooling_after_a_429_on_one_process_is_not_called_thr
         await eventually(cooling_seen_by_the_other)
         second = await ask(nodes[1].url, PLAIN)
         calls_while_cooling = len(fake.seen)
-        status, body = await nodes[1].get("/v0/management/credential-status")
+        _status, body = await nodes[1].get("/v0/management/credential-status")
         item = next(i for i in json.loads(body)["credentials"] if i["cooldowns"])
         assert 55 <= item["cooldowns"][0]["seconds"] <= 60
         # reset-quota on the second process clears the cooldown on the first one too
