@@ -107,6 +107,8 @@ class Services:
             self.key_state, self.prices, self.usage_db, teams=teams, team_of=accounts.team_of_key
         )
         unsubscribe = self.usage.subscribe(accountant.account)
+        # After the accountant (the record carries its cost): the cluster's management totals.
+        unsubscribe_cluster = self.usage.subscribe(shared.usage.observe) if shared is not None else None
         # After the accountant: a request's line and metrics carry its cost.
         unsubscribe_ends = self.usage.subscribe(self.request_ends.routed)
         await self.credentials.start()
@@ -121,6 +123,8 @@ class Services:
             await self.request_logs.flush()
             unsubscribe()
             unsubscribe_ends()
+            if unsubscribe_cluster is not None:
+                unsubscribe_cluster()
             self.request_ends.flush()  # the lines still waiting
             await accounts.close()
             if self.usage_db is not None:
@@ -166,7 +170,8 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
     redactor = Redactor()
     redactor.update(collect_secrets(holder.current))
     shared_config = holder.current.config.shared_state
-    shared = build_shared_state(shared_config, clock) if shared_config.redis_url else None
+    metrics = Metrics(holder.current)
+    shared = build_shared_state(shared_config, clock, metrics) if shared_config.redis_url else None
     health: CredentialHealth = shared.health if shared is not None else LocalCredentialHealth(clock)
     scheduler = Scheduler(health)
     key_state: KeyPolicyState = shared.key_state if shared is not None else LocalKeyPolicyState()
@@ -177,7 +182,6 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
     upstreams = Sessions()
     affinity: SessionAffinity = shared.affinity if shared is not None else LocalSessionAffinity(clock)
     reloader = Reloader(holder)
-    metrics = Metrics(holder.current)
     reloader = Reloader(holder, on_outcome=metrics.requests.config_reload)
     store = CredentialStore(BUILTIN)
     credentials = CredentialService(

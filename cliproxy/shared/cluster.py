@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cliproxy.config.model import SharedState as SharedStateConfig
+from cliproxy.metrics.registry import Metrics
 from cliproxy.routing.affinity import LocalSessionAffinity
 from cliproxy.routing.health import LocalCredentialHealth
 from cliproxy.shared.affinity import RedisSessionAffinity
@@ -20,7 +21,9 @@ from cliproxy.shared.connection import RedisLink
 from cliproxy.shared.health import RedisCredentialHealth
 from cliproxy.shared.key_state import RedisKeyPolicyState
 from cliproxy.shared.locks import RedisLocks
+from cliproxy.shared.metrics_sync import ClusterMetrics
 from cliproxy.shared.team_state import RedisTeamPolicyState
+from cliproxy.shared.usage_totals import ClusterUsage
 from cliproxy.shared.writes import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -37,12 +40,16 @@ class SharedState:
     health: RedisCredentialHealth
     affinity: RedisSessionAffinity
     locks: RedisLocks
+    usage: ClusterUsage  # the management usage totals of the whole cluster
+    metrics: ClusterMetrics  # `/metrics` summed over every live process
     fail_open: bool
 
     async def start(self) -> None:
         await self.link.start()
         await self.writes.start()
         await self.key_state.start()
+        await self.usage.start()
+        await self.metrics.start()
         if not await self.link.wait_up(START_WAIT_SECONDS):
             log.warning(
                 "shared state: Redis at %s is not reachable (%s); serving %s until it is",
@@ -52,6 +59,7 @@ class SharedState:
             )
 
     async def stop(self) -> None:
+        await self.metrics.stop()
         await self.key_state.stop()
         await self.writes.stop()
         await self.link.stop()
@@ -63,7 +71,7 @@ class SharedState:
         return f"shared state unavailable: Redis at {self.link.masked_url} is unreachable ({self.link.last_error})"
 
 
-def build_shared_state(config: SharedStateConfig, clock: Callable[[], float]) -> SharedState:
+def build_shared_state(config: SharedStateConfig, clock: Callable[[], float], metrics: Metrics) -> SharedState:
     link = RedisLink(config.redis_url, config.key_prefix, masked_url=config.masked_url)
     writes = WriteBehind(link)
     fail_open = config.on_redis_down == "fail-open"
@@ -75,5 +83,7 @@ def build_shared_state(config: SharedStateConfig, clock: Callable[[], float]) ->
         health=RedisCredentialHealth(link, LocalCredentialHealth(clock)),
         affinity=RedisSessionAffinity(link, writes, LocalSessionAffinity(clock)),
         locks=RedisLocks(link),
+        usage=ClusterUsage(link, writes),
+        metrics=ClusterMetrics(link, metrics),
         fail_open=fail_open,
     )

@@ -1,0 +1,142 @@
+"""The management usage totals of a whole cluster, kept in Redis so every process answers the same.
+
+Each process still keeps its own `UsageStats` (and its own SQLite records); with shared state it
+also adds every finished request to cluster-wide hashes, through the write-behind queue that already
+carries the request's usage add, so a request is counted exactly once wherever it ran:
+
+- `stats:key-model`: `<client key id> US <model> US <figure>` → count (cost as a float);
+- `stats:credential`: `<auth index> US <figure>` → count, and `stats:credential-info`: who it is;
+- `stats:buckets:<auth index>`: `<bucket start>:success|failed` → count, kept a day;
+- `stats:since`: when the first process of the cluster started counting.
+
+`read` returns them in two round trips, for `GET /v0/management/usage` and `/api-key-usage`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cliproxy.shared.connection import RedisLink
+from cliproxy.shared.writes import WriteBehind
+from cliproxy.usage import UsageRecord
+
+SEP = "\x1f"
+FIGURES = (
+    "requests",
+    "success",
+    "failed",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_usd",
+)
+BUCKET_SECONDS = 600  # the management API's ten-minute buckets
+BUCKETS_TTL_SECONDS = 86_400
+
+
+@dataclass
+class ClusterTotals:
+    since: float
+    by_key_model: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    by_credential: dict[str, dict[str, float]] = field(default_factory=dict)
+    credential_info: dict[str, tuple[str, str]] = field(default_factory=dict)  # auth index → (id, provider)
+    buckets: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # auth index → start → [ok, failed]
+
+
+def figures(record: UsageRecord) -> tuple[float, ...]:
+    total = record.total_tokens or (record.input_tokens + record.output_tokens)
+    failed = 1 if record.failed else 0
+    return (
+        1,
+        1 - failed,
+        failed,
+        record.input_tokens,
+        record.output_tokens,
+        record.cached_tokens,
+        record.reasoning_tokens,
+        total,
+        record.cost_usd or 0.0,
+    )
+
+
+class ClusterUsage:
+    def __init__(self, link: RedisLink, writes: WriteBehind) -> None:
+        self.link = link
+        self.writes = writes
+        self.key_model = link.key("stats", "key-model")
+        self.credential = link.key("stats", "credential")
+        self.info = link.key("stats", "credential-info")
+        self.since = link.key("stats", "since")
+
+    def _buckets(self, auth_index: str) -> str:
+        return self.link.key("stats", "buckets", auth_index)
+
+    async def start(self) -> None:
+        """Mark when the cluster started counting (the first process to get here wins)."""
+        started = repr(time.time())
+        self.writes.add(lambda pipe: pipe.set(self.since, started, nx=True))
+
+    def observe(self, record: UsageRecord) -> None:
+        values = figures(record)
+        key_model = record.client_key + SEP + (record.alias or record.model) + SEP
+        auth = record.auth_index
+        who = record.credential_id + SEP + record.provider
+        bucket = (
+            f"{int(record.timestamp // BUCKET_SECONDS * BUCKET_SECONDS)}:{'failed' if record.failed else 'success'}"
+        )
+
+        def write(pipe: Any) -> None:
+            for name, value in zip(FIGURES, values, strict=True):
+                if not value:
+                    continue
+                if name == "cost_usd":
+                    pipe.hincrbyfloat(self.key_model, key_model + name, value)
+                else:
+                    pipe.hincrby(self.key_model, key_model + name, int(value))
+                if auth:
+                    if name == "cost_usd":
+                        pipe.hincrbyfloat(self.credential, auth + SEP + name, value)
+                    else:
+                        pipe.hincrby(self.credential, auth + SEP + name, int(value))
+            if auth:
+                pipe.hset(self.info, auth, who)
+                buckets = self._buckets(auth)
+                pipe.hincrby(buckets, bucket, 1)
+                pipe.expire(buckets, BUCKETS_TTL_SECONDS)
+
+        self.writes.add(write)
+
+    async def read(self) -> ClusterTotals:
+        """Everything counted so far; raises the link's errors (the caller falls back to this process)."""
+        client = self.link.client
+        pipe = client.pipeline(transaction=False)
+        pipe.get(self.since)
+        pipe.hgetall(self.key_model)
+        pipe.hgetall(self.credential)
+        pipe.hgetall(self.info)
+        since, key_model, credential, info = await pipe.execute()
+        out = ClusterTotals(since=float(since) if since else time.time())
+        for name, value in key_model.items():
+            key, model, figure = name.decode().split(SEP)
+            out.by_key_model.setdefault(key, {}).setdefault(model, {})[figure] = float(value)
+        for name, value in credential.items():
+            auth, _, figure = name.decode().rpartition(SEP)
+            out.by_credential.setdefault(auth, {})[figure] = float(value)
+        for auth_raw, who in info.items():
+            cred_id, _, provider = who.decode().partition(SEP)
+            out.credential_info[auth_raw.decode()] = (cred_id, provider)
+        indexes = list(out.credential_info)
+        if indexes:
+            pipe = client.pipeline(transaction=False)
+            for auth in indexes:
+                pipe.hgetall(self._buckets(auth))
+            for auth, counts in zip(indexes, await pipe.execute(), strict=True):
+                table = out.buckets.setdefault(auth, {})
+                for name, value in counts.items():
+                    start, _, outcome = name.decode().partition(":")
+                    table.setdefault(int(start), [0, 0])[0 if outcome == "success" else 1] += int(value)
+        return out
