@@ -183,20 +183,15 @@ class RedisKeyPolicyState:
     def add_usage(self, key_id: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
         self.local.add_usage(key_id, when, tokens=tokens, cost_usd=cost_usd)
         name = self._usage_key(key_id, day_number(when))
-        cost = cost_usd or 0.0
-        unknown = 1 if cost_usd is None else 0
-
-        def write(pipe: Any) -> None:
-            pipe.hincrby(name, "requests", 1)
-            if tokens:
-                pipe.hincrby(name, "tokens", tokens)
-            if cost:
-                pipe.hincrbyfloat(name, "cost", cost)
-            if unknown:
-                pipe.hincrby(name, "unknown", 1)
-            pipe.expire(name, USAGE_TTL_SECONDS)
-
-        self.writes.add(write)
+        writes = self.writes
+        writes.incr(name, "requests", 1)
+        if tokens:
+            writes.incr(name, "tokens", tokens)
+        if cost_usd:
+            writes.incr_float(name, "cost", cost_usd)
+        elif cost_usd is None:
+            writes.incr(name, "unknown", 1)
+        writes.expire(name, USAGE_TTL_SECONDS)
 
     async def usage(self, key: KeyRef, period: str, now: float) -> KeyUsage:
         link = self.link

@@ -8,8 +8,6 @@ write-behind queue. While Redis is down a team budget is a limit like any other:
 
 from __future__ import annotations
 
-from typing import Any
-
 from cliproxy.policy.ledger import day_number, period_bounds
 from cliproxy.policy.teams import LocalTeamPolicyState, TeamPolicyState, TeamSpend
 from cliproxy.shared.connection import RedisLink
@@ -47,20 +45,15 @@ class RedisTeamPolicyState:
     def add_usage(self, team: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
         self.local.add_usage(team, when, tokens=tokens, cost_usd=cost_usd)
         name = self._key(team, day_number(when))
-        cost = cost_usd or 0.0
-        unknown = 1 if cost_usd is None else 0
-
-        def write(pipe: Any) -> None:
-            pipe.hincrby(name, "requests", 1)
-            if tokens:
-                pipe.hincrby(name, "tokens", tokens)
-            if cost:
-                pipe.hincrbyfloat(name, "cost", cost)
-            if unknown:
-                pipe.hincrby(name, "unknown", 1)
-            pipe.expire(name, USAGE_TTL_SECONDS)
-
-        self.writes.add(write)
+        writes = self.writes
+        writes.incr(name, "requests", 1)
+        if tokens:
+            writes.incr(name, "tokens", tokens)
+        if cost_usd:
+            writes.incr_float(name, "cost", cost_usd)
+        elif cost_usd is None:
+            writes.incr(name, "unknown", 1)
+        writes.expire(name, USAGE_TTL_SECONDS)
 
 
 def _check(state: RedisTeamPolicyState) -> TeamPolicyState:

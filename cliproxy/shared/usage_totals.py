@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from cliproxy.shared.connection import RedisLink
 from cliproxy.shared.writes import WriteBehind
@@ -71,6 +70,12 @@ class ClusterUsage:
         self.credential = link.key("stats", "credential")
         self.info = link.key("stats", "credential-info")
         self.since = link.key("stats", "since")
+        self._known: set[str] = set()  # credentials whose identity this process wrote already
+        link.on_up(self._forget)
+
+    async def _forget(self) -> None:
+        """Redis may have come back empty: write every credential's identity again."""
+        self._known.clear()
 
     def _buckets(self, auth_index: str) -> str:
         return self.link.key("stats", "buckets", auth_index)
@@ -81,34 +86,29 @@ class ClusterUsage:
         self.writes.add(lambda pipe: pipe.set(self.since, started, nx=True))
 
     def observe(self, record: UsageRecord) -> None:
-        values = figures(record)
+        writes = self.writes
         key_model = record.client_key + SEP + (record.alias or record.model) + SEP
         auth = record.auth_index
-        who = record.credential_id + SEP + record.provider
-        bucket = (
-            f"{int(record.timestamp // BUCKET_SECONDS * BUCKET_SECONDS)}:{'failed' if record.failed else 'success'}"
-        )
-
-        def write(pipe: Any) -> None:
-            for name, value in zip(FIGURES, values, strict=True):
-                if not value:
-                    continue
-                if name == "cost_usd":
-                    pipe.hincrbyfloat(self.key_model, key_model + name, value)
-                else:
-                    pipe.hincrby(self.key_model, key_model + name, int(value))
+        for name, value in zip(FIGURES, figures(record), strict=True):
+            if not value:
+                continue
+            if name == "cost_usd":
+                writes.incr_float(self.key_model, key_model + name, value)
                 if auth:
-                    if name == "cost_usd":
-                        pipe.hincrbyfloat(self.credential, auth + SEP + name, value)
-                    else:
-                        pipe.hincrby(self.credential, auth + SEP + name, int(value))
-            if auth:
-                pipe.hset(self.info, auth, who)
-                buckets = self._buckets(auth)
-                pipe.hincrby(buckets, bucket, 1)
-                pipe.expire(buckets, BUCKETS_TTL_SECONDS)
-
-        self.writes.add(write)
+                    writes.incr_float(self.credential, auth + SEP + name, value)
+            else:
+                writes.incr(self.key_model, key_model + name, int(value))
+                if auth:
+                    writes.incr(self.credential, auth + SEP + name, int(value))
+        if auth:
+            if auth not in self._known:
+                self._known.add(auth)
+                who = record.credential_id + SEP + record.provider
+                writes.add(lambda pipe: pipe.hset(self.info, auth, who))
+            start = int(record.timestamp // BUCKET_SECONDS * BUCKET_SECONDS)
+            buckets = self._buckets(auth)
+            writes.incr(buckets, f"{start}:{'failed' if record.failed else 'success'}", 1)
+            writes.expire(buckets, BUCKETS_TTL_SECONDS)
 
     async def read(self) -> ClusterTotals:
         """Everything counted so far; raises the link's errors (the caller falls back to this process)."""

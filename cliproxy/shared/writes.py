@@ -1,10 +1,17 @@
 """Writes that need not delay an answer: concurrency releases, usage adds, lease renewals.
 
-They are queued as small functions that add commands to a pipeline; one flusher task sends
-everything queued so far in one round trip as soon as the loop is free, so a request's answer never
-waits for them and a burst of finished requests costs one pipeline, not one round trip each. While
-Redis is down the queue is kept (bounded) and sent when it comes back; what overflows is dropped
-with a warning, as a counter that cannot be written is better lost than blocking requests.
+Two kinds, both sent by one flusher task, never on a request's latency path:
+
+- counters (`incr`): usage adds and the cluster's management totals. They are summed in this
+  process by (key, field) and sent at most every `FLUSH_SECONDS` as one `HINCRBY`/`HINCRBYFLOAT`
+  per distinct field, so a thousand requests of one key cost a handful of commands, not thousands
+  (a limit reads them at most that late, which only matters to a request racing a spent allowance);
+- other writes (`add`): small functions that add their commands to the pipeline, sent as soon as the
+  loop is free (a released concurrency slot must free up at once).
+
+While Redis is down both are kept (the counters merged, the writes bounded) and sent when it is back;
+writes past `MAX_QUEUED` are dropped with a warning, as a counter that cannot be written is better
+lost than blocking requests.
 """
 
 from __future__ import annotations
@@ -20,16 +27,20 @@ from cliproxy.shared.connection import PING_SECONDS, RedisLink
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 100_000
+FLUSH_SECONDS = 0.05
 Write = Callable[[Any], None]  # adds its commands to a redis-py pipeline
 
 
 class WriteBehind:
-    """The queue and its flusher (see the module docstring)."""
+    """The queue, the summed counters and their flusher (see the module docstring)."""
 
     def __init__(self, link: RedisLink) -> None:
         self.link = link
         self._queue: list[Write] = []
-        self._wake = asyncio.Event()
+        self._ints: dict[tuple[str, str], int] = {}
+        self._floats: dict[tuple[str, str], float] = {}
+        self._expiry: dict[str, int] = {}
+        self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._dropped = 0
 
@@ -38,50 +49,92 @@ class WriteBehind:
         if len(queue) >= MAX_QUEUED:
             self._dropped += 1
             if self._dropped == 1:
-                log.warning("shared state: write queue full while Redis is away; dropping counter updates")
+                log.warning("shared state: write queue full while Redis is away; dropping updates")
             return
         queue.append(write)
-        if len(queue) == 1:
-            self._wake.set()
+        self._urgent.set()
+
+    def incr(self, key: str, field: str, amount: int) -> None:
+        counters = self._ints
+        slot = (key, field)
+        counters[slot] = counters.get(slot, 0) + amount
+
+    def incr_float(self, key: str, field: str, amount: float) -> None:
+        counters = self._floats
+        slot = (key, field)
+        counters[slot] = counters.get(slot, 0.0) + amount
+
+    def expire(self, key: str, seconds: int) -> None:
+        """Set `key`'s expiry with the next flush (counter hashes that must not live forever)."""
+        self._expiry[key] = seconds
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="cliproxy-redis-writes")
 
     async def stop(self) -> None:
-        """Send what is queued (briefly, when Redis is up), then stop."""
+        """Send what is queued (when Redis is up), then stop."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._queue and self.link.up:
+        if self.link.up:
             with contextlib.suppress(*self.link.errors):
                 await self.flush()
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue or self._ints or self._floats or self._expiry)
+
     async def flush(self) -> None:
         batch, self._queue = self._queue, []
-        if not batch:
+        ints, self._ints = self._ints, {}
+        floats, self._floats = self._floats, {}
+        expiry, self._expiry = self._expiry, {}
+        if not (batch or ints or floats or expiry):
             return
         pipe = self.link.client.pipeline(transaction=False)
+        for (key, field), amount in ints.items():
+            pipe.hincrby(key, field, amount)
+        for (key, field), value in floats.items():
+            pipe.hincrbyfloat(key, field, value)
+        for key, seconds in expiry.items():
+            pipe.expire(key, seconds)
         for write in batch:
             write(pipe)
         try:
             await pipe.execute()
         except self.link.errors as exc:
             self.link.failed(exc)
-            self._queue[:0] = batch[: MAX_QUEUED - len(self._queue)]
+            self._restore(batch, ints, floats, expiry)
             raise
         self._dropped = 0
 
+    def _restore(
+        self,
+        batch: list[Write],
+        ints: dict[tuple[str, str], int],
+        floats: dict[tuple[str, str], float],
+        expiry: dict[str, int],
+    ) -> None:
+        """Put an unsent flush back in front of what came meanwhile."""
+        self._queue[:0] = batch[: max(0, MAX_QUEUED - len(self._queue))]
+        for slot, amount in ints.items():
+            self._ints[slot] = self._ints.get(slot, 0) + amount
+        for slot, value in floats.items():
+            self._floats[slot] = self._floats.get(slot, 0.0) + value
+        for key, seconds in expiry.items():
+            self._expiry.setdefault(key, seconds)
+
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), FLUSH_SECONDS)
+            self._urgent.clear()
+            if not self.pending:
+                continue
             if not self.link.up:
                 await asyncio.sleep(PING_SECONDS)
-                self._wake.set()
                 continue
-            try:
+            with contextlib.suppress(*self.link.errors):
                 await self.flush()
-            except self.link.errors:
-                self._wake.set()
