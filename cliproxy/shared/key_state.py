@@ -109,8 +109,11 @@ class DownPolicy:
 class RedisKeyPolicyState:
     """`KeyPolicyState` in Redis, with `local` as the fail-open fallback (see the module docstring)."""
 
-    def __init__(self, link: RedisLink, writes: WriteBehind, *, fail_open: bool) -> None:
+    def __init__(
+        self, link: RedisLink, writes: WriteBehind, *, fail_open: bool, lease_seconds: float = LEASE_SECONDS
+    ) -> None:
         self.link = link
+        self.lease_seconds = lease_seconds
         self.writes = writes
         self.local = LocalKeyPolicyState()
         self.down = DownPolicy(fail_open, "per-key limits are")
@@ -155,7 +158,7 @@ class RedisKeyPolicyState:
             -1 if rpm is None else rpm,
             -1 if cap is None else cap,
             member,
-            repr(LEASE_SECONDS),
+            repr(self.lease_seconds),
         ]
         try:
             code, figure = await self._admit(keys=keys, args=args)
@@ -225,10 +228,10 @@ class RedisKeyPolicyState:
     async def _renew(self) -> None:
         """Push the end of this process's leases forward while their requests run."""
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            await asyncio.sleep(self.lease_seconds / 3)
             if not self._leases or not self.link.up:
                 continue
-            until = time.time() + LEASE_SECONDS
+            until = time.time() + self.lease_seconds
             leases = list(self._leases.items())
 
             def write(pipe: Any, leases: list[tuple[str, tuple[str, ...]]] = leases, until: float = until) -> None:
