@@ -41,6 +41,7 @@ from cliproxy.credentials.locks import KeyedLocks, LockSpace
 from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.registry import ProviderSettings
 from cliproxy.credentials.store import CredentialStore, UnreadableFile
+from cliproxy.credentials.token_share import TokenShare
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class CredentialRefresher:
         *,
         store: CredentialStore | None = None,
         locks: LockSpace | None = None,
+        share: TokenShare | None = None,
         on_refreshed: Callable[[AuthFileCredential], None] | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
         workers: int = DEFAULT_WORKERS,
@@ -115,6 +117,7 @@ class CredentialRefresher:
         self._settings = settings
         self._store = store if store is not None else CredentialStore()
         self._locks: LockSpace = locks if locks is not None else KeyedLocks()
+        self._share = share
         self._on_refreshed = on_refreshed
         self._on_outcome = on_outcome
         self._clock = clock
@@ -245,9 +248,13 @@ class CredentialRefresher:
         async with self._workers, self._locks.hold(cred.id):
             metadata = await self._metadata(cred)
             elsewhere = self._refreshed_elsewhere(cred, metadata)
+            if elsewhere is None and self._share is not None:
+                elsewhere = await self._shared_by_peer(cred)
             if elsewhere is not None:
                 return elsewhere
             tokens = await kind.refresh(self._session, self._settings.of(kind), metadata, cred.proxy_url)
+            if self._share is not None:
+                await self._share.publish(cred.id, kind.merge_tokens(metadata, tokens))
 
             def merge(current: dict[str, Any] | None) -> dict[str, Any]:
                 usable = current is not None and credential_type(current) == cred.type
@@ -280,6 +287,23 @@ class CredentialRefresher:
             return None
         log.info("%s was refreshed by another process; using its new token", cred.id)
         return dataclasses.replace(on_disk, id=cred.id)
+
+    async def _shared_by_peer(self, cred: AuthFileCredential) -> AuthFileCredential | None:
+        """The credential another host refreshed and shared, written into this host's file."""
+        assert self._share is not None
+        peer = await self._share.latest(cred.id)
+        if not peer or credential_type(peer) != cred.type:
+            return None
+        found = self._refreshed_elsewhere(cred, canonical_metadata(peer))
+        if found is None:
+            return None
+
+        def take(current: dict[str, Any] | None) -> dict[str, Any]:
+            return {**(current or {}), **peer}  # the peer's refresh wins; local-only fields stay
+
+        fresh = await self._store.put(cred.path, take, create=False)
+        log.info("%s was refreshed on another host; took its new token from shared state", cred.id)
+        return dataclasses.replace(fresh, id=cred.id)
 
     async def _metadata(self, cred: AuthFileCredential) -> dict[str, Any]:
         """The file as it is now (another process may have refreshed it); the snapshot's copy if unreadable.

@@ -191,6 +191,7 @@ def build_services(holder: RuntimeHolder, *, clock: Callable[[], float] = time.m
         on_changed=reloader.reload_now,
         on_refresh=metrics.requests.oauth_refresh,
         refresh_locks=shared.locks if shared is not None else None,
+        token_share=shared.tokens if shared is not None else None,
     )
     services = Services(
         holder=holder,

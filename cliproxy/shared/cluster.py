@@ -23,6 +23,7 @@ from cliproxy.shared.key_state import RedisKeyPolicyState
 from cliproxy.shared.locks import RedisLocks
 from cliproxy.shared.metrics_sync import ClusterMetrics
 from cliproxy.shared.team_state import RedisTeamPolicyState
+from cliproxy.shared.tokens import RedisTokenShare
 from cliproxy.shared.usage_totals import ClusterUsage
 from cliproxy.shared.writes import WriteBehind
 
@@ -40,6 +41,7 @@ class SharedState:
     health: RedisCredentialHealth
     affinity: RedisSessionAffinity
     locks: RedisLocks
+    tokens: RedisTokenShare  # refreshed credentials for hosts that do not share the auth-dir
     usage: ClusterUsage  # the management usage totals of the whole cluster
     metrics: ClusterMetrics  # `/metrics` summed over every live process
     fail_open: bool
@@ -83,6 +85,7 @@ def build_shared_state(config: SharedStateConfig, clock: Callable[[], float], me
         health=RedisCredentialHealth(link, LocalCredentialHealth(clock)),
         affinity=RedisSessionAffinity(link, writes, LocalSessionAffinity(clock)),
         locks=RedisLocks(link),
+        tokens=RedisTokenShare(link),
         usage=ClusterUsage(link, writes),
         metrics=ClusterMetrics(link, metrics),
         fail_open=fail_open,

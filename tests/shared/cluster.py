@@ -75,14 +75,19 @@ async def start_nodes(
     on_down: str = "fail-closed",
     env: dict[str, str] | None = None,
     wait_ready: bool = True,
+    own_auth_dirs: bool = False,
 ) -> list[Node]:
-    """`count` processes with the same `body` config, each with its own port, directory and usage db."""
+    """`count` processes with the same `body` config, each with its own port, directory and usage db;
+    one `auths` folder for all, or (`own_auth_dirs`, as on several hosts) `node<i>/auths` each."""
     auths = tmp_path / "auths"
     auths.mkdir(exist_ok=True)
     nodes = []
     for index in range(count):
         directory = tmp_path / f"node{index}"
-        directory.mkdir()
+        directory.mkdir(exist_ok=True)
+        if own_auth_dirs:
+            auths = directory / "auths"
+            auths.mkdir(exist_ok=True)
         port = free_port()
         text = (
             f"host: 127.0.0.1\nport: {port}\nauth-dir: {auths}\nusage-db: ./usage.db\n"

@@ -33,17 +33,7 @@ async def test_two_processes_seeing_an_expired_token_refresh_it_exactly_once(
     auths = tmp_path / "auths"
     auths.mkdir()
     path = auths / "claude-user.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "claude",
-                "email": "user@example.com",
-                "access_token": "at-expired",
-                "refresh_token": fake.issue_refresh_token("claude"),
-                "expired": format_time(datetime.now(UTC) - timedelta(minutes=5)),
-            }
-        )
-    )
+    path.write_text(expired_claude_file(fake))
     os.chmod(path, 0o600)
     nodes = await start_nodes(tmp_path, keys_yaml(), redis_server.url, env=fake.env())
     try:
@@ -70,6 +60,49 @@ async def test_two_processes_seeing_an_expired_token_refresh_it_exactly_once(
     assert fake.requests["claude:refresh"] == 1
     assert sum("was refreshed by another process" in node.err for node in nodes) <= 1
     assert not any("refresh of claude-user.json" in node.err and "failed" in node.err for node in nodes)
+
+
+async def test_processes_on_separate_auth_dirs_take_the_refreshed_token_from_redis(
+    tmp_path: Path, redis_server: RedisServer, aiohttp_server: Callable[[web.Application], Awaitable[TestServer]]
+) -> None:
+    fake = FakeOAuth()
+    server = await aiohttp_server(fake.app())
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    contents = expired_claude_file(fake)
+    paths = []
+    for index in range(2):  # two "hosts", each with its own copy of the same login
+        auths = tmp_path / f"node{index}" / "auths"
+        auths.mkdir(parents=True)
+        path = auths / "claude-user.json"
+        path.write_text(contents)
+        os.chmod(path, 0o600)
+        paths.append(path)
+    nodes = await start_nodes(tmp_path, keys_yaml(), redis_server.url, env=fake.env(), own_auth_dirs=True)
+    try:
+
+        async def both_files_refreshed() -> bool:
+            tokens = {json.loads(path.read_text())["access_token"] for path in paths}
+            return len(tokens) == 1 and "at-expired" not in tokens
+
+        await eventually(both_files_refreshed, timeout=20)
+    finally:
+        stop_nodes(nodes)
+    assert fake.requests["claude:refresh"] == 1
+    assert sum("took its new token from shared state" in node.err for node in nodes) == 1
+    refresh_tokens = {json.loads(path.read_text())["refresh_token"] for path in paths}
+    assert len(refresh_tokens) == 1 and refresh_tokens <= set(fake.refresh_tokens)  # the rotated one, valid
+
+
+def expired_claude_file(fake: FakeOAuth) -> str:
+    return json.dumps(
+        {
+            "type": "claude",
+            "email": "user@example.com",
+            "access_token": "at-expired",
+            "refresh_token": fake.issue_refresh_token("claude"),
+            "expired": format_time(datetime.now(UTC) - timedelta(minutes=5)),
+        }
+    )
 
 
 async def test_the_redis_password_never_shows_in_logs_or_management_answers(
