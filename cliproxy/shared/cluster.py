@@ -74,7 +74,7 @@ class SharedState:
 
 
 def build_shared_state(config: SharedStateConfig, clock: Callable[[], float], metrics: Metrics) -> SharedState:
-    link = RedisLink(config.redis_url, config.key_prefix, masked_url=config.masked_url)
+    link = RedisLink(config.redis_url, config.key_prefix)
     writes = WriteBehind(link)
     fail_open = config.on_redis_down == "fail-open"
     return SharedState(

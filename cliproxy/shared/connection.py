@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cliproxy import jsonio
+from cliproxy.config.model import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,14 @@ class SharedStateUnreachable(Exception):
 class RedisLink:
     """One process's Redis client, its up/down state and the event channel (see the module docstring)."""
 
-    def __init__(self, url: str, prefix: str, *, masked_url: str = "", timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, url: str, prefix: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         import redis.asyncio as aioredis  # lazily: only processes with `shared-state.redis-url` need it
         from redis.backoff import NoBackoff
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisError, ResponseError
         from redis.retry import Retry
 
         self.prefix = prefix
-        self.masked_url = masked_url or url
+        self.masked_url = SharedState(redis_url=url).masked_url  # the password never reaches a log line
         self.node = uuid.uuid4().hex[:16]  # this process, in in-flight leases and events
         self.client: Any = aioredis.Redis.from_url(
             url,
@@ -56,6 +57,7 @@ class RedisLink:
             health_check_interval=0,
         )
         self.errors: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+        self._answers: tuple[type[BaseException], ...] = (ResponseError,)  # Redis answered: the link is fine
         self.up = False
         self.down_since: float | None = time.time()
         self.last_error = "not connected yet"
@@ -102,7 +104,11 @@ class RedisLink:
         return self.up
 
     def failed(self, exc: BaseException) -> None:
-        """A command failed: the link is down until the watcher's next ping succeeds."""
+        """A command failed: the link is down until the watcher's next ping succeeds (an error answer
+        of Redis itself only is logged: the link works)."""
+        if isinstance(exc, self._answers):
+            log.error("shared state: Redis refused a command (%s)", _text(exc))
+            return
         if self.up:
             self.up = False
             self.down_since = time.time()

@@ -1,10 +1,11 @@
 """Per-key counters in Redis: the `KeyPolicyState` that holds across processes and hosts.
 
-`admit` is one `EVALSHA` of `ADMIT`: it checks today's tokens, the budget period's spend, the
-price rule, the rate window and the in-flight count in the same order as the in-process state, and
-takes the request's place in the window and among the requests in flight, atomically. A key whose
-policy sets no limit (a `models` scope alone) never reaches Redis. Releases and usage adds go
-through the write-behind queue, after the answer.
+`admit` is one `EVALSHA` of `ADMIT` (sent with the other calls of the same loop turn, see
+`ScriptCalls`): it checks today's tokens, the budget period's spend, the price rule, the rate
+window and the in-flight count in the same order as the in-process state, and takes the request's
+place in the window and among the requests in flight, atomically. A key whose policy sets no limit
+(a `models` scope alone) never reaches Redis. Releases and usage adds go through the write-behind
+queue, after the answer.
 
 Keys (under the prefix): `rate:<digest>` (sorted set of admission times, the last minute),
 `inflight:<digest>` (sorted set of leases: member `<node>:<n>`, score = lease end), and
@@ -39,6 +40,7 @@ from cliproxy.policy.state import (
     Release,
 )
 from cliproxy.shared.connection import RedisLink
+from cliproxy.shared.script_calls import ScriptCalls
 from cliproxy.shared.writes import WriteBehind
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,7 @@ class RedisKeyPolicyState:
         self.writes = writes
         self.local = LocalKeyPolicyState()
         self.down = DownPolicy(fail_open, "per-key limits are")
-        self._admit: Any = link.client.register_script(ADMIT)
+        self._admit = ScriptCalls(link, ADMIT)
         self._seq = itertools.count()
         self._leases: dict[str, tuple[str, ...]] = {}  # member → (inflight key,) while held here
         self._renewer: asyncio.Task[None] | None = None
@@ -161,7 +163,7 @@ class RedisKeyPolicyState:
             repr(self.lease_seconds),
         ]
         try:
-            code, figure = await self._admit(keys=keys, args=args)
+            code, figure = await self._admit.call(keys, args)
         except link.errors as exc:
             link.failed(exc)
             self.down.fall_back()
