@@ -6,8 +6,9 @@ Two kinds, both sent by one flusher task, never on a request's latency path:
   process by (key, field) and sent at most every `FLUSH_SECONDS` as one `HINCRBY`/`HINCRBYFLOAT`
   per distinct field, so a thousand requests of one key cost a handful of commands, not thousands
   (a limit reads them at most that late, which only matters to a request racing a spent allowance);
-- other writes (`add`): small functions that add their commands to the pipeline, sent as soon as the
-  loop is free (a released concurrency slot must free up at once).
+- other writes (`add`): small functions that add their commands to the pipeline, sent at the next
+  turn of the loop (a released concurrency slot must free up at once); those that come while a flush
+  is on its way go together in the next one.
 
 While Redis is down both are kept (the counters merged, the writes bounded) and sent when it is back;
 writes past `MAX_QUEUED` are dropped with a warning, as a counter that cannot be written is better
@@ -40,8 +41,11 @@ class WriteBehind:
         self._ints: dict[tuple[str, str], int] = {}
         self._floats: dict[tuple[str, str], float] = {}
         self._expiry: dict[str, int] = {}
-        self._urgent = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Future[None] | None = None  # the flush running now
+        self._again = False  # something urgent came while it ran: flush once more after it
+        self._timer: asyncio.TimerHandle | None = None  # the next flush of the summed counters
+        self._running = False
+        self._kicked = False  # a flush is due at the next loop turn
         self._dropped = 0
 
     def add(self, write: Write) -> None:
@@ -52,32 +56,44 @@ class WriteBehind:
                 log.warning("shared state: write queue full while Redis is away; dropping updates")
             return
         queue.append(write)
-        self._urgent.set()
+        if self._flushing is not None:
+            self._again = True
+        elif self._running and not self._kicked:
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._kick)
 
     def incr(self, key: str, field: str, amount: int) -> None:
         counters = self._ints
         slot = (key, field)
         counters[slot] = counters.get(slot, 0) + amount
+        if self._timer is None:
+            self._arm(FLUSH_SECONDS)
 
     def incr_float(self, key: str, field: str, amount: float) -> None:
         counters = self._floats
         slot = (key, field)
         counters[slot] = counters.get(slot, 0.0) + amount
+        if self._timer is None:
+            self._arm(FLUSH_SECONDS)
 
     def expire(self, key: str, seconds: int) -> None:
         """Set `key`'s expiry with the next flush (counter hashes that must not live forever)."""
         self._expiry[key] = seconds
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="cliproxy-redis-writes")
+        self._running = True
+        if self.pending:
+            self._arm(0)
 
     async def stop(self) -> None:
         """Send what is queued (when Redis is up), then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flushing is not None:
+            with contextlib.suppress(asyncio.CancelledError, *self.link.errors):
+                await self._flushing
         if self.link.up:
             with contextlib.suppress(*self.link.errors):
                 await self.flush()
@@ -126,15 +142,38 @@ class WriteBehind:
         for key, seconds in expiry.items():
             self._expiry.setdefault(key, seconds)
 
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._urgent.wait(), FLUSH_SECONDS)
-            self._urgent.clear()
-            if not self.pending:
-                continue
-            if not self.link.up:
-                await asyncio.sleep(PING_SECONDS)
-                continue
-            with contextlib.suppress(*self.link.errors):
-                await self.flush()
+    def _arm(self, delay: float) -> None:
+        if self._running and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
+
+    def _kick(self) -> None:
+        """Start a flush now, unless one runs (then it goes once more) or Redis is away (then later)."""
+        self._kicked = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._running or not self.pending:
+            return
+        if self._flushing is not None:
+            self._again = True
+            return
+        if not self.link.up:
+            self._arm(PING_SECONDS)
+            return
+        self._flushing = asyncio.ensure_future(self._flush_all())
+
+    async def _flush_all(self) -> None:
+        try:
+            while True:
+                self._again = False
+                try:
+                    await self.flush()
+                except self.link.errors:
+                    self._arm(PING_SECONDS)
+                    return
+                if not self._again:
+                    return
+        finally:
+            self._flushing = None
+            if self._ints or self._floats or self._expiry:
+                self._arm(FLUSH_SECONDS)
