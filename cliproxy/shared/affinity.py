@@ -45,7 +45,7 @@ class RedisSessionAffinity:
             if now - last >= entry.ttl / 4:
                 self._touched[(model, digest)] = now
                 name, ms = self._key(digest, model), int(entry.ttl * 1000)
-                self.writes.add(lambda pipe: pipe.pexpire(name, ms))
+                self.writes.add("PEXPIRE", name, ms)
         return bound
 
     async def bind(self, model: str, session: str, credential_id: str, ttl: float) -> None:
@@ -57,12 +57,8 @@ class RedisSessionAffinity:
         name, channel = self._key(digest, model), self.link.channel
         fields = {"model": model, "session": digest, "cred": credential_id, "ttl": ttl}
         event = jsonio.dumps({"kind": "affinity", "node": self.link.node, **fields})
-
-        def write(pipe: Any) -> None:
-            pipe.set(name, f"{credential_id}|{ttl!r}", px=max(1, int(ttl * 1000)))
-            pipe.publish(channel, event)
-
-        self.writes.add(write)
+        self.writes.add("SET", name, f"{credential_id}|{ttl!r}", "PX", max(1, int(ttl * 1000)))
+        self.writes.add("PUBLISH", channel, event)
 
     def snapshot(self) -> list[BindingView]:
         now = self.mirror.clock()

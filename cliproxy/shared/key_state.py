@@ -26,7 +26,6 @@ import itertools
 import logging
 import math
 import time
-from typing import Any
 
 from cliproxy.policy.ledger import DAY, day_number, period_bounds
 from cliproxy.policy.state import (
@@ -181,7 +180,7 @@ class RedisKeyPolicyState:
             if not released:
                 released = True
                 del self._leases[member]
-                self.writes.add(lambda pipe: pipe.zrem(inflight, member))
+                self.writes.add("ZREM", inflight, member)
 
         return release
 
@@ -233,14 +232,9 @@ class RedisKeyPolicyState:
             await asyncio.sleep(self.lease_seconds / 3)
             if not self._leases or not self.link.up:
                 continue
-            until = time.time() + self.lease_seconds
-            leases = list(self._leases.items())
-
-            def write(pipe: Any, leases: list[tuple[str, tuple[str, ...]]] = leases, until: float = until) -> None:
-                for member, (inflight,) in leases:
-                    pipe.zadd(inflight, {member: until}, xx=True)
-
-            self.writes.add(write)
+            until = repr(time.time() + self.lease_seconds)
+            for member, (inflight,) in list(self._leases.items()):
+                self.writes.add("ZADD", inflight, "XX", until, member)
 
 
 def _number(value: bytes | None) -> float:

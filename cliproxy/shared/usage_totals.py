@@ -83,7 +83,7 @@ class ClusterUsage:
     async def start(self) -> None:
         """Mark when the cluster started counting (the first process to get here wins)."""
         started = repr(time.time())
-        self.writes.add(lambda pipe: pipe.set(self.since, started, nx=True))
+        self.writes.add("SET", self.since, started, "NX")
 
     def observe(self, record: UsageRecord) -> None:
         writes = self.writes
@@ -104,7 +104,7 @@ class ClusterUsage:
             if auth not in self._known:
                 self._known.add(auth)
                 who = record.credential_id + SEP + record.provider
-                writes.add(lambda pipe: pipe.hset(self.info, auth, who))
+                writes.add("HSET", self.info, auth, who)
             start = int(record.timestamp // BUCKET_SECONDS * BUCKET_SECONDS)
             buckets = self._buckets(auth)
             writes.incr(buckets, f"{start}:{'failed' if record.failed else 'success'}", 1)

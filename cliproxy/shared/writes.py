@@ -6,7 +6,7 @@ Two kinds, both sent by one flusher task, never on a request's latency path:
   process by (key, field) and sent at most every `FLUSH_SECONDS` as one `HINCRBY`/`HINCRBYFLOAT`
   per distinct field, so a thousand requests of one key cost a handful of commands, not thousands
   (a limit reads them at most that late, which only matters to a request racing a spent allowance);
-- other writes (`add`): small functions that add their commands to the pipeline, sent at the next
+- other writes (`add`): single commands, sent at the next
   turn of the loop (a released concurrency slot must free up at once); those that come while a flush
   is on its way go together in the next one.
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from cliproxy.shared.connection import PING_SECONDS, RedisLink
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED = 100_000
 FLUSH_SECONDS = 0.05
-Write = Callable[[Any], None]  # adds its commands to a redis-py pipeline
+Command = tuple[Any, ...]  # ("ZREM", key, member): a Redis command and its arguments
 
 
 class WriteBehind:
@@ -37,7 +36,7 @@ class WriteBehind:
 
     def __init__(self, link: RedisLink) -> None:
         self.link = link
-        self._queue: list[Write] = []
+        self._queue: list[Command] = []
         self._ints: dict[tuple[str, str], int] = {}
         self._floats: dict[tuple[str, str], float] = {}
         self._expiry: dict[str, int] = {}
@@ -48,14 +47,14 @@ class WriteBehind:
         self._kicked = False  # a flush is due at the next loop turn
         self._dropped = 0
 
-    def add(self, write: Write) -> None:
+    def add(self, *command: Any) -> None:
         queue = self._queue
         if len(queue) >= MAX_QUEUED:
             self._dropped += 1
             if self._dropped == 1:
                 log.warning("shared state: write queue full while Redis is away; dropping updates")
             return
-        queue.append(write)
+        queue.append(command)
         if self._flushing is not None:
             self._again = True
         elif self._running and not self._kicked:
@@ -109,17 +108,12 @@ class WriteBehind:
         expiry, self._expiry = self._expiry, {}
         if not (batch or ints or floats or expiry):
             return
-        pipe = self.link.client.pipeline(transaction=False)
-        for (key, field), amount in ints.items():
-            pipe.hincrby(key, field, amount)
-        for (key, field), value in floats.items():
-            pipe.hincrbyfloat(key, field, value)
-        for key, seconds in expiry.items():
-            pipe.expire(key, seconds)
-        for write in batch:
-            write(pipe)
+        commands: list[Command] = [("HINCRBY", key, field, amount) for (key, field), amount in ints.items()]
+        commands += [("HINCRBYFLOAT", key, field, repr(value)) for (key, field), value in floats.items()]
+        commands += [("EXPIRE", key, seconds) for key, seconds in expiry.items()]
+        commands += batch
         try:
-            await pipe.execute()
+            await self.link.send(commands)
         except self.link.errors as exc:
             self.link.failed(exc)
             self._restore(batch, ints, floats, expiry)
@@ -128,7 +122,7 @@ class WriteBehind:
 
     def _restore(
         self,
-        batch: list[Write],
+        batch: list[Command],
         ints: dict[tuple[str, str], int],
         floats: dict[tuple[str, str], float],
         expiry: dict[str, int],
