@@ -71,6 +71,9 @@ class ClusterUsage:
         self.info = link.key("stats", "credential-info")
         self.since = link.key("stats", "since")
         self._known: set[str] = set()  # credentials whose identity this process wrote already
+        self._who: dict[str, str] = {}  # auth index → "<credential id> US <provider>"
+        self._rows: dict[tuple[str, str, str, float], list[float]] = {}  # summed since the last flush
+        writes.before_flush(self._drain)
         link.on_up(self._forget)
 
     async def _forget(self) -> None:
@@ -86,29 +89,43 @@ class ClusterUsage:
         self.writes.add("SET", self.since, started, "NX")
 
     def observe(self, record: UsageRecord) -> None:
+        """Sum the request into its (key, model, credential) row; `_drain` turns the rows into counter
+        writes when the write-behind queue flushes, so a request costs a few additions here."""
+        slot = (record.client_key, record.alias or record.model, record.auth_index, record.timestamp // BUCKET_SECONDS)
+        row = self._rows.get(slot)
+        if row is None:
+            row = self._rows[slot] = [0.0] * len(FIGURES)
+            self._who.setdefault(record.auth_index, record.credential_id + SEP + record.provider)
+            self.writes.touch()
+        for index, value in enumerate(figures(record)):
+            row[index] += value
+
+    def _drain(self) -> None:
+        rows, self._rows = self._rows, {}
         writes = self.writes
-        key_model = record.client_key + SEP + (record.alias or record.model) + SEP
-        auth = record.auth_index
-        for name, value in zip(FIGURES, figures(record), strict=True):
-            if not value:
-                continue
-            if name == "cost_usd":
-                writes.incr_float(self.key_model, key_model + name, value)
-                if auth:
-                    writes.incr_float(self.credential, auth + SEP + name, value)
-            else:
-                writes.incr(self.key_model, key_model + name, int(value))
-                if auth:
-                    writes.incr(self.credential, auth + SEP + name, int(value))
-        if auth:
-            if auth not in self._known:
-                self._known.add(auth)
-                who = record.credential_id + SEP + record.provider
-                writes.add("HSET", self.info, auth, who)
-            start = int(record.timestamp // BUCKET_SECONDS * BUCKET_SECONDS)
-            buckets = self._buckets(auth)
-            writes.incr(buckets, f"{start}:{'failed' if record.failed else 'success'}", 1)
-            writes.expire(buckets, BUCKETS_TTL_SECONDS)
+        for (key, model, auth, bucket), row in rows.items():
+            key_model = key + SEP + model + SEP
+            for name, value in zip(FIGURES, row, strict=True):
+                if not value:
+                    continue
+                if name == "cost_usd":
+                    writes.incr_float(self.key_model, key_model + name, value)
+                    if auth:
+                        writes.incr_float(self.credential, auth + SEP + name, value)
+                else:
+                    writes.incr(self.key_model, key_model + name, int(value))
+                    if auth:
+                        writes.incr(self.credential, auth + SEP + name, int(value))
+            if auth:
+                if auth not in self._known:
+                    self._known.add(auth)
+                    writes.add("HSET", self.info, auth, self._who.get(auth, SEP))
+                buckets, start = self._buckets(auth), int(bucket * BUCKET_SECONDS)
+                if row[1]:
+                    writes.incr(buckets, f"{start}:success", int(row[1]))
+                if row[2]:
+                    writes.incr(buckets, f"{start}:failed", int(row[2]))
+                writes.expire(buckets, BUCKETS_TTL_SECONDS)
 
     async def read(self) -> ClusterTotals:
         """Everything counted so far; raises the link's errors (the caller falls back to this process)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from cliproxy.shared.connection import PING_SECONDS, RedisLink
@@ -45,6 +46,8 @@ class WriteBehind:
         self._timer: asyncio.TimerHandle | None = None  # the next flush of the summed counters
         self._running = False
         self._kicked = False  # a flush is due at the next loop turn
+        self._drains: list[Callable[[], None]] = []  # turn sums kept elsewhere into counters, per flush
+        self._dirty = False  # those sums changed since the last flush
         self._dropped = 0
 
     def add(self, *command: Any) -> None:
@@ -60,6 +63,16 @@ class WriteBehind:
         elif self._running and not self._kicked:
             self._kicked = True
             asyncio.get_running_loop().call_soon(self._kick)
+
+    def before_flush(self, drain: Callable[[], None]) -> None:
+        """Call `drain` first in every flush (an owner of its own sums adds them with `incr`)."""
+        self._drains.append(drain)
+
+    def touch(self) -> None:
+        """Sums kept elsewhere changed: flush within `FLUSH_SECONDS`."""
+        self._dirty = True
+        if self._timer is None:
+            self._arm(FLUSH_SECONDS)
 
     def incr(self, key: str, field: str, amount: int) -> None:
         counters = self._ints
@@ -99,9 +112,12 @@ class WriteBehind:
 
     @property
     def pending(self) -> bool:
-        return bool(self._queue or self._ints or self._floats or self._expiry)
+        return bool(self._dirty or self._queue or self._ints or self._floats or self._expiry)
 
     async def flush(self) -> None:
+        self._dirty = False
+        for drain in self._drains:
+            drain()
         batch, self._queue = self._queue, []
         ints, self._ints = self._ints, {}
         floats, self._floats = self._floats, {}
@@ -169,5 +185,5 @@ class WriteBehind:
                     return
         finally:
             self._flushing = None
-            if self._ints or self._floats or self._expiry:
+            if self._dirty or self._ints or self._floats or self._expiry:
                 self._arm(FLUSH_SECONDS)
