@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
+from cliproxy.accounts.model import TeamRules
+from cliproxy.clientkeys import ClientIdentity
+from cliproxy.config.model import ClientKey
+from cliproxy.policy.limits import KeyPolicy, PolicyRefusal
 from cliproxy.policy.state import KeyRef, LimitReached, Limits
+from cliproxy.pricing import Prices
 from cliproxy.routing.affinity import LocalSessionAffinity
 from cliproxy.routing.failures import Failure
 from cliproxy.routing.health import CoolingSettings, LocalCredentialHealth
@@ -18,6 +24,7 @@ from cliproxy.shared.connection import RedisLink
 from cliproxy.shared.health import RedisCredentialHealth
 from cliproxy.shared.key_state import RedisKeyPolicyState
 from cliproxy.shared.locks import RedisLocks
+from cliproxy.shared.team_state import RedisTeamPolicyState
 from cliproxy.shared.writes import WriteBehind
 from tests.shared.conftest import RedisServer
 
@@ -134,3 +141,25 @@ async def test_a_held_slot_is_renewed_while_its_request_runs(two: tuple[Process,
     later = await b.keys.admit(KEY, limits, time.time())
     assert later is not None
     later()
+
+
+async def test_a_team_budget_is_a_limit_while_redis_is_down(redis_server: RedisServer) -> None:
+    """fail-closed: a member key of a budgeted team gets 503; the same team without a budget is served."""
+    link = RedisLink(redis_server.url, "test:")
+    writes = WriteBehind(link)
+    teams = RedisTeamPolicyState(link, writes, fail_open=False)
+    policy = KeyPolicy(RedisKeyPolicyState(link, writes, fail_open=False), Prices(), teams)
+    rules = TeamRules("eng", "active", (), 10.0, None, 1.0, "month", True)
+    member = ClientIdentity(
+        "alice-key", "alice-key", b"\x09" * 32, ClientKey(key="sk-member-0009"), limited=True, team=rules
+    )
+    redis_server.stop()  # never connected: Redis is down from the start
+    with pytest.raises(PolicyRefusal) as refused:
+        await policy.admit(member, "gpt-x", lambda: ["gpt-x"])
+    assert refused.value.status == 503 and refused.value.message == "shared state unavailable"
+    unbudgeted = dataclasses.replace(member, team=dataclasses.replace(rules, budget_usd=None))
+    assert await policy.admit(unbudgeted, "gpt-x", lambda: ["gpt-x"]) is None
+    open_teams = RedisTeamPolicyState(link, writes, fail_open=True)
+    open_policy = KeyPolicy(RedisKeyPolicyState(link, writes, fail_open=True), Prices(), open_teams)
+    assert await open_policy.admit(member, "gpt-x", lambda: ["gpt-x"]) is None
+    await link.stop()
