@@ -53,7 +53,7 @@ def _walk(value: Any, name: str, out: set[str], depth: int = 0) -> None:
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
             _walk(item, name, out, depth + 1)
-    elif isinstance(value, str) and name in ("proxy-url", "proxy_url"):
+    elif isinstance(value, str) and name in ("proxy-url", "proxy_url", "redis-url"):
         password = urlsplit(value).password if "@" in value else None
         if password:
             out.add(password)

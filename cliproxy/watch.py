@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 150
 MISSING_DIR_POLL_MS = 1000  # how often to look for an auth-dir that does not exist yet
-RESTART_FIELDS = ("host", "port", "tls", "workers")
+RESTART_FIELDS = ("host", "port", "tls", "workers", "shared_state")
 
 
 def scan_auth_dir(auth_dir: Path) -> tuple[Sequence[Any], Sequence[tuple[str, str]]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ValidationError as CoreValidationError
@@ -274,6 +275,46 @@ class SSO(Section):
         return bool(self.issuer and self.client_id)
 
 
+class SharedState(Section):
+    """`shared-state` (cliproxy's own): the counters, cooldowns and locks several processes share.
+
+    With `redis-url` empty each process keeps its state to itself, as before. `on-redis-down` says
+    what keys with limits get while Redis cannot be reached: `fail-closed` refuses them (503),
+    `fail-open` serves them with in-process counting. Every Redis key starts with `key-prefix`.
+    """
+
+    redis_url: str = ""
+    key_prefix: str = "cliproxy:"
+    on_redis_down: Literal["fail-closed", "fail-open"] = "fail-closed"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis-url must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def password(self) -> str:
+        """The password inside `redis-url` as written (still percent-encoded), or ''."""
+        return redis_password(self.redis_url)
+
+    @property
+    def masked_url(self) -> str:
+        """`redis-url` fit for logs and management answers: its password replaced by `***`."""
+        secret = self.password
+        return self.redis_url.replace(f":{secret}@", ":***@", 1) if secret else self.redis_url
+
+
+def redis_password(url: str) -> str:
+    if "@" not in url:
+        return ""
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
 class Config(Section):
     """The whole config file. Defaults are CLIProxyAPI's, so its config files load unchanged."""
 
@@ -330,7 +371,8 @@ class Config(Section):
     invitation_expiration_days: float = Field(default=7, gt=0)
     session_expiration_hours: float = Field(default=12, gt=0)
     password_min_length: int = Field(default=12, ge=8, le=128)
-    workers: int = Field(default=1, ge=1)  # processes serving the same port (cliproxy's own)
+    shared_state: SharedState = SharedState()  # cliproxy's own: Redis for state shared between processes
+    workers: int = Field(default=1, ge=1)  # cliproxy's own: processes serving the same port
 
     @model_validator(mode="wrap")
     @classmethod
@@ -427,6 +469,16 @@ class Config(Section):
         for cidr in value:
             ipaddress.ip_network(cidr, strict=False)
         return value
+
+    @model_validator(mode="after")
+    def _workers_share_state(self) -> Config:
+        """Workers that each counted alone would multiply every limit by their number."""
+        if self.workers > 1 and not self.shared_state.redis_url:
+            raise ValueError(
+                f"workers is {self.workers} but shared-state.redis-url is not set; "
+                "several workers need Redis to share limits, cooldowns and refresh locks"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_complete(self) -> Config:

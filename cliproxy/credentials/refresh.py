@@ -41,6 +41,7 @@ from cliproxy.credentials.locks import KeyedLocks, LockSpace
 from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.registry import ProviderSettings
 from cliproxy.credentials.store import CredentialStore, UnreadableFile
+from cliproxy.credentials.token_share import TokenShare
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class CredentialRefresher:
         *,
         store: CredentialStore | None = None,
         locks: LockSpace | None = None,
+        share: TokenShare | None = None,
         on_refreshed: Callable[[AuthFileCredential], None] | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
         workers: int = DEFAULT_WORKERS,
@@ -115,6 +117,7 @@ class CredentialRefresher:
         self._settings = settings
         self._store = store if store is not None else CredentialStore()
         self._locks: LockSpace = locks if locks is not None else KeyedLocks()
+        self._share = share
         self._on_refreshed = on_refreshed
         self._on_outcome = on_outcome
         self._clock = clock
@@ -244,7 +247,14 @@ class CredentialRefresher:
             raise OAuthError(f"{cred.type} credentials are not refreshed with a refresh token")
         async with self._workers, self._locks.hold(cred.id):
             metadata = await self._metadata(cred)
+            elsewhere = self._refreshed_elsewhere(cred, metadata)
+            if elsewhere is None and self._share is not None:
+                elsewhere = await self._shared_by_peer(cred)
+            if elsewhere is not None:
+                return elsewhere
             tokens = await kind.refresh(self._session, self._settings.of(kind), metadata, cred.proxy_url)
+            if self._share is not None:
+                await self._share.publish(cred.id, kind.merge_tokens(metadata, tokens))
 
             def merge(current: dict[str, Any] | None) -> dict[str, Any]:
                 usable = current is not None and credential_type(current) == cred.type
@@ -261,6 +271,38 @@ class CredentialRefresher:
                     )
             except FileNotFoundError:
                 raise CredentialFileError("the credential file was removed while it was refreshed") from None
+        return dataclasses.replace(fresh, id=cred.id)
+
+    def _refreshed_elsewhere(self, cred: AuthFileCredential, metadata: dict[str, Any]) -> AuthFileCredential | None:
+        """The file's credential when another process refreshed it while this one waited for the lock
+        (a new access token that is not due yet): taken as it is, the refresh token is not spent twice."""
+        try:
+            on_disk = self._store.parse(metadata, cred.path)
+        except CredentialFileError:
+            return None
+        if not on_disk.access_token or on_disk.access_token == cred.access_token:
+            return None
+        due = self.due_at(on_disk)
+        if due is not None and due <= self._clock():
+            return None
+        log.info("%s was refreshed by another process; using its new token", cred.id)
+        return dataclasses.replace(on_disk, id=cred.id)
+
+    async def _shared_by_peer(self, cred: AuthFileCredential) -> AuthFileCredential | None:
+        """The credential another host refreshed and shared, written into this host's file."""
+        assert self._share is not None
+        peer = await self._share.latest(cred.id)
+        if not peer or credential_type(peer) != cred.type:
+            return None
+        found = self._refreshed_elsewhere(cred, canonical_metadata(peer))
+        if found is None:
+            return None
+
+        def take(current: dict[str, Any] | None) -> dict[str, Any]:
+            return {**(current or {}), **peer}  # the peer's refresh wins; local-only fields stay
+
+        fresh = await self._store.put(cred.path, take, create=False)
+        log.info("%s was refreshed on another host; took its new token from shared state", cred.id)
         return dataclasses.replace(fresh, id=cred.id)
 
     async def _metadata(self, cred: AuthFileCredential) -> dict[str, Any]:

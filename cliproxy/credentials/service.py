@@ -28,6 +28,7 @@ from cliproxy.credentials.oauth import OAuthError
 from cliproxy.credentials.refresh import CredentialRefresher
 from cliproxy.credentials.registry import ProviderRegistry, ProviderSettings
 from cliproxy.credentials.store import CredentialStore
+from cliproxy.credentials.token_share import TokenShare
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class CredentialService:
         auth_files: Callable[[], Iterable[Any]] = tuple,
         on_changed: Callable[[], Awaitable[object]] | None = None,
         refresh_locks: LockSpace | None = None,
+        token_share: TokenShare | None = None,
         on_refresh: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
@@ -81,6 +83,7 @@ class CredentialService:
         self._auth_files = auth_files
         self._on_changed = on_changed
         self._refresh_locks = refresh_locks if refresh_locks is not None else KeyedLocks()
+        self._token_share = token_share  # refreshed tokens for processes on other hosts
         self._on_refresh = on_refresh  # (credential type, outcome) after each refresh, for the metrics
         self._session: aiohttp.ClientSession | None = None
         self._owns_session = False
@@ -104,6 +107,7 @@ class CredentialService:
             self.settings,
             store=self.store,
             locks=self._refresh_locks,
+            share=self._token_share,
             on_refreshed=lambda _cred: self.changed(),
             on_outcome=self._on_refresh,
         )

@@ -20,6 +20,8 @@ HIDDEN_KEYS = frozenset({"host", "port", "auth-dir", "remote-management"})
 def config_view(config: Config) -> dict[str, Any]:
     """The config as JSON with YAML key names, without listener settings or the management secret."""
     data: dict[str, Any] = config.model_dump(mode="json", by_alias=True)
+    if config.shared_state.password:  # the Redis password never leaves the process
+        data["shared-state"]["redis-url"] = config.shared_state.masked_url
     return {k: v for k, v in data.items() if k not in HIDDEN_KEYS}
 
 

@@ -23,6 +23,7 @@ from cliproxy.server.services import SERVICES
 routes = web.RouteTableDef()
 
 SECRET_PLACEHOLDER = "<redacted:secret-key>"
+REDIS_PASSWORD_PLACEHOLDER = "<redacted:redis-password>"
 
 
 def _placeholders(access: ManagementAccess) -> list[tuple[str, str]]:
@@ -43,6 +44,15 @@ def restore_hashes(text: str, access: ManagementAccess) -> str:
     return text
 
 
+def redact_redis_password(text: str, password: str) -> str:
+    """`shared-state.redis-url`'s password becomes a placeholder that PUT puts back."""
+    return text.replace(f":{password}@", f":{REDIS_PASSWORD_PLACEHOLDER}@") if password else text
+
+
+def restore_redis_password(text: str, password: str) -> str:
+    return text.replace(f":{REDIS_PASSWORD_PLACEHOLDER}@", f":{password}@") if password else text
+
+
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -57,7 +67,8 @@ async def get_config_yaml(request: web.Request) -> web.Response:
     if raw is None:
         raise api_error(404, "not_found", message="config file not found")
     text = raw.decode("utf-8", errors="surrogateescape")
-    body = redact_hashes(text, runtime.management).encode("utf-8", errors="surrogateescape")
+    text = redact_redis_password(redact_hashes(text, runtime.management), runtime.config.shared_state.password)
+    body = text.encode("utf-8", errors="surrogateescape")
     return web.Response(
         body=body,
         headers={
@@ -75,7 +86,8 @@ async def put_config_yaml(request: web.Request) -> web.Response:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise api_error(400, "invalid_yaml", message="the body is not UTF-8 text") from None
-    text = restore_hashes(text, request.config_dict[SERVICES].holder.current.management)
+    runtime = request.config_dict[SERVICES].holder.current
+    text = restore_redis_password(restore_hashes(text, runtime.management), runtime.config.shared_state.password)
     if not text.strip():
         raise api_error(400, "invalid_yaml", message="the body is empty")
     try:

@@ -26,7 +26,7 @@ from cliproxy.clientkeys import redact
 from cliproxy.credentials.files import format_time
 from cliproxy.credentials.service import CredentialService
 from cliproxy.management.http import json_response
-from cliproxy.management.usage_api import USAGE_STATS
+from cliproxy.management.usage_api import USAGE_STATS, stats_of
 from cliproxy.routing.credentials import Credential, auth_index
 from cliproxy.runtime import Runtime
 from cliproxy.server.services import SERVICES
@@ -98,6 +98,8 @@ async def get_credential_status(request: web.Request) -> web.Response:
         )
     off = switched_off(runtime, services.credentials)
     stats = request.config_dict.get(USAGE_STATS)
+    if stats is not None:  # with shared state: the whole cluster's counts
+        stats = await stats_of(request)
     items = []
     for cred in runtime.catalog.credentials:
         success, failed, _ = stats.credential(cred.auth_index, now) if stats is not None else (0, 0, [])

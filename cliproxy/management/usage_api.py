@@ -251,9 +251,44 @@ class UsageStats:
 USAGE_STATS = web.AppKey("usage_stats", UsageStats)  # on the root app, read through config_dict
 
 
+def _totals(figures: dict[str, float]) -> Totals:
+    totals = Totals()
+    for name, value in figures.items():
+        if hasattr(totals, name):
+            setattr(totals, name, value if name == "cost_usd" else int(value))
+    return totals
+
+
+async def stats_of(request: web.Request) -> UsageStats:
+    """The whole cluster's totals with shared state (from Redis), else this process's own; this
+    process's own too while Redis cannot be reached."""
+    local = request.config_dict[USAGE_STATS]
+    services = request.config_dict[SERVICES]
+    shared = services.shared
+    if shared is None or not shared.link.up:
+        return local
+    try:
+        totals = await shared.usage.read()
+    except shared.link.errors as exc:
+        shared.link.failed(exc)
+        return local
+    view = UsageStats(services.holder)
+    view.started = totals.since
+    for key, models in totals.by_key_model.items():
+        view.by_key_model[key] = {model: _totals(figures) for model, figures in models.items()}
+    for auth, figures in totals.by_credential.items():
+        cred_id, provider = totals.credential_info.get(auth, ("", ""))
+        counters = CredentialCounters(cred_id, provider, _totals(figures))
+        buckets = totals.buckets.get(auth, {})
+        for start in sorted(buckets)[-BUCKETS:]:
+            counters.buckets.append([start, *buckets[start]])
+        view.by_credential[auth] = counters
+    return view
+
+
 @routes.get("/usage")
 async def get_usage(request: web.Request) -> web.Response:
-    return json_response(request.config_dict[USAGE_STATS].summary())
+    return json_response((await stats_of(request)).summary())
 
 
 @routes.get("/api-key-usage")
@@ -263,7 +298,7 @@ async def get_api_key_usage(request: web.Request) -> web.Response:
     The key sits in a map key, where the viewer filter cannot see it: viewers get it redacted here.
     """
     admin = request.get(MGMT_ROLE) == "admin"
-    stats = request.config_dict[USAGE_STATS]
+    stats = await stats_of(request)
     now = time.time()
     out: dict[str, dict[str, Any]] = {}
     for cred in request.config_dict[SERVICES].holder.current.catalog.credentials:

@@ -14,12 +14,15 @@ up the same way as its tallies.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Info, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from cliproxy import __version__
-from cliproxy.metrics.families import Families, TallyCollector, build_families
+from cliproxy.metrics.families import Families, HistogramTally, TallyCollector, build_families
 from cliproxy.metrics.requests import RequestMetrics
 from cliproxy.runtime import Runtime
 from cliproxy.usage import UsageRecord
@@ -30,14 +33,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the Prometheus text
 class Metrics:
     """See the module docstring."""
 
-    __slots__ = ("enabled", "families", "registry", "requests")
+    __slots__ = ("enabled", "families", "registry", "requests", "tallies")
 
     def __init__(self, runtime: Runtime) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.families: Families = build_families()
         settings = runtime.config.metrics
         self.requests = RequestMetrics(self.families, label_limit=settings.max_label_values)
-        self.registry.register(TallyCollector(self.families, self.requests.fold))
+        self.tallies = TallyCollector(self.families, self.requests.fold)
+        self.registry.register(self.tallies)
         self.enabled = settings.enabled
         self.requests.follow_keys(runtime.keys)
         Info("cliproxy_build", "The running cliproxy version.", registry=self.registry).info({"version": __version__})
@@ -62,3 +66,36 @@ class Metrics:
     def render(self) -> bytes:
         """One scrape in the Prometheus text format."""
         return generate_latest(self.registry)
+
+    def tally_values(self) -> dict[str, list[list[Any]]]:
+        """This process's tallies, brought up to date, as plain data: family name → [label values,
+        total (a counter) or row (a histogram)], what a process publishes for a cluster-wide scrape."""
+        self.requests.fold()
+        return {
+            tally.name: [[[str(v) for v in labels], value] for labels, value in tally.values.items()]
+            for tally in self.families.exposed()
+        }
+
+    def render_sum(self, published: Iterable[dict[str, list[list[Any]]]]) -> bytes:
+        """One scrape whose request tallies are the sums of `published` (every live process of a
+        cluster, this one included); the process and state collectors are this process's."""
+        merged = build_families()
+        by_name = {tally.name: tally for tally in merged.exposed()}
+        for values in published:
+            for name, rows in values.items():
+                tally = by_name.get(name)
+                if tally is None:
+                    continue
+                for labels, value in rows:
+                    key = tuple(labels)
+                    if isinstance(tally, HistogramTally):
+                        row = tally.values.setdefault(key, [0.0] * len(value))
+                        for index, count in enumerate(value[: len(row)]):
+                            row[index] += count
+                    else:
+                        tally.values[key] = tally.values.get(key, 0.0) + value
+        own, self.tallies.families = self.tallies.families, merged
+        try:
+            return generate_latest(self.registry)
+        finally:
+            self.tallies.families = own

@@ -76,6 +76,8 @@ def refusal_of(reached: LimitReached, identity: ClientIdentity, model: str, peri
     """The message a client sees for the limit its request reached."""
     name = identity.name
     kind = reached.kind
+    if kind == "unavailable":
+        return PolicyRefusal(503, "shared state unavailable", code="shared_state_unavailable", retry_after=1)
     if kind == "tokens":
         return PolicyRefusal(
             403,
@@ -178,7 +180,11 @@ class KeyPolicy:
             price_unknown = not priced(await self.prices.get(), model, upstream_names())
         team = identity.team
         if generate and team is not None and team.budgeted:  # before the key's counters take a slot
-            refusal = budget_refusal(team, await self.teams.spent(team.name, team.budget_period, when), when)
+            try:
+                spend = await self.teams.spent(team.name, team.budget_period, when)
+            except LimitReached as reached:  # shared counters unreachable (fail-closed)
+                raise refusal_of(reached, identity, model, team.budget_period) from None
+            refusal = budget_refusal(team, spend, when)
             if (
                 refusal is None
                 and not team.allow_unknown_price
@@ -240,5 +246,8 @@ class KeyPolicy:
             "usage": usage,
         }
         if identity.team is not None:
-            body["team"] = await team_status(self.teams, identity.team, when)
+            try:
+                body["team"] = await team_status(self.teams, identity.team, when)
+            except LimitReached:  # shared counters unreachable (fail-closed)
+                body["team"] = {"name": identity.team.name, "error": "shared state unavailable"}
         return body

@@ -20,7 +20,8 @@ from cliproxy.policy.ledger import DAY, UsageLedger, day_number, period_bounds
 RATE_WINDOW_SECONDS = 60.0
 
 Release = Callable[[], None]
-LimitKind = Literal["tokens", "budget", "price", "rate", "concurrency"]
+# "unavailable": the shared counters cannot be reached and the config says to refuse (fail-closed)
+LimitKind = Literal["tokens", "budget", "price", "rate", "concurrency", "unavailable"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,10 @@ class LocalSessionAffinity:
         return entry.credential_id
 
     async def bind(self, model: str, session: str, credential_id: str, ttl: float) -> None:
+        self.put(model, session, credential_id, ttl)
+
+    def put(self, model: str, session: str, credential_id: str, ttl: float) -> None:
+        """`bind` without the coroutine, for a shared implementation's mirror."""
         key = (model, session)
         self.entries[key] = _Binding(credential_id, self.clock() + ttl, ttl)
         self.entries.move_to_end(key)

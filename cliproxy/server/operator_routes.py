@@ -70,7 +70,8 @@ async def metrics(request: web.Request) -> web.Response:
         refusal = await remote_refusal(request, runtime, request.app[GUARD_STATE])
         if refusal is not None:
             return refusal
-    return web.Response(body=services.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+    body = services.metrics.render() if services.shared is None else await services.shared.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def readyz(request: web.Request) -> web.Response:

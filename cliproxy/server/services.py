@@ -30,17 +30,18 @@ from cliproxy.logs import Redactor, attach_redactor, collect_secrets, follow_run
 from cliproxy.metrics.registry import Metrics
 from cliproxy.policy.accounting import UsageAccountant, open_usage_db, restore_ledger
 from cliproxy.policy.limits import KeyPolicy
-from cliproxy.policy.state import LocalKeyPolicyState
-from cliproxy.policy.teams import LocalTeamPolicyState
+from cliproxy.policy.state import KeyPolicyState, LocalKeyPolicyState
+from cliproxy.policy.teams import LocalTeamPolicyState, TeamPolicyState
 from cliproxy.pricing import Prices
 from cliproxy.routing.affinity import LocalSessionAffinity, SessionAffinity
 from cliproxy.routing.dispatch import Dispatcher
-from cliproxy.routing.health import LocalCredentialHealth
+from cliproxy.routing.health import CredentialHealth, LocalCredentialHealth
 from cliproxy.routing.scheduler import Scheduler
 from cliproxy.runtime import Runtime, RuntimeHolder
 from cliproxy.server.readiness import ReadinessCheck
 from cliproxy.server.request_ends import RequestEnds
 from cliproxy.server.request_log import RequestLogs
+from cliproxy.shared.cluster import SharedState, build_shared_state
 from cliproxy.upstream.clients import Sessions
 from cliproxy.usage import UsageStore
 from cliproxy.usage_db import UsageDB, resolve_path
@@ -56,9 +57,9 @@ class Services:
     """The long-lived objects of one server; see the module docstring."""
 
     holder: RuntimeHolder  # the current runtime snapshot
-    health: LocalCredentialHealth  # cooldowns: who decides and who reads
+    health: CredentialHealth  # cooldowns: who decides and who reads
     scheduler: Scheduler  # credential picking (cursors, weights)
-    key_state: LocalKeyPolicyState  # per-key counters: rate windows, in flight, daily tokens and spend
+    key_state: KeyPolicyState  # per-key counters: rate windows, in flight, daily tokens and spend
     prices: Prices  # litellm's price table, loaded after startup
     policy: KeyPolicy  # per-key scopes and limits
     usage: UsageStore  # per-request usage records and their subscribers
@@ -72,13 +73,14 @@ class Services:
     metrics: Metrics  # Prometheus counters and scrape-time gauges (`/metrics`)
     request_ends: RequestEnds  # each API request's summary line and request metrics
     accounts: Accounts  # users, teams, access groups, invitations, members' keys and sessions
-    team_state: LocalTeamPolicyState  # per-team spend: budgets and credits
+    team_state: TeamPolicyState  # per-team spend: budgets and credits
     usage_db: UsageDB | None = None  # the SQLite usage file, open while the server runs
     affinity: SessionAffinity = field(default_factory=LocalSessionAffinity)  # session → credential bindings
     readiness: list[ReadinessCheck] = field(default_factory=list)  # what `/readyz` asks; others append
     started: bool = False  # `run` has started everything and the server accepts requests
     usage_db_path: Path | None = None  # where usage is persisted (None: `usage-db: off`, in memory)
     worker: int | None = None  # this process's index under `workers:` above 1 (None: the one process)
+    shared: SharedState | None = None  # `shared-state.redis-url`: the Redis-backed state and its link
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """Startup and shutdown, in dependency order (an aiohttp `cleanup_ctx`)."""
@@ -95,15 +97,26 @@ class Services:
         self.usage_db_path = resolve_path(runtime.config.usage_db, runtime.auth_dir, runtime.config_path.parent)
         self.usage_db = await open_usage_db(self.usage_db_path)
         accounts, teams = self.accounts, self.team_state
-        await open_accounts(accounts, runtime, self.usage_db_path, shared=self.worker is not None)
-        # Worker processes share the accounts file: each takes in what the others write.
-        following = asyncio.create_task(follow_accounts(accounts)) if self.worker is not None else None
+        shared = self.shared
+        # Worker processes (and instances under shared state, which may share one volume) share the
+        # accounts file: each takes in what the others write.
+        sharing = self.worker is not None or shared is not None
+        await open_accounts(accounts, runtime, self.usage_db_path, shared=sharing)
+        following = asyncio.create_task(follow_accounts(accounts)) if sharing else None
+        if shared is not None:  # before any request; it does not wait long for Redis
+            await shared.start()
         if self.usage_db is not None:  # before any request: limits count what earlier runs used
-            await restore_ledger(self.usage_db, self.key_state, teams, accounts.team_of_key)
+            # With shared state, Redis holds the counters; the in-process fallback starts from this node's history.
+            keys = shared.key_state.local if shared is not None else self.key_state
+            team_ledger = shared.team_state.local if shared is not None else teams
+            if isinstance(keys, LocalKeyPolicyState) and isinstance(team_ledger, LocalTeamPolicyState):
+                await restore_ledger(self.usage_db, keys, team_ledger, accounts.team_of_key)
         accountant = UsageAccountant(
             self.key_state, self.prices, self.usage_db, teams=teams, team_of=accounts.team_of_key
         )
         unsubscribe = self.usage.subscribe(accountant.account)
+        # After the accountant (the record carries its cost): the cluster's management totals.
+        unsubscribe_cluster = self.usage.subscribe(shared.usage.observe) if shared is not None else None
         # After the accountant: a request's line and metrics carry its cost.
         unsubscribe_ends = self.usage.subscribe(self.request_ends.routed)
         await self.credentials.start()
@@ -118,6 +131,8 @@ class Services:
             await self.request_logs.flush()
             unsubscribe()
             unsubscribe_ends()
+            if unsubscribe_cluster is not None:
+                unsubscribe_cluster()
             self.request_ends.flush()  # the lines still waiting
             if following is not None:
                 following.cancel()
@@ -127,6 +142,8 @@ class Services:
             if self.usage_db is not None:
                 await self.usage_db.close()
             await self.upstreams.close()
+            if shared is not None:  # after the last usage add: its write-behind queue is sent on stop
+                await shared.stop()
             holder.listeners.remove(follow_file_logging)
             await asyncio.to_thread(file_logging.stop, wait=True)
             detach()
@@ -178,17 +195,19 @@ def build_services(
     `worker` is this process's worker index under `workers:` above 1."""
     redactor = Redactor()
     redactor.update(collect_secrets(holder.current))
-    health = LocalCredentialHealth(clock)
+    shared_config = holder.current.config.shared_state
+    metrics = Metrics(holder.current)
+    shared = build_shared_state(shared_config, clock, metrics) if shared_config.redis_url else None
+    health: CredentialHealth = shared.health if shared is not None else LocalCredentialHealth(clock)
     scheduler = Scheduler(health)
-    key_state = LocalKeyPolicyState()
-    team_state = LocalTeamPolicyState()
+    key_state: KeyPolicyState = shared.key_state if shared is not None else LocalKeyPolicyState()
+    team_state: TeamPolicyState = shared.team_state if shared is not None else LocalTeamPolicyState()
     prices = Prices()
     policy = KeyPolicy(key_state, prices, team_state)
     usage = UsageStore()
     upstreams = Sessions()
-    affinity = LocalSessionAffinity(clock)
+    affinity: SessionAffinity = shared.affinity if shared is not None else LocalSessionAffinity(clock)
     reloader = Reloader(holder)
-    metrics = Metrics(holder.current)
     reloader = Reloader(holder, on_outcome=metrics.requests.config_reload)
     store = CredentialStore(BUILTIN)
     credentials = CredentialService(
@@ -197,6 +216,8 @@ def build_services(
         auth_files=lambda: holder.current.auth_files,
         on_changed=reloader.reload_now,
         on_refresh=metrics.requests.oauth_refresh,
+        refresh_locks=shared.locks if shared is not None else None,
+        token_share=shared.tokens if shared is not None else None,
     )
     services = Services(
         holder=holder,
@@ -221,9 +242,12 @@ def build_services(
         accounts=Accounts(lambda: holder.current.config),
         team_state=team_state,
         worker=worker,
+        shared=shared,
     )
     services.readiness.append(ReadinessCheck("config", services.config_ready))
     services.readiness.append(ReadinessCheck("usage-store", services.usage_store_ready))
+    if shared is not None:
+        services.readiness.append(ReadinessCheck("shared-state", shared.ready))
     holder.listeners.append(metrics.on_swap)
     credentials.bind(holder.current)
     # The redactor first, so every later listener's log lines are already masked.

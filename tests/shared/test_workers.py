@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,9 +20,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import openai
 import pytest
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.server.processes import REPO, free_port
+from tests.shared.cluster import LIMITED, compat_yaml, keys_yaml
+from tests.shared.conftest import RedisServer
 
 pytestmark = pytest.mark.subprocess
 
@@ -34,13 +39,14 @@ DEADLINE = 30.0
 class Cluster:
     """A supervisor process and what the tests need to watch it."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, redis_url: str, extra: str = "") -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "server.log"
         (tmp_path / "config.yaml").write_text(
-            f"host: 127.0.0.1\nport: {self.port}\nauth-dir: ./auths\napi-keys: [{CLIENT_KEY}]\n"
+            f"host: 127.0.0.1\nport: {self.port}\nauth-dir: ./auths\n"
             f"remote-management:\n  secret-key: {SECRET}\nworkers: 2\n"
+            f"shared-state:\n  redis-url: {redis_url}\n" + (extra or f"api-keys: [{CLIENT_KEY}]\n")
         )
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
@@ -107,18 +113,20 @@ async def wait_gone(pids: list[int], seconds: float = DEADLINE) -> list[int]:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    started = Cluster(tmp_path)
+async def cluster(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Cluster]:
+    started = Cluster(tmp_path, redis_server.url)
     try:
         yield started
     finally:
-        started.stop(signal.SIGKILL if started.proc.poll() is None else signal.SIGTERM)
-        # whatever a test left behind: never a stray worker on the machine
-        for line in started.output().splitlines():
-            if "started (pid " in line:
-                pid = int(line.rsplit("(pid ", 1)[1].rstrip(")"))
-                if alive(pid):
-                    os.kill(pid, signal.SIGKILL)
+        clean_up(started)
+
+
+def clean_up(started: Cluster) -> None:
+    """Stop the supervisor and kill whatever a test left behind: never a stray worker on the machine."""
+    started.stop(signal.SIGKILL if started.proc.poll() is None else signal.SIGTERM)
+    for pid in map(int, re.findall(r"started \(pid (\d+)\)", started.output())):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 async def test_two_workers_serve_one_port_and_both_answer(cluster: Cluster) -> None:
@@ -238,3 +246,37 @@ async def test_accounts_made_through_one_worker_work_through_every_worker(cluste
             member_key = (await r.json())["key"]
         bearer = {"Authorization": f"Bearer {member_key}"}
         await eventually_everywhere(browser, "GET", f"{cluster.base}/v1/models", headers=bearer)
+
+
+async def test_two_workers_on_one_port_hold_one_key_limit(
+    tmp_path: Path, redis_server: RedisServer, upstream: tuple[FakeUpstream, str]
+) -> None:
+    """12 requests on fresh connections spread over both workers; a limit of 3 a minute lets exactly 3
+    through (counted per worker, up to 6 would pass). The request lines say which worker served each."""
+    fake, base = upstream
+    extra = keys_yaml(max_requests_per_minute=3) + compat_yaml(base) + "log-format: json\n"
+    started = Cluster(tmp_path, redis_server.url, extra)
+    try:
+        await started.workers()
+        statuses = []
+        for _ in range(12):
+            async with openai.AsyncOpenAI(base_url=started.base + "/v1", api_key=LIMITED, max_retries=0) as ai:
+                try:
+                    await ai.chat.completions.create(model="gpt-fake", messages=[{"role": "user", "content": "hi"}])
+                    statuses.append(200)
+                except openai.APIStatusError as exc:
+                    statuses.append(exc.status_code)
+        assert statuses.count(200) == 3 and statuses.count(429) == 9, statuses
+        assert len(fake.seen) == 3
+
+        def served_by() -> list[int]:
+            lines = [json.loads(line) for line in started.output().splitlines() if line.startswith("{")]
+            return [line["worker"] for line in lines if "request_id" in line and line.get("status") in (200, 429)]
+
+        end = time.monotonic() + DEADLINE
+        while len(served_by()) < 12 and time.monotonic() < end:  # lines are written in batches
+            await asyncio.sleep(0.05)
+        assert sorted(set(served_by())) == [1, 2], started.output()
+        assert started.stop(signal.SIGTERM) == 0
+    finally:
+        clean_up(started)

@@ -1,0 +1,261 @@
+"""Per-key counters in Redis: the `KeyPolicyState` that holds across processes and hosts.
+
+`admit` is one `EVALSHA` of `ADMIT` (sent with the other calls of the same loop turn, see
+`ScriptCalls`): it checks today's tokens, the budget period's spend, the price rule, the rate
+window and the in-flight count in the same order as the in-process state, and takes the request's
+place in the window and among the requests in flight, atomically. A key whose policy sets no limit
+(a `models` scope alone) never reaches Redis. Releases and usage adds go through the write-behind
+queue, after the answer.
+
+Keys (under the prefix): `rate:<digest>` (sorted set of admission times, the last minute),
+`inflight:<digest>` (sorted set of leases: member `<node>:<n>`, score = lease end), and
+`usage:<key id>:<day>` (hash: requests, tokens, cost, unknown; kept 33 days). A lease runs
+`LEASE_SECONDS` and each process renews its own every `LEASE_SECONDS / 3`, so the slots of a process
+that died free themselves within `LEASE_SECONDS` instead of leaking.
+
+While Redis is down, `on-redis-down: fail-closed` refuses a limited key (`LimitReached("unavailable")`,
+a 503) and `fail-open` counts in this process (`local`, also fed every usage add so it is current),
+with a warning at most once a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import time
+
+from cliproxy.policy.ledger import DAY, day_number, period_bounds
+from cliproxy.policy.state import (
+    RATE_WINDOW_SECONDS,
+    KeyPolicyState,
+    KeyRef,
+    KeyUsage,
+    LimitReached,
+    Limits,
+    LocalKeyPolicyState,
+    Release,
+)
+from cliproxy.shared.connection import RedisLink
+from cliproxy.shared.script_calls import ScriptCalls
+from cliproxy.shared.writes import WriteBehind
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 30.0
+USAGE_TTL_SECONDS = 33 * DAY
+WARN_EVERY_SECONDS = 60.0
+KINDS = {1: "tokens", 2: "budget", 3: "price", 4: "rate", 5: "concurrency"}
+
+ADMIT = """
+local now = tonumber(ARGV[1])
+local tokens_limit = tonumber(ARGV[2])
+local budget_limit = tonumber(ARGV[3])
+local rpm = tonumber(ARGV[5])
+local cap = tonumber(ARGV[6])
+if tokens_limit >= 0 then
+  local used = tonumber(redis.call('HGET', KEYS[3], 'tokens') or '0')
+  if used >= tokens_limit then return {1, tostring(used)} end
+end
+if budget_limit >= 0 then
+  local spent = 0
+  for i = 4, #KEYS do spent = spent + tonumber(redis.call('HGET', KEYS[i], 'cost') or '0') end
+  if spent >= budget_limit then return {2, tostring(spent)} end
+end
+if ARGV[4] == '1' then return {3, '0'} end
+if rpm >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60)
+  if redis.call('ZCARD', KEYS[1]) >= rpm then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {4, oldest[2]}
+  end
+end
+if cap >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  local held = redis.call('ZCARD', KEYS[2])
+  if held >= cap then return {5, tostring(held)} end
+end
+if rpm >= 0 then
+  redis.call('ZADD', KEYS[1], now, ARGV[7])
+  redis.call('EXPIRE', KEYS[1], 61)
+end
+if cap >= 0 then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[8]), ARGV[7])
+  redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[8])) + 1)
+end
+return {0, '0'}
+"""
+
+
+class DownPolicy:
+    """What limited requests get while Redis is down: a refusal, or in-process counting with a warning."""
+
+    def __init__(self, fail_open: bool, what: str) -> None:
+        self.fail_open = fail_open
+        self.what = what
+        self._warned = -math.inf
+
+    def fall_back(self) -> None:
+        """Raise the 503 (fail-closed), or warn at most once a minute (fail-open)."""
+        if not self.fail_open:
+            raise LimitReached("unavailable")
+        now = time.monotonic()
+        if now - self._warned >= WARN_EVERY_SECONDS:
+            self._warned = now
+            log.warning("shared state: Redis is down; %s counted in this process only (fail-open)", self.what)
+
+
+class RedisKeyPolicyState:
+    """`KeyPolicyState` in Redis, with `local` as the fail-open fallback (see the module docstring)."""
+
+    def __init__(
+        self, link: RedisLink, writes: WriteBehind, *, fail_open: bool, lease_seconds: float = LEASE_SECONDS
+    ) -> None:
+        self.link = link
+        self.lease_seconds = lease_seconds
+        self.writes = writes
+        self.local = LocalKeyPolicyState()
+        self.down = DownPolicy(fail_open, "per-key limits are")
+        self._admit = ScriptCalls(link, ADMIT)
+        self._seq = itertools.count()
+        self._leases: dict[str, tuple[str, ...]] = {}  # member → (inflight key,) while held here
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._renewer = asyncio.create_task(self._renew(), name="cliproxy-redis-leases")
+
+    async def stop(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+
+    def _usage_key(self, key_id: str, day: int) -> str:
+        return self.link.key("usage", key_id, str(day))
+
+    async def admit(self, key: KeyRef, limits: Limits, now: float) -> Release | None:
+        rpm, cap = limits.requests_per_minute, limits.max_concurrent
+        if limits.tokens_per_day is None and limits.budget_usd is None and rpm is None and cap is None:
+            return None  # nothing to count: no round trip
+        link = self.link
+        if not link.up:
+            self.down.fall_back()
+            return await self.local.admit(key, limits, now)
+        today = day_number(now)
+        digest = key.digest.hex()
+        keys = [link.key("rate", digest), link.key("inflight", digest), self._usage_key(key.key_id, today)]
+        if limits.budget_usd is not None:
+            first_day, _ = period_bounds(limits.budget_period, now)
+            keys.extend(self._usage_key(key.key_id, day) for day in range(first_day, today + 1))
+        member = f"{link.node}:{next(self._seq)}"
+        args = [
+            repr(now),
+            -1 if limits.tokens_per_day is None else limits.tokens_per_day,
+            -1 if limits.budget_usd is None else repr(limits.budget_usd),
+            1 if limits.price_unknown else 0,
+            -1 if rpm is None else rpm,
+            -1 if cap is None else cap,
+            member,
+            repr(self.lease_seconds),
+        ]
+        try:
+            code, figure = await self._admit.call(keys, args)
+        except link.errors as exc:
+            link.failed(exc)
+            self.down.fall_back()
+            return await self.local.admit(key, limits, now)
+        if code:
+            raise _reached(int(code), float(figure), limits, now)
+        if cap is None:
+            return None
+        inflight = keys[1]
+        self._leases[member] = (inflight,)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                del self._leases[member]
+                self.writes.add("ZREM", inflight, member)
+
+        return release
+
+    def add_usage(self, key_id: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
+        self.local.add_usage(key_id, when, tokens=tokens, cost_usd=cost_usd)
+        name = self._usage_key(key_id, day_number(when))
+        writes = self.writes
+        writes.incr(name, "requests", 1)
+        if tokens:
+            writes.incr(name, "tokens", tokens)
+        if cost_usd:
+            writes.incr_float(name, "cost", cost_usd)
+        elif cost_usd is None:
+            writes.incr(name, "unknown", 1)
+        writes.expire(name, USAGE_TTL_SECONDS)
+
+    async def usage(self, key: KeyRef, period: str, now: float) -> KeyUsage:
+        link = self.link
+        if not link.up:
+            return await self.local.usage(key, period, now)
+        today = day_number(now)
+        first_day, _ = period_bounds(period, now)
+        digest = key.digest.hex()
+        try:
+            pipe = link.client.pipeline(transaction=False)
+            for day in range(first_day, today + 1):
+                pipe.hmget(self._usage_key(key.key_id, day), "requests", "tokens", "cost", "unknown")
+            pipe.zcount(link.key("rate", digest), now - RATE_WINDOW_SECONDS, "+inf")
+            pipe.zcount(link.key("inflight", digest), now, "+inf")
+            *days, recent, in_flight = await pipe.execute()
+        except link.errors as exc:
+            link.failed(exc)
+            return await self.local.usage(key, period, now)
+        totals = [[_number(v) for v in row] for row in days]
+        return KeyUsage(
+            requests_today=int(totals[-1][0]),
+            tokens_today=int(totals[-1][1]),
+            requests_this_period=int(sum(row[0] for row in totals)),
+            tokens_this_period=int(sum(row[1] for row in totals)),
+            cost_usd_this_period=sum(row[2] for row in totals),
+            unknown_price_requests_this_period=int(sum(row[3] for row in totals)),
+            requests_last_minute=int(recent),
+            in_flight=int(in_flight),
+        )
+
+    async def _renew(self) -> None:
+        """Push the end of this process's leases forward while their requests run."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if not self._leases or not self.link.up:
+                continue
+            until = repr(time.time() + self.lease_seconds)
+            for member, (inflight,) in list(self._leases.items()):
+                self.writes.add("ZADD", inflight, "XX", until, member)
+
+
+def _number(value: bytes | None) -> float:
+    return float(value) if value else 0.0
+
+
+def _reached(code: int, figure: float, limits: Limits, now: float) -> LimitReached:
+    kind = KINDS[code]
+    if kind == "tokens":
+        resets = (day_number(now) + 1) * DAY
+        return LimitReached("tokens", used=figure, limit=limits.tokens_per_day or 0, resets_at=resets)
+    if kind == "budget":
+        _, resets_at = period_bounds(limits.budget_period, now)
+        return LimitReached("budget", used=figure, limit=limits.budget_usd or 0, resets_at=resets_at)
+    if kind == "price":
+        return LimitReached("price")
+    if kind == "rate":
+        wait = max(1, math.ceil(figure + RATE_WINDOW_SECONDS - now))
+        return LimitReached("rate", limit=limits.requests_per_minute or 0, retry_after=wait)
+    return LimitReached("concurrency", used=figure, limit=limits.max_concurrent or 0, retry_after=1)
+
+
+def _check(state: RedisKeyPolicyState) -> KeyPolicyState:
+    return state  # the type checker holds the implementation to the protocol
