@@ -8,13 +8,17 @@ answer takes as long as a wrong password and does not tell which emails exist.
 `MAX_PER_ACCOUNT` failures in `WINDOW_SECONDS` the account is locked for `LOCK_SECONDS` (even the
 right password is refused, so guessing in parallel from many addresses gains nothing), past
 `MAX_PER_ADDRESS` the address is. A success clears the account's count, not the address's.
+The accounts service counts through the `SignInLimits` protocol: this process's `LoginLimiter`
+(`LocalSignInLimits`) by default, the cluster's counters in Redis with `shared-state.redis-url`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import bcrypt
 
@@ -98,6 +102,33 @@ class LoginLimiter:
 
     def succeeded(self, account: str) -> None:
         self.accounts.pop(account, None)
+
+
+class SignInLimits(Protocol):
+    async def wait(self, address: str, account: str) -> float:
+        """Seconds until this address may try this account again (0: now)."""
+        ...
+
+    async def failed(self, address: str, account: str) -> None: ...
+
+    async def succeeded(self, account: str) -> None: ...
+
+
+class LocalSignInLimits:
+    """`SignInLimits` in this process's memory."""
+
+    def __init__(self, limiter: LoginLimiter, clock: Callable[[], float]) -> None:
+        self.limiter = limiter
+        self.clock = clock
+
+    async def wait(self, address: str, account: str) -> float:
+        return self.limiter.wait(address, account, self.clock())
+
+    async def failed(self, address: str, account: str) -> None:
+        self.limiter.failed(address, account, self.clock())
+
+    async def succeeded(self, account: str) -> None:
+        self.limiter.succeeded(account)
 
 
 def _left(entry: _Count | None, now: float) -> float:

@@ -37,7 +37,7 @@ from cliproxy.accounts.model import (
     may_read_all,
 )
 from cliproxy.accounts.oidc import Identity, OpenIDClient
-from cliproxy.accounts.passwords import LoginLimiter, Passwords, password_problem
+from cliproxy.accounts.passwords import LocalSignInLimits, LoginLimiter, Passwords, SignInLimits, password_problem
 from cliproxy.accounts.rules import (
     AccountsError,
     identity_of,
@@ -73,11 +73,14 @@ class Accounts:
         *,
         passwords: Passwords | None = None,
         clock: Callable[[], float] = time.time,
+        signin_limits: SignInLimits | None = None,
     ) -> None:
         self.config = config
         self.passwords = passwords if passwords is not None else Passwords()
         self.clock = clock
         self.limiter = LoginLimiter()
+        # Failed sign-ins are counted here, or across the cluster (shared state) when given.
+        self.signin_limits = signin_limits if signin_limits is not None else LocalSignInLimits(self.limiter, clock)
         self.db: AccountsDB | None = None
         self.users: dict[str, User] = {}
         self.teams: dict[str, Team] = {}
@@ -342,17 +345,16 @@ class Accounts:
     async def check_password(self, email: str, password: str, address: str) -> User:
         """The user whose email and password these are; refusals are counted (see `LoginLimiter`)."""
         account = email.strip().lower() if isinstance(email, str) else ""
-        now = self.clock()
-        wait = self.limiter.wait(address, account, now)
+        wait = await self.signin_limits.wait(address, account)
         if wait:
             raise AccountsError(429, "too many failed sign-ins: try again later", retry_after=int(wait) + 1)
         user = self.users.get(account)
         if not await self.passwords.check(password, user.password_hash if user is not None else ""):
-            self.limiter.failed(address, account, self.clock())
+            await self.signin_limits.failed(address, account)
             log.info("accounts: failed sign-in for an account from %s", address)
             raise AccountsError(401, "wrong email or password")
         assert user is not None
-        self.limiter.succeeded(account)
+        await self.signin_limits.succeeded(account)
         if user.disabled:
             raise AccountsError(403, "this account is disabled")
         return user

@@ -29,6 +29,7 @@ from multidict import istr
 
 from cliproxy import __version__, jsonio
 from cliproxy.accounts.service import Accounts
+from cliproxy.management.bans import BAN_SECONDS, FAILURE_WINDOW_SECONDS, MAX_FAILURES, GuardBans
 from cliproxy.portal.caller import csrf_refusal, session_caller
 from cliproxy.runtime import ManagementAccess, Runtime, RuntimeHolder
 
@@ -39,9 +40,6 @@ MGMT_ROLE = web.RequestKey("mgmt_role", str)  # "admin" or "viewer", set for eve
 MGMT_USER = web.RequestKey("mgmt_user", str)  # the email of a signed-in admin user ('' for a key)
 USER_ROLES: dict[str, Role] = {"admin": "admin", "admin-viewer": "viewer"}
 
-MAX_FAILURES = 5
-BAN_SECONDS = 30 * 60
-FAILURE_WINDOW_SECONDS = 2 * 60 * 60  # failures older than this are forgotten (upstream's janitor idle time)
 VERIFIED_CACHE_SIZE = 256
 # Paths that only the availability check applies to (the OAuth provider redirects the browser here).
 KEYLESS_PATHS = frozenset({"/v0/management/oauth-callback"})
@@ -78,10 +76,17 @@ class _Attempts:
 
 @dataclass
 class GuardState:
-    """Per-process guard memory: failure counters and bans per client IP, verified-key cache."""
+    """Per-process guard memory: failure counters and bans per client IP, verified-key cache.
+
+    The guard counts through `bans`: this process's counters (`LocalGuardBans`) by default, or the
+    cluster's (in Redis) when the composition root sets them."""
 
     attempts: dict[str, _Attempts] = field(default_factory=dict)
     verified: dict[tuple[bytes, str], Role] = field(default_factory=dict)
+    bans: GuardBans = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bans = LocalGuardBans(self)
 
     def ban_left(self, ip: str, now: float) -> float:
         entry = self.attempts.get(ip)
@@ -121,6 +126,22 @@ class GuardState:
         if len(self.verified) >= VERIFIED_CACHE_SIZE:
             self.verified.clear()
         self.verified[(digest, secret_hash)] = role
+
+
+class LocalGuardBans:
+    """`GuardBans` in this process's memory (the `GuardState` counters)."""
+
+    def __init__(self, state: GuardState) -> None:
+        self.state = state
+
+    async def ban_left(self, ip: str) -> float:
+        return self.state.ban_left(ip, time.monotonic())
+
+    async def fail(self, ip: str) -> None:
+        self.state.fail(ip, time.monotonic())
+
+    async def succeed(self, ip: str) -> None:
+        self.state.succeed(ip)
 
 
 def _is_loopback(ip: str) -> bool:
@@ -243,8 +264,7 @@ def management_guard(*, holder: RuntimeHolder, state: GuardState, accounts: Acco
         if request.path in KEYLESS_PATHS:
             return await handler(request)
         ip = client_ip(request, runtime)
-        now = time.monotonic()
-        left = state.ban_left(ip, now)
+        left = await state.bans.ban_left(ip)
         if left:
             return _error(403, f"IP banned due to too many failed attempts. Try again in {go_duration(left)}")
         if not (access.allow_remote or is_local(ip)):
@@ -266,9 +286,9 @@ def management_guard(*, holder: RuntimeHolder, state: GuardState, accounts: Acco
             return _error(401, "missing management key")
         role = await verify(state, access, key)
         if role is None:
-            state.fail(ip, time.monotonic())
+            await state.bans.fail(ip)
             return _error(401, "invalid management key")
-        state.succeed(ip)
+        await state.bans.succeed(ip)
         request[MGMT_ROLE] = role
         return await handler(request)
 

@@ -167,6 +167,8 @@ def build_app(
         )
     )
     guard = GuardState()  # one failure count and ban list for management and `/metrics`
+    if services.shared is not None:  # failures and bans count across the cluster
+        guard.bans = services.shared.guard_bans(guard.bans)
     app[GUARD_STATE] = guard
     add_web_logins(app)
     app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder, guard=guard, accounts=services.accounts))

@@ -10,7 +10,6 @@ guard's check: bcrypt with its cache, and the same failure counting and bans), u
 
 from __future__ import annotations
 
-import time
 from functools import cache
 from importlib import resources
 
@@ -44,7 +43,7 @@ def local_peer(request: web.Request, runtime: Runtime) -> bool:
 async def remote_refusal(request: web.Request, runtime: Runtime, state: GuardState) -> web.Response | None:
     """None when a remote scraper presents the management secret (or a viewer key), else the refusal."""
     ip = client_ip(request, runtime)
-    left = state.ban_left(ip, time.monotonic())
+    left = await state.bans.ban_left(ip)
     if left:
         return _error(403, f"IP banned due to too many failed attempts. Try again in {go_duration(left)}")
     access = runtime.management
@@ -54,9 +53,9 @@ async def remote_refusal(request: web.Request, runtime: Runtime, state: GuardSta
     if not key:
         return _error(401, "missing management key", {"WWW-Authenticate": 'Bearer realm="cliproxy metrics"'})
     if await verify(state, access, key) is None:
-        state.fail(ip, time.monotonic())
+        await state.bans.fail(ip)
         return _error(401, "invalid management key", {"WWW-Authenticate": 'Bearer realm="cliproxy metrics"'})
-    state.succeed(ip)
+    await state.bans.succeed(ip)
     return None
 
 

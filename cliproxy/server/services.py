@@ -239,7 +239,9 @@ def build_services(
         affinity=affinity,
         metrics=metrics,
         request_ends=RequestEnds(metrics, holder),
-        accounts=Accounts(lambda: holder.current.config),
+        accounts=Accounts(
+            lambda: holder.current.config, signin_limits=shared.signin_limits if shared is not None else None
+        ),
         team_state=team_state,
         worker=worker,
         shared=shared,

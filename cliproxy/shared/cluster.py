@@ -9,10 +9,13 @@ stops it last. Startup waits at most `START_WAIT_SECONDS` for Redis: the proxy s
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cliproxy.accounts.passwords import LocalSignInLimits, LoginLimiter
 from cliproxy.config.model import SharedState as SharedStateConfig
+from cliproxy.management.bans import GuardBans
 from cliproxy.metrics.registry import Metrics
 from cliproxy.routing.affinity import LocalSessionAffinity
 from cliproxy.routing.health import LocalCredentialHealth
@@ -20,6 +23,7 @@ from cliproxy.shared.affinity import RedisSessionAffinity
 from cliproxy.shared.connection import RedisLink
 from cliproxy.shared.health import RedisCredentialHealth
 from cliproxy.shared.key_state import RedisKeyPolicyState
+from cliproxy.shared.lockouts import RedisGuardBans, RedisLockouts, RedisSignInLimits
 from cliproxy.shared.locks import RedisLocks
 from cliproxy.shared.metrics_sync import ClusterMetrics
 from cliproxy.shared.team_state import RedisTeamPolicyState
@@ -44,6 +48,8 @@ class SharedState:
     tokens: RedisTokenShare  # refreshed credentials for hosts that do not share the auth-dir
     usage: ClusterUsage  # the management usage totals of the whole cluster
     metrics: ClusterMetrics  # `/metrics` summed over every live process
+    lockouts: RedisLockouts  # failed sign-ins and management key failures of the whole cluster
+    signin_limits: RedisSignInLimits
     fail_open: bool
 
     async def start(self) -> None:
@@ -66,6 +72,10 @@ class SharedState:
         await self.writes.stop()
         await self.link.stop()
 
+    def guard_bans(self, local: GuardBans) -> RedisGuardBans:
+        """The management guard's bans for the whole cluster; `local` counts while Redis is down."""
+        return RedisGuardBans(self.lockouts, local)
+
     async def ready(self) -> str | None:
         """Readiness: Redis is reachable; with fail-open a node without it still serves everyone."""
         if self.link.up or self.fail_open:
@@ -77,6 +87,7 @@ def build_shared_state(config: SharedStateConfig, clock: Callable[[], float], me
     link = RedisLink(config.redis_url, config.key_prefix)
     writes = WriteBehind(link)
     fail_open = config.on_redis_down == "fail-open"
+    lockouts = RedisLockouts(link)
     return SharedState(
         link=link,
         writes=writes,
@@ -88,5 +99,7 @@ def build_shared_state(config: SharedStateConfig, clock: Callable[[], float], me
         tokens=RedisTokenShare(link),
         usage=ClusterUsage(link, writes),
         metrics=ClusterMetrics(link, metrics),
+        lockouts=lockouts,
+        signin_limits=RedisSignInLimits(lockouts, LocalSignInLimits(LoginLimiter(), time.time)),
         fail_open=fail_open,
     )

@@ -1,0 +1,94 @@
+"""Two real proxy processes sharing one real Redis: brute-force limits and sign-ins in progress hold
+across them (an attacker does not get twice the tries, a login may land on either process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fakes.upstreams import FakeUpstream
+from tests.management.client import SECRET
+from tests.shared.cluster import Node, compat_yaml, keys_yaml, start_nodes, stop_nodes
+from tests.shared.conftest import RedisServer
+
+pytestmark = pytest.mark.subprocess
+
+PASSWORD = "correct horse battery staple"
+
+
+async def call(node: Node, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, node.url + path, json=body, headers=headers) as r,
+    ):
+        return r.status, await r.json(content_type=None)
+
+
+async def add_user(node: Node, email: str) -> None:
+    """The same user on `node` (each test node has its own accounts file)."""
+    body = {"email": email, "role": "user", "password": PASSWORD}
+    status, data = await call(node, "POST", "/v0/management/users", body, Authorization=f"Bearer {SECRET}")
+    assert status == 201, data
+
+
+async def test_failed_sign_ins_split_over_two_processes_lock_the_account_at_five(
+    tmp_path: Path, redis_server: RedisServer, upstream: tuple[FakeUpstream, str]
+) -> None:
+    _, base = upstream
+    nodes = await start_nodes(tmp_path, keys_yaml() + compat_yaml(base), redis_server.url)
+    try:
+        for node in nodes:
+            await add_user(node, "eve@example.com")
+        for attempt in range(5):  # 3 on one process, 2 on the other: 5 for the account in all
+            status, data = await call(
+                nodes[attempt % 2], "POST", "/v0/account/login", {"email": "eve@example.com", "password": "wrong 1"}
+            )
+            assert status == 401, data
+        for node in nodes:  # locked on both: even the right password waits
+            status, data = await call(
+                node, "POST", "/v0/account/login", {"email": "eve@example.com", "password": PASSWORD}
+            )
+            assert status == 429, data
+    finally:
+        stop_nodes(nodes)
+
+
+async def test_a_management_ban_earned_on_one_process_holds_on_the_other(
+    tmp_path: Path, redis_server: RedisServer, upstream: tuple[FakeUpstream, str]
+) -> None:
+    _, base = upstream
+    nodes = await start_nodes(tmp_path, keys_yaml() + compat_yaml(base), redis_server.url)
+    try:
+        for attempt in range(5):  # wrong keys alternating over both processes
+            status, _ = await call(nodes[attempt % 2], "GET", "/v0/management/config", Authorization="Bearer wrong-key")
+            assert status == 401
+        for node in nodes:  # banned on both, even with the right key
+            status, data = await call(node, "GET", "/v0/management/config", Authorization=f"Bearer {SECRET}")
+            assert status == 403 and "IP banned" in data["error"], data
+    finally:
+        stop_nodes(nodes)
+
+
+async def test_with_redis_down_each_process_still_limits_sign_ins(
+    tmp_path: Path, redis_server: RedisServer, upstream: tuple[FakeUpstream, str]
+) -> None:
+    """Never unlimited: without Redis each process counts alone, so 5 failures on one lock it there."""
+    _, base = upstream
+    nodes = await start_nodes(tmp_path, keys_yaml() + compat_yaml(base), redis_server.url, on_down="fail-open")
+    try:
+        await add_user(nodes[0], "eve@example.com")
+        redis_server.stop()
+        for _ in range(5):
+            status, _ = await call(
+                nodes[0], "POST", "/v0/account/login", {"email": "eve@example.com", "password": "no"}
+            )
+            assert status == 401
+        status, _ = await call(
+            nodes[0], "POST", "/v0/account/login", {"email": "eve@example.com", "password": PASSWORD}
+        )
+        assert status == 429
+    finally:
+        stop_nodes(nodes)
