@@ -11,6 +11,8 @@ and polls; the user types the code into the panel (signed in) to approve it.
 
 Pending codes live in memory for `CODE_SECONDS` (a restart only means signing in again); they
 are kept by SHA-256, are single use, and say nothing about the user until the token is issued.
+Callers use the `PendingCliLogins` protocol: `CliLogins` here, or with `shared-state.redis-url`
+the same records in Redis, so the approval or the poll may land on any process of a cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from cliproxy.accounts.rules import AccountsError
@@ -31,8 +34,57 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_PENDING = 1000
 
 
-def _digest(value: str) -> str:
+def code_digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def check_challenge(challenge: str) -> None:
+    if len(challenge) < 43 or len(challenge) > 128:
+        raise AccountsError(400, "code_challenge: an S256 PKCE challenge is required")
+
+
+def check_exchange(pending_redirect: str, challenge: str, redirect_uri: str, verifier: str) -> None:
+    """A pending code's redirect address and PKCE challenge against what the CLI presents."""
+    if pending_redirect != redirect_uri:
+        raise AccountsError(400, "invalid_grant: redirect_uri does not match")
+    if not verifier or not hmac.compare_digest(pkce_challenge(verifier), challenge):
+        raise AccountsError(400, "invalid_grant: the PKCE verifier does not match")
+
+
+def new_user_code() -> str:
+    raw = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def typed_user_code(user_code: str) -> str:
+    """A user code as typed (any case, spaces, with or without the dash) in its stored form."""
+    wanted = user_code.strip().upper().replace(" ", "")
+    return f"{wanted[:4]}-{wanted[4:]}" if len(wanted) == 8 else wanted
+
+
+UNKNOWN_CODE = "invalid_grant: the code is unknown, used or expired; run `cliproxy login` again"
+UNKNOWN_USER_CODE = "no pending CLI sign-in has this code (it may have expired)"
+UNKNOWN_DEVICE = "expired_token: the device code is unknown or expired; run `cliproxy login` again"
+
+
+class PendingCliLogins(Protocol):
+    async def authorize(self, email: str, redirect_uri: str, challenge: str, now: float) -> str:
+        """A one-time code for the CLI that sent `challenge` (PKCE S256) to `redirect_uri`."""
+        ...
+
+    async def exchange(self, code: str, verifier: str, redirect_uri: str, now: float) -> str:
+        """The email a code was issued for; the code is spent whatever the outcome."""
+        ...
+
+    async def start_device(self, now: float) -> tuple[str, str]:
+        """(device code for the CLI, user code for the person)."""
+        ...
+
+    async def approve_device(self, user_code: str, email: str, now: float) -> None: ...
+
+    async def poll(self, device_code: str, now: float) -> str | None:
+        """The approving user's email (the device code is then spent), or None while pending."""
+        ...
 
 
 def loopback_redirect(uri: str) -> str:
@@ -66,7 +118,7 @@ class _Device:
 
 
 class CliLogins:
-    """Pending loopback codes and device codes (see the module docstring)."""
+    """Pending loopback codes and device codes in this process (see the module docstring)."""
 
     def __init__(self) -> None:
         self.codes: dict[str, _Code] = {}
@@ -79,52 +131,41 @@ class CliLogins:
         if len(self.codes) + len(self.devices) >= MAX_PENDING:
             raise AccountsError(429, "too many pending CLI sign-ins: try again in a few minutes")
 
-    def authorize(self, email: str, redirect_uri: str, challenge: str, now: float) -> str:
-        """A one-time code for the CLI that sent `challenge` (PKCE S256) to `redirect_uri`."""
-        if len(challenge) < 43 or len(challenge) > 128:
-            raise AccountsError(400, "code_challenge: an S256 PKCE challenge is required")
+    async def authorize(self, email: str, redirect_uri: str, challenge: str, now: float) -> str:
+        check_challenge(challenge)
         self._prune(now)
         code = secrets.token_urlsafe(32)
-        self.codes[_digest(code)] = _Code(email, loopback_redirect(redirect_uri), challenge, now + CODE_SECONDS)
+        self.codes[code_digest(code)] = _Code(email, loopback_redirect(redirect_uri), challenge, now + CODE_SECONDS)
         return code
 
-    def exchange(self, code: str, verifier: str, redirect_uri: str, now: float) -> str:
-        """The email a code was issued for; the code is spent whatever the outcome."""
-        pending = self.codes.pop(_digest(code), None) if code else None
+    async def exchange(self, code: str, verifier: str, redirect_uri: str, now: float) -> str:
+        pending = self.codes.pop(code_digest(code), None) if code else None
         if pending is None or pending.expires <= now:
-            raise AccountsError(400, "invalid_grant: the code is unknown, used or expired; run `cliproxy login` again")
-        if pending.redirect_uri != redirect_uri:
-            raise AccountsError(400, "invalid_grant: redirect_uri does not match")
-        if not verifier or not hmac.compare_digest(pkce_challenge(verifier), pending.challenge):
-            raise AccountsError(400, "invalid_grant: the PKCE verifier does not match")
+            raise AccountsError(400, UNKNOWN_CODE)
+        check_exchange(pending.redirect_uri, pending.challenge, redirect_uri, verifier)
         return pending.email
 
-    def start_device(self, now: float) -> tuple[str, str]:
-        """(device code for the CLI, user code for the person)."""
+    async def start_device(self, now: float) -> tuple[str, str]:
         self._prune(now)
         device_code = secrets.token_urlsafe(32)
-        raw = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
-        user_code = f"{raw[:4]}-{raw[4:]}"
-        self.devices[_digest(device_code)] = _Device(user_code, now + CODE_SECONDS)
+        user_code = new_user_code()
+        self.devices[code_digest(device_code)] = _Device(user_code, now + CODE_SECONDS)
         return device_code, user_code
 
-    def approve_device(self, user_code: str, email: str, now: float) -> None:
-        wanted = user_code.strip().upper().replace(" ", "")
-        if len(wanted) == 8:
-            wanted = f"{wanted[:4]}-{wanted[4:]}"
+    async def approve_device(self, user_code: str, email: str, now: float) -> None:
+        wanted = typed_user_code(user_code)
         for device in self.devices.values():
             if device.expires > now and not device.email and hmac.compare_digest(device.user_code, wanted):
                 device.email = email
                 return
-        raise AccountsError(404, "no pending CLI sign-in has this code (it may have expired)")
+        raise AccountsError(404, UNKNOWN_USER_CODE)
 
-    def poll(self, device_code: str, now: float) -> str | None:
-        """The approving user's email (the device code is then spent), or None while pending."""
-        digest = _digest(device_code) if device_code else ""
+    async def poll(self, device_code: str, now: float) -> str | None:
+        digest = code_digest(device_code) if device_code else ""
         device = self.devices.get(digest)
         if device is None or device.expires <= now:
             self.devices.pop(digest, None)
-            raise AccountsError(400, "expired_token: the device code is unknown or expired; run `cliproxy login` again")
+            raise AccountsError(400, UNKNOWN_DEVICE)
         if not device.email:
             return None
         del self.devices[digest]

@@ -6,7 +6,9 @@ its signing keys come from its JWKS, fetched again once when a token names a key
 algorithm the provider advertises (never `none` or a shared-secret HMAC), issuer, audience (our
 client id; with several audiences `azp` must be ours), expiry and issue time, then the nonce of
 this sign-in and a verified email. Pending sign-ins (state → nonce, PKCE verifier, where to go
-after) live in memory for `PENDING_SECONDS`, each bound to the browser that started it.
+after) live for `PENDING_SECONDS`, each bound to the browser that started it: in this process's
+memory (`LocalPendingSignIns`), or with `shared-state.redis-url` in Redis, so the provider's
+callback may land on any process of a cluster.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -66,14 +68,42 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+class PendingSignIns(Protocol):
+    async def put(self, state: str, pending: Pending) -> None:
+        """Keep `pending` under `state` until it expires; `SSOError` when no more can be kept."""
+        ...
+
+    async def take(self, state: str) -> Pending | None:
+        """The pending sign-in of `state`, spent now (None: unknown, used, or expired)."""
+        ...
+
+
+class LocalPendingSignIns:
+    """`PendingSignIns` in this process's memory."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Pending] = {}
+
+    async def put(self, state: str, pending: Pending) -> None:
+        now = time.time()
+        for stale in [s for s, p in self.pending.items() if p.expires <= now]:
+            del self.pending[stale]
+        if len(self.pending) >= MAX_PENDING:
+            raise SSOError("too many pending sign-ins: try again in a few minutes")
+        self.pending[state] = pending
+
+    async def take(self, state: str) -> Pending | None:
+        return self.pending.pop(state, None)
+
+
 class OpenIDClient:
     """Discovery and key caches, pending sign-ins, and the three steps of a sign-in."""
 
-    def __init__(self) -> None:
+    def __init__(self, pending: PendingSignIns | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._providers: dict[str, tuple[Provider, float]] = {}
         self._keys: dict[str, tuple[jwt.PyJWKSet, float]] = {}
-        self.pending: dict[str, Pending] = {}
+        self.pending = pending if pending is not None else LocalPendingSignIns()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -133,16 +163,12 @@ class OpenIDClient:
                     return key
         raise SSOError("ID token: signed with a key the provider does not publish")
 
-    def start(self, provider: Provider, sso: SSO, redirect_uri: str, after: str, binding: str) -> tuple[str, str]:
+    async def start(self, provider: Provider, sso: SSO, redirect_uri: str, after: str, binding: str) -> tuple[str, str]:
         """(state, authorize URL) of a new sign-in; `binding` is the browser cookie that started it."""
         now = time.time()
-        for state in [s for s, p in self.pending.items() if p.expires <= now]:
-            del self.pending[state]
-        if len(self.pending) >= MAX_PENDING:
-            raise SSOError("too many pending sign-ins: try again in a few minutes")
         state, nonce, pkce = secrets.token_urlsafe(32), secrets.token_urlsafe(32), generate_pkce()
-        self.pending[state] = Pending(
-            nonce, pkce.verifier, redirect_uri, after, _digest(binding), now + PENDING_SECONDS
+        await self.pending.put(
+            state, Pending(nonce, pkce.verifier, redirect_uri, after, _digest(binding), now + PENDING_SECONDS)
         )
         query = urlencode(
             {
@@ -159,9 +185,9 @@ class OpenIDClient:
         sep = "&" if "?" in provider.authorization_endpoint else "?"
         return state, f"{provider.authorization_endpoint}{sep}{query}"
 
-    def take(self, state: str, binding: str) -> Pending:
+    async def take(self, state: str, binding: str) -> Pending:
         """The pending sign-in of `state` (spent now), if this browser started it."""
-        pending = self.pending.pop(state, None) if state else None
+        pending = await self.pending.take(state) if state else None
         if pending is None or pending.expires <= time.time():
             raise SSOError("this sign-in is unknown or expired: start again")
         if not binding or not hmac.compare_digest(pending.binding, _digest(binding)):

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cliproxy.accounts.cli_login import CliLogins
+from cliproxy.accounts.cli_login import CliLogins, PendingCliLogins
 from cliproxy.accounts.db import AccountsDB, Snapshot
 from cliproxy.accounts.model import (
     AccountKey,
@@ -36,7 +36,7 @@ from cliproxy.accounts.model import (
     may_change_own,
     may_read_all,
 )
-from cliproxy.accounts.oidc import Identity, OpenIDClient
+from cliproxy.accounts.oidc import Identity, OpenIDClient, PendingSignIns
 from cliproxy.accounts.passwords import LocalSignInLimits, LoginLimiter, Passwords, SignInLimits, password_problem
 from cliproxy.accounts.rules import (
     AccountsError,
@@ -74,12 +74,13 @@ class Accounts:
         passwords: Passwords | None = None,
         clock: Callable[[], float] = time.time,
         signin_limits: SignInLimits | None = None,
+        cli: PendingCliLogins | None = None,
+        oidc_pending: PendingSignIns | None = None,
     ) -> None:
         self.config = config
         self.passwords = passwords if passwords is not None else Passwords()
         self.clock = clock
         self.limiter = LoginLimiter()
-        # Failed sign-ins are counted here, or across the cluster (shared state) when given.
         self.signin_limits = signin_limits if signin_limits is not None else LocalSignInLimits(self.limiter, clock)
         self.db: AccountsDB | None = None
         self.users: dict[str, User] = {}
@@ -91,8 +92,8 @@ class Accounts:
         self.table = KeyTable({})  # read by the front door per request
         self.owners: dict[str, AccountKey] = {}  # key_id → key, revoked ones too: usage still counts
         self.has_managers = False  # an admin or admin-viewer user exists: the management API is on
-        self.cli = CliLogins()  # pending CLI sign-ins (loopback codes, device codes)
-        self.oidc = OpenIDClient()  # single sign-on: provider discovery, keys, pending sign-ins
+        self.cli = cli if cli is not None else CliLogins()  # pending CLI sign-ins (loopback codes, device codes)
+        self.oidc = OpenIDClient(oidc_pending)  # single sign-on: provider discovery, keys, pending sign-ins
         self.lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ async def authorize(request: web.Request) -> web.Response:
     body = await read_json(request)
     redirect_uri = _field(body, "redirect_uri")
     try:
-        code = accounts.cli.authorize(
+        code = await accounts.cli.authorize(
             request[CALLER].user.email, redirect_uri, _field(body, "code_challenge"), time.time()
         )
     except AccountsError as exc:
@@ -55,7 +55,7 @@ async def authorize(request: web.Request) -> web.Response:
 async def start_device(request: web.Request) -> web.Response:
     accounts = request.config_dict[SERVICES].accounts
     try:
-        device_code, user_code = accounts.cli.start_device(time.time())
+        device_code, user_code = await accounts.cli.start_device(time.time())
     except AccountsError as exc:
         raise refusal(exc) from None
     return json_answer(
@@ -78,12 +78,12 @@ async def approve_device(request: web.Request) -> web.Response:
     guesser = "device-code:" + request[CALLER].user.email  # wrong codes count per user and per address
     now = time.time()
     try:
-        if accounts.limiter.wait(address, guesser, now):
+        if await accounts.signin_limits.wait(address, guesser):
             raise AccountsError(429, "too many wrong codes: try again later")
         try:
-            accounts.cli.approve_device(_field(body, "user_code"), request[CALLER].user.email, now)
+            await accounts.cli.approve_device(_field(body, "user_code"), request[CALLER].user.email, now)
         except AccountsError:
-            accounts.limiter.failed(address, guesser, now)  # guessing codes counts like guessing passwords
+            await accounts.signin_limits.failed(address, guesser)  # guessing codes counts like guessing passwords
             raise
     except AccountsError as exc:
         raise refusal(exc) from None
@@ -114,11 +114,11 @@ async def token(request: web.Request) -> web.Response:
     now = time.time()
     try:
         if grant == "authorization_code":
-            email: str | None = accounts.cli.exchange(
+            email: str | None = await accounts.cli.exchange(
                 _field(body, "code"), _field(body, "code_verifier"), _field(body, "redirect_uri"), now
             )
         elif grant == "device_code":
-            email = accounts.cli.poll(_field(body, "device_code"), now)
+            email = await accounts.cli.poll(_field(body, "device_code"), now)
             if email is None:
                 return json_answer({"error": "authorization_pending", "interval": DEVICE_INTERVAL_SECONDS}, 400)
         else:

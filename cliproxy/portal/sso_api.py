@@ -55,7 +55,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     redirect_uri = f"{request.scheme}://{request.host}{CALLBACK_PATH}"
     try:
         provider = await oidc.provider(sso.issuer)
-        _, url = oidc.start(provider, sso, redirect_uri, _after(request.query.get("after", "")), binding)
+        _, url = await oidc.start(provider, sso, redirect_uri, _after(request.query.get("after", "")), binding)
     except SSOError as exc:
         return _failed(f"single sign-on is unavailable: {exc}")
     response = web.HTTPFound(url)
@@ -78,7 +78,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     sso = services.holder.current.config.sso
     query = request.query
     try:
-        pending = accounts.oidc.take(query.get("state", ""), request.cookies.get(BINDING_COOKIE, ""))
+        pending = await accounts.oidc.take(query.get("state", ""), request.cookies.get(BINDING_COOKIE, ""))
         if query.get("error"):
             raise SSOError(f"the provider refused: {query.get('error_description') or query['error']}")
         if not sso.enabled:

@@ -240,7 +240,10 @@ def build_services(
         metrics=metrics,
         request_ends=RequestEnds(metrics, holder),
         accounts=Accounts(
-            lambda: holder.current.config, signin_limits=shared.signin_limits if shared is not None else None
+            lambda: holder.current.config,
+            signin_limits=shared.signin_limits if shared is not None else None,
+            cli=shared.cli_logins if shared is not None else None,
+            oidc_pending=shared.sso_pending if shared is not None else None,
         ),
         team_state=team_state,
         worker=worker,

@@ -25,6 +25,7 @@ from cliproxy.shared.health import RedisCredentialHealth
 from cliproxy.shared.key_state import RedisKeyPolicyState
 from cliproxy.shared.lockouts import RedisGuardBans, RedisLockouts, RedisSignInLimits
 from cliproxy.shared.locks import RedisLocks
+from cliproxy.shared.logins import RedisCliLogins, RedisPendingSignIns
 from cliproxy.shared.metrics_sync import ClusterMetrics
 from cliproxy.shared.team_state import RedisTeamPolicyState
 from cliproxy.shared.tokens import RedisTokenShare
@@ -50,6 +51,8 @@ class SharedState:
     metrics: ClusterMetrics  # `/metrics` summed over every live process
     lockouts: RedisLockouts  # failed sign-ins and management key failures of the whole cluster
     signin_limits: RedisSignInLimits
+    cli_logins: RedisCliLogins  # CLI sign-ins in progress (loopback and device codes)
+    sso_pending: RedisPendingSignIns  # single sign-ons in progress
     fail_open: bool
 
     async def start(self) -> None:
@@ -101,5 +104,7 @@ def build_shared_state(config: SharedStateConfig, clock: Callable[[], float], me
         metrics=ClusterMetrics(link, metrics),
         lockouts=lockouts,
         signin_limits=RedisSignInLimits(lockouts, LocalSignInLimits(LoginLimiter(), time.time)),
+        cli_logins=RedisCliLogins(link),
+        sso_pending=RedisPendingSignIns(link),
         fail_open=fail_open,
     )

@@ -3,12 +3,16 @@ across them (an attacker does not get twice the tries, a login may land on eithe
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
+from tests.fakes.oidc import CLIENT_ID, CLIENT_SECRET, FakeOIDC
 from tests.fakes.upstreams import FakeUpstream
 from tests.management.client import SECRET
 from tests.shared.cluster import Node, compat_yaml, keys_yaml, start_nodes, stop_nodes
@@ -90,5 +94,81 @@ async def test_with_redis_down_each_process_still_limits_sign_ins(
             nodes[0], "POST", "/v0/account/login", {"email": "eve@example.com", "password": PASSWORD}
         )
         assert status == 429
+    finally:
+        stop_nodes(nodes)
+
+
+@pytest.fixture
+async def oidc(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeOIDC:
+    fake = FakeOIDC()
+    server = await aiohttp_server(fake.app())
+    fake.base_url = f"http://{server.host}:{server.port}"
+    return fake
+
+
+def on_node(url: str, node: Node) -> str:
+    """`url` sent to `node` instead (as a load balancer may do with the provider's callback)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"127.0.0.1:{node.port}"))
+
+
+async def test_a_single_sign_on_started_on_one_process_finishes_on_the_other(
+    tmp_path: Path, redis_server: RedisServer, upstream: tuple[FakeUpstream, str], oidc: FakeOIDC
+) -> None:
+    _, base = upstream
+    sso = (
+        f"sso:\n  issuer: {oidc.base_url}\n  client-id: {CLIENT_ID}\n  client-secret: {CLIENT_SECRET}\n"
+        "  allowed-domains: [example.com]\n  default-role: user\n"
+    )
+    nodes = await start_nodes(tmp_path, keys_yaml() + compat_yaml(base) + sso, redis_server.url)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.get(nodes[0].url + "/v0/account/sso/start", allow_redirects=False) as r:
+                assert r.status == 302, await r.text()
+                authorize = r.headers["Location"]
+            async with browser.get(authorize, allow_redirects=False) as r:
+                assert r.status == 302
+                callback = r.headers["Location"]
+            assert callback.startswith(nodes[0].url + "/v0/account/sso/callback?")
+            async with browser.get(on_node(callback, nodes[1]), allow_redirects=False) as r:
+                assert r.status == 302
+                assert "error" not in r.headers["Location"], r.headers["Location"]
+            async with browser.get(nodes[1].url + "/v0/account/me") as r:
+                assert r.status == 200
+                assert (await r.json())["user"]["email"] == "sso.user@example.com"
+        assert oidc.token_requests == 1
+    finally:
+        stop_nodes(nodes)
+
+
+async def test_a_cli_device_login_started_on_one_process_is_approved_and_polled_on_the_other(
+    tmp_path: Path, redis_server: RedisServer, upstream: tuple[FakeUpstream, str]
+) -> None:
+    _, base = upstream
+    nodes = await start_nodes(tmp_path, keys_yaml() + compat_yaml(base), redis_server.url)
+    try:
+        for node in nodes:
+            await add_user(node, "ivy@example.com")
+        status, device = await call(nodes[0], "POST", "/v0/account/cli/device")
+        assert status == 200, device
+        poll = {"grant_type": "device_code", "device_code": device["device_code"]}
+        status, data = await call(nodes[1], "POST", "/v0/account/cli/token", poll)
+        assert status == 400 and data["error"] == "authorization_pending", data
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            login = {"email": "ivy@example.com", "password": PASSWORD}
+            async with browser.post(nodes[1].url + "/v0/account/login", json=login) as r:
+                assert r.status == 200, await r.text()
+                csrf = (await r.json())["csrf"]
+            approve = {"user_code": device["user_code"].lower()}
+            async with browser.post(
+                nodes[1].url + "/v0/account/cli/device/approve", json=approve, headers={"X-CSRF-Token": csrf}
+            ) as r:
+                assert r.status == 200, await r.text()
+        status, data = await call(nodes[0], "POST", "/v0/account/cli/token", poll)
+        assert status == 200 and data["user"] == "ivy@example.com", data
+        status, again = await call(nodes[1], "POST", "/v0/account/cli/token", poll)
+        assert status == 400 and again["error"].startswith("expired_token"), again  # issued once
+        status, _ = await call(nodes[0], "GET", "/v1/models", Authorization=f"Bearer {data['token']}")
+        assert status == 200
     finally:
         stop_nodes(nodes)
