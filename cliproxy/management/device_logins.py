@@ -24,7 +24,8 @@ from cliproxy.credentials.oauth import DeviceCode, OAuthError, generate_state
 from cliproxy.credentials.registry import BUILTIN
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import api_error, json_response
-from cliproxy.management.oauth import OAUTH_LOGINS, LoginSession, LoginSessions, is_cancelled, main_app
+from cliproxy.management.login_sessions import LoginSession, LoginSessions, is_cancelled
+from cliproxy.management.oauth import OAUTH_LOGINS, main_app
 from cliproxy.server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,8 @@ async def start(request: web.Request, kind: AuthFileKind[Any]) -> tuple[LoginSes
     session = LoginSession(
         state=f"{flow.state_prefix}{generate_state()}", provider=kind.type, verifier="", redirect_uri=""
     )
-    logins.purge()
-    logins.sessions[session.state] = session
-    task = asyncio.create_task(_approved(services, logins, session, kind, device), name=f"device-{kind.type}")
-    logins.tasks.add(task)
-    task.add_done_callback(logins.tasks.discard)
+    logins.add(session)
+    logins.spawn(_approved(services, logins, session, kind, device), f"device-{kind.type}")
     return session, device
 
 

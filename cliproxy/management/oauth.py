@@ -7,7 +7,8 @@ to this server's `/<provider>/callback` page, otherwise the user pastes the fina
 `oauth-callback`. Both write the hand-off file `<auth-dir>/.oauth-<provider>-<state>.oauth`
 (CLIProxyAPI's format, so its tooling keeps working), which the login's task polls, then
 exchanges the code, saves the credential (re-login keeps user fields) and registers it with the
-runtime. The UI polls `get-auth-status` (device-code logins share it, `device_logins.py`). A
+runtime. The UI polls `get-auth-status` (device-code logins share it, `device_logins.py`; in a
+cluster any process answers it, `login_sessions.py`). A
 provider whose files hold an uploaded key (a Google service account) gets `POST /<type>/import`.
 """
 
@@ -16,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
@@ -39,6 +38,13 @@ from cliproxy.credentials.oauth import (
 from cliproxy.credentials.registry import BUILTIN
 from cliproxy.credentials.service import CredentialService
 from cliproxy.management.guard import require_admin
+from cliproxy.management.login_sessions import (
+    LoginMirror,
+    LoginSession,
+    LoginSessions,
+    MirrorUnavailable,
+    is_cancelled,
+)
 from cliproxy.server.services import SERVICES
 
 log = logging.getLogger(__name__)
@@ -51,83 +57,7 @@ WEB_LOGINS: dict[str, tuple[AuthFileKind[Any], CodeLogin[Any]]] = {
 }
 PROVIDER_NAMES: dict[str, str] = {alias: t for t, (_, login) in WEB_LOGINS.items() for alias in login.aliases}
 KEY_IMPORTS = [kind for kind in BUILTIN.auth_files if kind.import_key is not None]
-SESSION_TTL_SECONDS = 30 * 60
-COMPLETED_KEEP_SECONDS = 60
-CALLBACK_WAIT_SECONDS = 5 * 60
-POLL_SECONDS = 0.5
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-
-
-@dataclass
-class LoginSession:
-    state: str
-    provider: str  # the credential type
-    verifier: str
-    redirect_uri: str
-    created: float = field(default_factory=time.monotonic)
-    status: Literal["pending", "ok", "error", "cancelled"] = "pending"
-    error: str = ""
-    finished: float = 0.0
-    file_name: str = ""
-    forwarder_port: int | None = None
-
-
-class LoginSessions:
-    """Pending web-UI logins and the callback forwarders serving them (one app's state)."""
-
-    def __init__(self) -> None:
-        self.sessions: dict[str, LoginSession] = {}
-        self.forwarders: dict[int, web.AppRunner] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.poll_seconds = POLL_SECONDS
-        self.wait_seconds = CALLBACK_WAIT_SECONDS
-
-    def purge(self) -> None:
-        now = time.monotonic()
-        for state, s in list(self.sessions.items()):
-            if now - s.created > SESSION_TTL_SECONDS or (s.finished and now - s.finished > COMPLETED_KEEP_SECONDS):
-                del self.sessions[state]
-
-    def get(self, state: str) -> LoginSession | None:
-        self.purge()
-        return self.sessions.get(state)
-
-    def finish(self, session: LoginSession, status: Literal["ok", "error", "cancelled"], error: str = "") -> None:
-        session.status, session.error, session.finished = status, error, time.monotonic()
-
-    async def start_forwarder(self, port: int, target: str) -> None:
-        """Listen on 0.0.0.0:`port` and 302 every request to `target` with its query kept."""
-        if port in self.forwarders:
-            return
-
-        async def forward(request: web.Request) -> web.Response:
-            query = request.query_string
-            raise web.HTTPFound(f"{target}?{query}" if query else target)
-
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", forward)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "0.0.0.0", port).start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise OAuthError(f"failed to start callback server on port {port}: {exc.strerror or exc}") from None
-        self.forwarders[port] = runner
-
-    async def stop_forwarder(self, port: int | None) -> None:
-        if port is None or any(s.forwarder_port == port and s.status == "pending" for s in self.sessions.values()):
-            return
-        runner = self.forwarders.pop(port, None)
-        if runner is not None:
-            await runner.cleanup()
-
-    async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        for port in list(self.forwarders):
-            runner = self.forwarders.pop(port)
-            await runner.cleanup()
 
 
 OAUTH_LOGINS = web.AppKey("oauth_logins", LoginSessions)
@@ -163,11 +93,6 @@ def _read_handoff(path: Path) -> dict[str, Any] | None:
         return None
     path.unlink(missing_ok=True)
     return data if isinstance(data, dict) else {}
-
-
-def is_cancelled(session: LoginSession) -> bool:
-    """(A function so the type checker does not carry an earlier narrowing across awaits.)"""
-    return session.status == "cancelled"
 
 
 async def _complete(request_app: web.Application, session: LoginSession) -> None:
@@ -241,11 +166,8 @@ async def _auth_url(request: web.Request, provider: str) -> web.Response:
         except OAuthError as exc:
             return error_answer(500, str(exc))
         session.forwarder_port = port
-    logins.purge()
-    logins.sessions[state] = session
-    task = asyncio.create_task(_complete(app, session), name=f"oauth-{provider}")
-    logins.tasks.add(task)
-    task.add_done_callback(logins.tasks.discard)
+    logins.add(session)
+    logins.spawn(_complete(app, session), f"oauth-{provider}")
     return json_answer({"status": "ok", "url": url, "state": state})
 
 
@@ -273,7 +195,10 @@ async def get_auth_status(request: web.Request) -> web.Response:
     state = request.query.get("state", "").strip()
     if not state:
         return json_answer({"status": "error", "error": "state is required"}, 400)
-    session = main_app(request)[OAUTH_LOGINS].get(state)
+    try:  # this process's login, or (shared state) the copy of another process's
+        session = await main_app(request)[OAUTH_LOGINS].status(state)
+    except MirrorUnavailable as exc:
+        return json_answer({"status": "error", "error": str(exc)}, 503)
     if session is None:
         return json_answer({"status": "error", "error": "unknown or expired state"}, 404)
     if session.status == "pending":
@@ -286,14 +211,11 @@ async def get_auth_status(request: web.Request) -> web.Response:
 @routes.delete("/oauth-session")
 async def cancel_oauth_session(request: web.Request) -> web.Response:
     require_admin(request)
-    logins = main_app(request)[OAUTH_LOGINS]
-    session = logins.get(request.query.get("state", "").strip())
-    if session is None:
-        return error_answer(404, "unknown or expired state")
-    if session.status == "pending":
-        logins.finish(session, "cancelled", "oauth flow was cancelled")
-        await logins.stop_forwarder(session.forwarder_port)
-    return json_answer({"status": "ok"})
+    try:  # here, or (shared state) by the process that owns the login
+        known = await main_app(request)[OAUTH_LOGINS].cancel(request.query.get("state", "").strip())
+    except MirrorUnavailable as exc:
+        return error_answer(503, str(exc))
+    return json_answer({"status": "ok"}) if known else error_answer(404, "unknown or expired state")
 
 
 async def _callback_params(request: web.Request) -> dict[str, str]:
@@ -336,8 +258,10 @@ async def oauth_callback(request: web.Request) -> web.Response:
     provider = PROVIDER_NAMES.get(params.get("provider", "").strip().lower())
     if params.get("provider") and provider is None:
         return error_answer(400, "unsupported provider")
-    logins = main_app(request)[OAUTH_LOGINS]
-    session = logins.get(state)
+    try:  # another process's login too (shared state): its task reads the shared auth-dir
+        session = await main_app(request)[OAUTH_LOGINS].status(state)
+    except MirrorUnavailable as exc:
+        return error_answer(503, str(exc))
     if session is None:
         return error_answer(404, "unknown or expired state")
     if provider is not None and provider != session.provider:
@@ -362,11 +286,11 @@ async def _landing(request: web.Request, provider: str) -> web.Response:
     error = request.query.get("error", "")
     try:
         validate_state(state)
-        session = app[OAUTH_LOGINS].get(state)
+        session = await app[OAUTH_LOGINS].status(state)  # a worker may take another's landing
         if session is not None and session.provider == provider and session.status == "pending" and (code or error):
             result = CallbackResult(code=code, state=state, error=error)
             await write_handoff(app[SERVICES].holder.current.auth_dir, provider, result)
-    except OAuthError:
+    except (OAuthError, MirrorUnavailable):
         pass
     return web.Response(text=SUCCESS_PAGE, content_type="text/html")
 
@@ -437,10 +361,10 @@ async def _logins_ctx(app: web.Application) -> Any:
     await app[OAUTH_LOGINS].close()
 
 
-def add_web_logins(app: web.Application) -> None:
+def add_web_logins(app: web.Application, mirror: LoginMirror | None = None) -> None:
     """On the root app: the login state and the providers' landing pages (their redirect URIs are
-    fixed paths outside `/v0/management`)."""
-    app[OAUTH_LOGINS] = LoginSessions()
+    fixed paths outside `/v0/management`); `mirror` shares the logins' status across a cluster."""
+    app[OAUTH_LOGINS] = LoginSessions(mirror)
     for provider, (_, login) in WEB_LOGINS.items():
         app.router.add_get(f"/{login.web_name}/callback", _landing_handler(provider))
     app.cleanup_ctx.append(_logins_ctx)

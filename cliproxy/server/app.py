@@ -170,7 +170,7 @@ def build_app(
     if services.shared is not None:  # failures and bans count across the cluster
         guard.bans = services.shared.guard_bans(guard.bans)
     app[GUARD_STATE] = guard
-    add_web_logins(app)
+    add_web_logins(app, services.shared.login_mirror if services.shared is not None else None)
     app.add_subapp(MANAGEMENT_PREFIX, build_management_app(holder, guard=guard, accounts=services.accounts))
     app.add_subapp(ACCOUNT_PREFIX, build_account_app())  # users' own keys, spend, sign-in, CLI login
     add_control_panel(app, holder)  # `/management.html`: static files, no middleware of its own

@@ -25,7 +25,7 @@ from cliproxy.shared.health import RedisCredentialHealth
 from cliproxy.shared.key_state import RedisKeyPolicyState
 from cliproxy.shared.lockouts import RedisGuardBans, RedisLockouts, RedisSignInLimits
 from cliproxy.shared.locks import RedisLocks
-from cliproxy.shared.logins import RedisCliLogins, RedisPendingSignIns
+from cliproxy.shared.logins import RedisCliLogins, RedisLoginMirror, RedisPendingSignIns
 from cliproxy.shared.metrics_sync import ClusterMetrics
 from cliproxy.shared.team_state import RedisTeamPolicyState
 from cliproxy.shared.tokens import RedisTokenShare
@@ -53,6 +53,7 @@ class SharedState:
     signin_limits: RedisSignInLimits
     cli_logins: RedisCliLogins  # CLI sign-ins in progress (loopback and device codes)
     sso_pending: RedisPendingSignIns  # single sign-ons in progress
+    login_mirror: RedisLoginMirror  # the management panel's upstream logins, as any process sees them
     fail_open: bool
 
     async def start(self) -> None:
@@ -106,5 +107,6 @@ def build_shared_state(config: SharedStateConfig, clock: Callable[[], float], me
         signin_limits=RedisSignInLimits(lockouts, LocalSignInLimits(LoginLimiter(), time.time)),
         cli_logins=RedisCliLogins(link),
         sso_pending=RedisPendingSignIns(link),
+        login_mirror=RedisLoginMirror(link),
         fail_open=fail_open,
     )

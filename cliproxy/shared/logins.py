@@ -14,13 +14,20 @@ JSON values (hashes for device codes) that expire when they would in memory:
 Approval and poll are Lua scripts, so a device code is approved once and its token issued once.
 While Redis is down these steps fail with a 503 (`shared state unavailable`): starting again when
 it is back is all it takes, and no sign-in is let through unchecked.
+
+The management panel's upstream logins (`RedisLoginMirror`) stay in the process that runs their
+task; `oauth-login:<sha256(state)>` holds a copy of the status for the others, and a cancel goes
+to the owner as an `oauth-cancel` event on the events channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cliproxy import jsonio
@@ -39,9 +46,13 @@ from cliproxy.accounts.cli_login import (
 )
 from cliproxy.accounts.oidc import Pending, PendingSignIns, SSOError
 from cliproxy.accounts.rules import AccountsError
+from cliproxy.management.login_sessions import LoginMirror, LoginStatus, MirrorUnavailable
 from cliproxy.shared.connection import RedisLink
 
+log = logging.getLogger(__name__)
+
 UNAVAILABLE = "shared state unavailable: sign-ins need Redis, which is unreachable; try again shortly"
+LOGINS_UNAVAILABLE = "shared state unavailable: this login runs on another process and Redis is unreachable"
 APPROVE = """
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'email') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'email', ARGV[1])
@@ -162,5 +173,49 @@ class RedisCliLogins:
         return reply.decode() if reply else None
 
 
-def _check(cli: RedisCliLogins, pending: RedisPendingSignIns) -> tuple[PendingCliLogins, PendingSignIns]:
-    return cli, pending  # the type checker holds the implementations to the protocols
+class RedisLoginMirror:
+    """`LoginMirror` in Redis (see the module docstring); copies are written in the order made."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+        self._order = asyncio.Lock()
+        self._handlers: list[Callable[[str], None]] = []
+        link.on_event("oauth-cancel", self._cancelled)
+
+    def _key(self, state: str) -> str:
+        return self.link.key("oauth-login", code_digest(state))
+
+    async def put(self, status: LoginStatus, ttl_seconds: float) -> None:
+        async with self._order:
+            try:
+                record = jsonio.dumps(dataclasses.asdict(status))
+                await self.link.client.set(self._key(status.state), record, px=int(ttl_seconds * 1000))
+            except self.link.errors as exc:
+                self.link.failed(exc)
+                log.warning("shared state: the %s login's status is known to this process only", status.provider)
+
+    async def get(self, state: str) -> LoginStatus | None:
+        try:
+            record = await self.link.client.get(self._key(state))
+        except self.link.errors as exc:
+            self.link.failed(exc)
+            raise MirrorUnavailable(LOGINS_UNAVAILABLE) from None
+        return LoginStatus(**jsonio.loads(record)) if record else None
+
+    async def cancel(self, state: str) -> None:
+        if not self.link.up:
+            raise MirrorUnavailable(LOGINS_UNAVAILABLE)
+        await self.link.publish("oauth-cancel", state=state)
+
+    def on_cancel(self, handler: Callable[[str], None]) -> None:
+        self._handlers.append(handler)
+
+    def _cancelled(self, event: dict[str, Any]) -> None:
+        for handler in self._handlers:
+            handler(str(event.get("state", "")))
+
+
+def _check(
+    cli: RedisCliLogins, pending: RedisPendingSignIns, mirror: RedisLoginMirror
+) -> tuple[PendingCliLogins, PendingSignIns, LoginMirror]:
+    return cli, pending, mirror  # the type checker holds the implementations to the protocols

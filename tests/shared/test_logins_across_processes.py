@@ -3,6 +3,7 @@ across them (an attacker does not get twice the tries, a login may land on eithe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.fakes.oauth import FakeOAuth
 from tests.fakes.oidc import CLIENT_ID, CLIENT_SECRET, FakeOIDC
 from tests.fakes.upstreams import FakeUpstream
 from tests.management.client import SECRET
-from tests.shared.cluster import Node, compat_yaml, keys_yaml, start_nodes, stop_nodes
+from tests.shared.cluster import Node, compat_yaml, eventually, keys_yaml, start_nodes, stop_nodes
 from tests.shared.conftest import RedisServer
 
 pytestmark = pytest.mark.subprocess
@@ -170,5 +172,58 @@ async def test_a_cli_device_login_started_on_one_process_is_approved_and_polled_
         assert status == 400 and again["error"].startswith("expired_token"), again  # issued once
         status, _ = await call(nodes[0], "GET", "/v1/models", Authorization=f"Bearer {data['token']}")
         assert status == 200
+    finally:
+        stop_nodes(nodes)
+
+
+async def test_a_management_device_login_is_read_and_cancelled_through_the_other_process(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    upstream: tuple[FakeUpstream, str],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """The login's task runs where it started; any process answers the panel's poll and cancel."""
+    _, base = upstream
+    oauth = FakeOAuth()
+    server = await aiohttp_server(oauth.app())
+    oauth.base_url = str(server.make_url("")).rstrip("/")
+    oauth.device_pending_polls = 10**9  # the user does not approve (yet)
+    nodes = await start_nodes(tmp_path, keys_yaml() + compat_yaml(base), redis_server.url, env=oauth.env())
+    admin = {"Authorization": f"Bearer {SECRET}"}
+    try:
+        status, started = await call(nodes[0], "POST", "/v0/management/device-login/codex", **admin)
+        assert status == 200, started
+        poll = f"/v0/management/get-auth-status?state={started['state']}"
+
+        async def waiting_on_the_other() -> bool:
+            return (await call(nodes[1], "GET", poll, **admin))[1].get("status") == "wait"
+
+        await eventually(waiting_on_the_other)
+        status, _ = await call(nodes[1], "DELETE", f"/v0/management/oauth-session?state={started['state']}", **admin)
+        assert status == 200
+
+        async def cancelled_everywhere() -> bool:
+            answers = [(await call(node, "GET", poll, **admin))[1] for node in nodes]
+            return all(a == {"status": "error", "error": "oauth flow was cancelled"} for a in answers)
+
+        await eventually(cancelled_everywhere)
+        await asyncio.sleep(1.0)  # the owner's task looks at its session every half second
+        polls = oauth.device_polls["dev-1"]
+        await asyncio.sleep(0.5)
+        assert oauth.device_polls["dev-1"] == polls  # and then stopped polling
+
+        oauth.device_pending_polls = 0  # approved at the first poll
+        status, started = await call(nodes[0], "POST", "/v0/management/device-login/codex", **admin)
+        assert status == 200, started
+        poll = f"/v0/management/get-auth-status?state={started['state']}"
+
+        async def saved() -> bool:
+            return (await call(nodes[1], "GET", poll, **admin))[1].get("status") == "ok"
+
+        await eventually(saved)
+        status, done = await call(nodes[1], "GET", poll, **admin)
+        assert (tmp_path / "auths" / done["file"]).is_file()
+        status, unknown = await call(nodes[1], "GET", "/v0/management/get-auth-status?state=no-such-state", **admin)
+        assert status == 404, unknown
     finally:
         stop_nodes(nodes)
