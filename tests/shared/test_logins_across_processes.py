@@ -78,10 +78,11 @@ async def test_a_management_ban_earned_on_one_process_holds_on_the_other(
         stop_nodes(nodes)
 
 
-async def test_with_redis_down_each_process_still_limits_sign_ins(
+async def test_with_redis_down_sign_ins_are_still_limited_and_logins_refused_clearly(
     tmp_path: Path, redis_server: RedisServer, upstream: tuple[FakeUpstream, str]
 ) -> None:
-    """Never unlimited: without Redis each process counts alone, so 5 failures on one lock it there."""
+    """Never unlimited: without Redis each process counts alone, so 5 failures on one lock it there;
+    a sign-in that would keep its state in Redis is refused with a 503 that says why."""
     _, base = upstream
     nodes = await start_nodes(tmp_path, keys_yaml() + compat_yaml(base), redis_server.url, on_down="fail-open")
     try:
@@ -96,6 +97,9 @@ async def test_with_redis_down_each_process_still_limits_sign_ins(
             nodes[0], "POST", "/v0/account/login", {"email": "eve@example.com", "password": PASSWORD}
         )
         assert status == 429
+        # A sign-in in progress needs Redis (another process may take its next step): a clear refusal.
+        status, data = await call(nodes[1], "POST", "/v0/account/cli/device")
+        assert status == 503 and data["error"].startswith("shared state unavailable"), data
     finally:
         stop_nodes(nodes)
 
