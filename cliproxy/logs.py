@@ -17,9 +17,10 @@ import re
 import select
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from logging.handlers import BufferingHandler
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -37,6 +38,9 @@ NOT_SECRET_NAMES = frozenset({"support-prompt-cache-key", "key-sha256", "cache-u
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FLUSH_SECONDS = 0.2  # INFO lines reach stderr at most this late (warnings and errors at once)
 LOG_BUFFER_BYTES = 1 << 16
+
+T = TypeVar("T")
+Fields = dict[str, Any]  # what a request line's JSON shows besides its message (see `log_lines`)
 
 
 def _walk(value: Any, name: str, out: set[str], depth: int = 0) -> None:
@@ -113,16 +117,25 @@ class Redactor(logging.Filter):
         pattern = self._pattern
         return pattern.sub(lambda m: redact(m.group(0)), text) if pattern else text
 
+    def mask_line(self, message: str, fields: Fields | None) -> tuple[str, Fields | None]:
+        """A line and its fields, masked; the fields only when the message had a secret (it shows them all)."""
+        masked = self.mask(message)
+        if masked == message:
+            return message, fields
+        if fields is not None:
+            fields = {k: self.mask(v) if isinstance(v, str) else v for k, v in fields.items()}
+        return masked, fields
+
     def filter(self, record: logging.LogRecord) -> bool:
         if self._pattern is None:
             return True
         message = record.getMessage()
-        masked = self.mask(message)
+        fields = getattr(record, "fields", None)
+        masked, masked_fields = self.mask_line(message, fields if isinstance(fields, dict) else None)
         if masked != message:
             record.msg, record.args = masked, None
-            fields = getattr(record, "fields", None)
             if isinstance(fields, dict):  # a request line: its message shows every field value
-                record.__dict__["fields"] = {k: self.mask(v) if isinstance(v, str) else v for k, v in fields.items()}
+                record.__dict__["fields"] = masked_fields
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -130,6 +143,25 @@ class Redactor(logging.Filter):
         if record.stack_info:
             record.stack_info = self.mask(record.stack_info)
         return True
+
+
+class TextFormatter(logging.Formatter):
+    """`TEXT_FORMAT`; `format_line` writes exactly what `format` writes for an INFO record.
+
+    The date and time of a second is made once: the request lines of that second share it."""
+
+    def __init__(self, *, worker: int | None = None) -> None:
+        self.tag = "" if worker is None else f"[worker {worker}] "  # a worker process's lines say which
+        super().__init__(TEXT_FORMAT.replace("%(name)s", f"{self.tag}%(name)s", 1))
+        self._second: tuple[int, str] = (-1, "")  # one attribute: another thread may read it meanwhile
+
+    def format_line(self, logger: str, created: float, message: str, fields: Fields | None) -> str:
+        second, stamp = self._second
+        if int(created) != second:
+            second = int(created)
+            stamp = time.strftime(self.default_time_format, self.converter(created))
+            self._second = (second, stamp)
+        return f"{stamp},{int((created - second) * 1000):03d} INFO {self.tag}{logger}: {message}"
 
 
 class JSONFormatter(logging.Formatter):
@@ -143,6 +175,7 @@ class JSONFormatter(logging.Formatter):
     def __init__(self, *, worker: int | None = None) -> None:
         super().__init__()
         self.worker = worker
+        self._second: tuple[int, str, str] = (-1, "", "")  # one attribute: another thread may read it meanwhile
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -162,6 +195,31 @@ class JSONFormatter(logging.Formatter):
             data["exception"] = record.exc_text
         return jsonio.dumps(data).decode()
 
+    def format_line(self, logger: str, created: float, message: str, fields: Fields | None) -> str:
+        """What `format` writes for an INFO record with these fields (`format` without a record)."""
+        data: dict[str, Any] = {"time": self._time(created), "level": "INFO", "logger": logger, "message": message}
+        if self.worker is not None:  # where `format` puts it: before the fields
+            data["worker"] = self.worker
+        if fields:
+            data.update(fields)
+        return jsonio.dumps(data).decode()
+
+    def _time(self, created: float) -> str:
+        """`format`'s time, with the date and time of a second made once (it is most of the cost).
+
+        As `datetime.fromtimestamp` does, the time is rounded to the microsecond, half to even (a
+        time just before a second's end is in the next one), then cut to the millisecond."""
+        second = int(created)
+        micros = round((created - second) * 1e6)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        cached, date, zone = self._second
+        if second != cached:
+            stamp = dt.datetime.fromtimestamp(second, dt.UTC).isoformat(timespec="seconds")
+            date, zone = stamp[:19], stamp[19:]
+            self._second = (second, date, zone)
+        return f"{date}.{micros // 1000:03d}{zone}"
+
 
 class CliproxyHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler `setup_logging` installs (it also marks the process's logging as ours to retune).
@@ -173,7 +231,7 @@ class CliproxyHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: TextIO, *, whole_lines: bool = False) -> None:
         super().__init__(buffered(stream, whole_lines=whole_lines))
-        self._closed = threading.Event()
+        self._stopping = threading.Event()  # not `_closed`: `Handler.close` sets that to True
         threading.Thread(target=self._flush_now_and_then, name="cliproxy-log-flush", daemon=True).start()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -186,12 +244,38 @@ class CliproxyHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
 
+    def write_lines(self, logger: str, lines: Sequence[tuple[float, str, T]], fields: Callable[[T], Fields]) -> bool:
+        """Write INFO lines of `logger` (see `log_lines`) at once, each masked and formatted as `handle` would.
+
+        False, with nothing written, when this handler has a formatter or a filter that is not ours."""
+        formatter = self.formatter
+        redactors = [f for f in self.filters if isinstance(f, Redactor)]
+        if not isinstance(formatter, (TextFormatter, JSONFormatter)) or len(redactors) < len(self.filters):
+            return False
+        wants_fields = formatter.__class__ is JSONFormatter
+        out = []
+        for created, message, source in lines:
+            line_fields = fields(source) if wants_fields else None
+            for redactor in redactors:
+                message, line_fields = redactor.mask_line(message, line_fields)
+            out.append(formatter.format_line(logger, created, message, line_fields))
+        out.append("")
+        text = self.terminator.join(out)
+        with self.lock:  # type: ignore[union-attr]  # every handler has one
+            try:
+                self.stream.write(text)
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(logging.makeLogRecord({"name": logger, "msg": text}))
+        return True
+
     def _flush_now_and_then(self) -> None:
-        while not self._closed.wait(FLUSH_SECONDS):
+        while not self._stopping.wait(FLUSH_SECONDS):
             self.flush()
 
     def close(self) -> None:
-        self._closed.set()
+        self._stopping.set()
         self.flush()
         super().close()
 
@@ -250,9 +334,7 @@ def log_formatter(log_format: str, *, worker: int | None = None) -> logging.Form
     """Text or JSON lines; a worker process's lines say which worker wrote them."""
     if log_format == "json":
         return JSONFormatter(worker=worker)
-    if worker is None:
-        return logging.Formatter(TEXT_FORMAT)
-    return logging.Formatter(TEXT_FORMAT.replace("%(name)s", f"[worker {worker}] %(name)s", 1))
+    return TextFormatter(worker=worker)
 
 
 def setup_logging(
@@ -309,3 +391,46 @@ def follow_runtime(redactor: Redactor) -> Callable[[Runtime, Runtime], None]:
             log.info("log level is now %s", "DEBUG" if new.config.debug else "INFO")
 
     return on_swap
+
+
+def log_lines(logger: logging.Logger, lines: Sequence[tuple[float, str, T]], fields: Callable[[T], Fields]) -> None:
+    """Log INFO lines (when, message, what `fields` makes its fields of) as `logger.info` would.
+
+    A `CliproxyHandler` formats them all and writes them at once: a `LogRecord` per line and a
+    handler's per-record work were most of what a request line cost, and the text format does not
+    need the fields. Any other handler (a test's log capture, the `logging-to-file` queue) gets a
+    record per line, with the fields as `record.fields`, as `extra={"fields": ...}` would give it.
+    """
+    if logger.disabled:
+        return
+    if logger.filters:  # a record each, through `Logger.handle`
+        for created, message, source in lines:
+            logger.handle(_line_record(logger.name, created, message, fields(source)))
+        return
+    others: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:  # the handlers `Logger.callHandlers` calls
+        for handler in current.handlers:
+            if handler.level > logging.INFO:
+                continue
+            if (
+                isinstance(handler, CliproxyHandler)
+                and not logger.filters
+                and handler.write_lines(logger.name, lines, fields)
+            ):
+                continue
+            others.append(handler)
+        current = current.parent if current.propagate else None
+    if others:
+        records = [_line_record(logger.name, created, message, fields(source)) for created, message, source in lines]
+        for record in records:
+            if logger.filter(record):
+                for handler in others:
+                    handler.handle(record)
+
+
+def _line_record(logger: str, created: float, message: str, fields: Fields) -> logging.LogRecord:
+    record = logging.LogRecord(logger, logging.INFO, __file__, 0, message, None, None)
+    record.created, record.msecs = created, (created - int(created)) * 1000
+    record.__dict__["fields"] = fields
+    return record

@@ -8,11 +8,17 @@ failed routed requests are remembered for a while so that their error response i
 second time. A Responses WebSocket logs one line per response it carries. Lines are written in
 batches (`RequestEnds`), each stamped with the time its request ended.
 
-The line goes to the `cliproxy.requests` logger at INFO (`log-requests: false` turns it off: it
-costs about a tenth of a passthrough request's CPU, mostly in `logging`): `key=value` pairs in
-the text format, the same fields as JSON keys with `log-format: json`. Every value is an id, a name, a number or the
-model a client asked for; the log redactor still masks any configured secret in the line, and a
-value with spaces, quotes or control characters is quoted, so a client cannot forge a line.
+The line goes to the `cliproxy.requests` logger at INFO (`log-requests: false` turns it off):
+`key=value` pairs in the text format, the same fields as JSON keys with `log-format: json`. Every
+value is an id, a name, a number or the model a client asked for; the log redactor still masks any
+configured secret in the line, and a value with spaces, quotes or control characters is quoted, so
+a client cannot forge a line.
+
+The line is logged once per request, so it is kept cheap (a few percent of a passthrough
+request): the usual routed line is one f-string from the usage record (`routed_line`, with
+`logfmt` for a line that needs quoting), and a batch goes to the log handlers through `log_lines`,
+which writes it at once to our own handler without a `LogRecord` per line (other handlers, such as
+a test's log capture, still get a record each).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy import jsonio
+from cliproxy.logs import log_lines
 from cliproxy.metrics.labels import OTHER
 from cliproxy.metrics.registry import Metrics
 from cliproxy.runtime import RuntimeHolder
@@ -37,6 +44,7 @@ log = logging.getLogger("cliproxy.requests")
 LINE_BATCH = 256  # lines waiting before they are written at once
 LINE_DELAY_SECONDS = 0.2  # the longest a line waits
 REMEMBERED_FAILURES = 1024  # ids of failed routed requests waiting for their error response
+REMEMBERED_NAMES = 4096  # values of request lines known to need no quoting (see `routed_line`)
 _NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f]').search  # spaces, quotes, `=`, controls
 
 
@@ -88,13 +96,41 @@ def _quoted(value: Any) -> Any:
     return ("true" if value else "false") if value.__class__ is bool else value
 
 
-def emit(fields: dict[str, Any], created: float) -> None:
-    """Log one request line, stamped with the time the request ended (the record is built directly:
-    `Logger.info` would also walk the stack to find its caller, which nobody reads here)."""
-    record = logging.LogRecord(log.name, logging.INFO, __file__, 0, logfmt(fields), None, None)
-    record.created, record.msecs = created, (created - int(created)) * 1000
-    record.__dict__["fields"] = fields
-    log.handle(record)
+def routed_line(record: UsageRecord, plain: set[str]) -> str:
+    """`logfmt(routed_fields(record))`, in one f-string when no value needs quoting (the usual line).
+
+    `plain` remembers the values already seen to need no quoting: a line's names (key, route,
+    models, provider, credential) repeat from request to request, and looking at every character
+    of them again would cost more than the rest of the line. Our request ids are hex digits."""
+    names = (
+        record.client_key,
+        record.endpoint,
+        record.client_dialect,
+        record.alias,
+        record.model,
+        record.upstream_dialect,
+        record.provider,
+        record.credential_id,
+    )
+    if not plain.issuperset(names):
+        if not all(names) or _NEEDS_QUOTES("".join(names)):
+            return logfmt(routed_fields(record))
+        if len(plain) > REMEMBERED_NAMES:
+            plain.clear()
+        plain.update(names)
+    if not record.request_id.isalnum() and (not record.request_id or _NEEDS_QUOTES(record.request_id)):
+        return logfmt(routed_fields(record))
+    ttfb = f" ttfb_ms={record.ttft_ms:.1f}" if record.ttft_ms is not None else ""  # as round(x, 1) shows it
+    cost = f" cost_usd={round(record.cost_usd, 8)}" if record.cost_usd is not None else ""
+    return (
+        f"request_id={record.request_id} client_key={record.client_key} route={record.endpoint}"
+        f" dialect={record.client_dialect} model={record.alias} upstream_model={record.model}"
+        f" upstream_dialect={record.upstream_dialect} provider={record.provider} credential={record.credential_id}"
+        f" status={record.status} stream={'true' if record.stream else 'false'} attempts={record.attempts}{ttfb}"
+        f" duration_ms={record.latency_ms:.1f} input_tokens={record.input_tokens}"
+        f" output_tokens={record.output_tokens} cached_tokens={record.cached_tokens}"
+        f" reasoning_tokens={record.reasoning_tokens}{cost}"
+    )
 
 
 class RequestEnds:
@@ -105,7 +141,7 @@ class RequestEnds:
     requests costs a few times what it costs in a batch. `flush` writes what is waiting (shutdown).
     """
 
-    __slots__ = ("_answered", "_lines", "_timer", "holder", "metrics")
+    __slots__ = ("_answered", "_lines", "_plain", "_timer", "holder", "metrics")
 
     def __init__(self, metrics: Metrics, holder: RuntimeHolder) -> None:
         self.metrics = metrics
@@ -113,6 +149,7 @@ class RequestEnds:
         self._answered: dict[str, bool] = {}  # insertion-ordered: the oldest id is dropped first
         self._lines: list[tuple[float, UsageRecord | dict[str, Any]]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._plain: set[str] = set()  # see `routed_line`
 
     def routed(self, record: UsageRecord) -> None:
         """The usage subscriber: count the request and queue its line."""
@@ -165,5 +202,12 @@ class RequestEnds:
             self._timer.cancel()
             self._timer = None
         lines, self._lines = self._lines, []
-        for created, line in lines:
-            emit(routed_fields(line) if isinstance(line, UsageRecord) else line, created)
+        if lines:
+            log_lines(log, [(created, self._message(line), line) for created, line in lines], _fields)
+
+    def _message(self, line: UsageRecord | dict[str, Any]) -> str:
+        return routed_line(line, self._plain) if isinstance(line, UsageRecord) else logfmt(line)
+
+
+def _fields(line: UsageRecord | dict[str, Any]) -> dict[str, Any]:
+    return routed_fields(line) if isinstance(line, UsageRecord) else line

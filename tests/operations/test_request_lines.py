@@ -4,8 +4,10 @@ process, every line of its log parsed), `key=value` pairs otherwise; secrets sta
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cliproxy.logs import JSONFormatter, Redactor
-from cliproxy.server.request_ends import LINE_DELAY_SECONDS, logfmt
+from cliproxy.logs import CliproxyHandler, JSONFormatter, Redactor, TextFormatter, log_lines
+from cliproxy.server.request_ends import LINE_DELAY_SECONDS, logfmt, routed_fields, routed_line
 from cliproxy.server.services import SERVICES
+from cliproxy.usage import UsageRecord
 from tests.fakes.fixtures import Starter
 from tests.fakes.upstreams import FakeUpstream
 from tests.server.processes import free_port, spawn, stop, wait_healthy
@@ -166,3 +169,111 @@ async def test_log_requests_false_writes_no_lines_and_metrics_still_count(
     metrics.requests.fold()
     requests = metrics.families.requests.values
     assert sum(requests.values()) == 2
+
+
+def usage(**changes: Any) -> UsageRecord:
+    values: dict[str, Any] = {
+        "timestamp": time.time(),
+        "request_id": "1a2b3c4d",
+        "client_key": "ci-bot",
+        "credential_id": "openai-compatibility:fake:0",
+        "auth_index": "0",
+        "provider": "openai-compatible-fake",
+        "model": "gpt-fake",
+        "alias": "gpt-fake",
+        "client_dialect": "chat",
+        "upstream_dialect": "chat",
+        "endpoint": CHAT,
+        "status": 200,
+        "failed": False,
+        "latency_ms": 12.345,
+        "ttft_ms": 3.25,
+        "input_tokens": 5,
+        "output_tokens": 3,
+    }
+    return UsageRecord(**{**values, **changes})
+
+
+def test_the_routed_line_is_logfmt_of_its_fields() -> None:
+    """`routed_line` writes the usual line in one f-string: the same bytes as `logfmt(routed_fields(...))`."""
+    rng = random.Random(7)
+    records = [
+        usage(),
+        usage(ttft_ms=None, stream=True, status=502, attempts=3, cost_usd=0.5),
+        usage(cost_usd=1.25e-05, cached_tokens=2, reasoning_tokens=1),
+        usage(alias='gpt\nstatus=200 "x"', client_key=""),  # quoted, and an empty value
+        usage(model="a model", request_id=""),
+        usage(request_id="x y"),
+        usage(request_id="é1"),
+        *(
+            usage(latency_ms=rng.uniform(0, 10.0 ** rng.randint(0, 12)), ttft_ms=rng.random() * 100)
+            for _ in range(2000)
+        ),
+        *(usage(latency_ms=n / 20, ttft_ms=n / 100 + 0.05) for n in range(2000)),  # ties and near-ties
+    ]
+    seen: set[str] = set()  # the values known to need no quoting, shared by all the lines
+    for record in [*records, *records]:
+        assert routed_line(record, seen) == routed_line(record, set()) == logfmt(routed_fields(record))
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("worker", [None, 2])
+@pytest.mark.parametrize("formatter", [TextFormatter, JSONFormatter])
+def test_a_batch_of_lines_is_written_as_a_record_each_would_be(
+    formatter: type[TextFormatter | JSONFormatter], worker: int | None
+) -> None:
+    """Our handler writes a batch without a `LogRecord` per line: the bytes are those of a record each
+    (time, masking, quoting), and a handler that is not ours still gets the records with their fields."""
+    redactor = Redactor()
+    redactor.update({UPSTREAM_KEYS[0]})
+    second = float(int(time.time()))
+    times = [second + f for f in (0.0, 0.0004999, 0.0005, 0.1239999995, 0.5, 0.9994999, 0.9995, 0.9999996, 1.25)]
+    times += [second + random.Random(3).random() * 5 for _ in range(200)]
+    lines = [
+        (created, routed_line(record, set()), record)
+        for n, created in enumerate(times)
+        for record in [usage(alias=f"x-{UPSTREAM_KEYS[0]}" if n % 3 == 0 else "gpt-fake", model=f"m {n}")]
+    ]
+
+    def records() -> list[logging.LogRecord]:
+        made = []
+        for created, message, record in lines:
+            made.append(logging.LogRecord("tests.lines", logging.INFO, __file__, 0, message, None, None))
+            made[-1].created, made[-1].msecs = created, (created - int(created)) * 1000
+            made[-1].__dict__["fields"] = routed_fields(record)
+        return made
+
+    one_by_one, batched = io.StringIO(), io.StringIO()
+    logger = logging.getLogger("tests.lines")
+    logger.propagate = False
+    captured = Capture()
+    handlers = [CliproxyHandler(one_by_one), CliproxyHandler(batched)]
+    try:
+        for handler in handlers:
+            handler.setFormatter(formatter(worker=worker))
+            handler.addFilter(redactor)
+        for record in records():
+            handlers[0].handle(record)
+        logger.addHandler(handlers[1])
+        logger.addHandler(captured)
+        log_lines(logger, lines, routed_fields)
+    finally:
+        for handler in (*handlers, captured):
+            logger.removeHandler(handler)
+            handler.close()
+        logger.propagate = True
+    assert batched.getvalue() == one_by_one.getvalue()
+    assert batched.getvalue().count("\n") == len(lines) and UPSTREAM_KEYS[0] not in batched.getvalue()
+    assert (f"[worker {worker}]" in batched.getvalue() or '"worker":2' in batched.getvalue()) is (worker is not None)
+    assert [(r.created, r.getMessage(), r.fields) for r in captured.records] == [  # type: ignore[attr-defined]
+        (r.created, r.getMessage(), r.fields)  # type: ignore[attr-defined]
+        for r in records()
+    ]
