@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fixtures import upstream
+from tests.fakes.fixtures import start_proxy, upstream
 from tests.server.processes import free_port
 from tests.shared.tls import TlsFiles, private_ca
 
@@ -101,4 +101,4 @@ def tls_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis
     yield from running_redis(tmp_path_factory, tls=True)
 
 
-__all__ = ["upstream"]
+__all__ = ["start_proxy", "upstream"]
