@@ -48,7 +48,8 @@ from cliproxy.shared.writes import WriteBehind
 
 LEASE_SECONDS = 30.0
 
-# KEYS: rate, inflight, usage today, the key's budget days (ARGV[9] of them), the team's days.
+# KEYS: rate, inflight, usage today, the key's budget days (ARGV[9] of them), the team's days;
+# ARGV[10..13] (the team's USD budget, credits, credits per USD, unknown price) only for a member key.
 # The team check is the same arithmetic as `budget_refusal` (credits first, then USD), on the same
 # doubles; the spent figure goes back with 17 digits so this process rebuilds the same message.
 ADMIT = """
@@ -58,9 +59,9 @@ local budget_limit = tonumber(ARGV[3])
 local rpm = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
 local budget_days = tonumber(ARGV[9])
-local team_usd = tonumber(ARGV[10])
-local team_credits = tonumber(ARGV[11])
-if team_usd >= 0 or team_credits >= 0 then
+if ARGV[10] then
+  local team_usd = tonumber(ARGV[10])
+  local team_credits = tonumber(ARGV[11])
   local spent = 0
   for i = 4 + budget_days, #KEYS do spent = spent + tonumber(redis.call('HGET', KEYS[i], 'cost') or '0') end
   if (team_credits >= 0 and spent * tonumber(ARGV[12]) >= team_credits) or (team_usd >= 0 and spent >= team_usd) then
@@ -176,11 +177,14 @@ class RedisKeyPolicyState:
             member,
             repr(self.lease_seconds),
             budget_days,
-            -1 if team is None or team.budget_usd is None else repr(team.budget_usd),
-            -1 if team is None or team.budget_credits is None else repr(team.budget_credits),
-            1.0 if team is None else repr(team.credits_per_usd),
-            1 if limits.team_price_unknown else 0,
         ]
+        if team is not None:  # only a member key of a budgeted team sends the team's figures
+            args += [
+                -1 if team.budget_usd is None else repr(team.budget_usd),
+                -1 if team.budget_credits is None else repr(team.budget_credits),
+                repr(team.credits_per_usd),
+                1 if limits.team_price_unknown else 0,
+            ]
         try:
             code, figure = await self._admit.call(keys, args)
         except link.errors as exc:
