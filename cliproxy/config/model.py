@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ValidationError as CoreValidationError
@@ -292,6 +292,8 @@ class SharedState(Section):
     def _redis_scheme(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("redis-url must start with redis://, rediss:// or unix://")
+        if "password" in parse_qs(urlsplit(value).query):  # it would escape masking in logs and answers
+            raise ValueError("redis-url: put the password before the host (redis://:PASSWORD@host), not in the query")
         return value
 
     @property

@@ -24,7 +24,9 @@ from cliproxy.policy.teams import (
     LocalTeamPolicyState,
     TeamPolicyState,
     TeamRefusal,
+    TeamSpend,
     budget_refusal,
+    exhausted_refusal,
     price_refusal,
     scope_refusal,
     state_refusal,
@@ -122,7 +124,8 @@ def _refused(refusal: TeamRefusal) -> PolicyRefusal:
 
 class KeyPolicy:
     """Enforces client-key policies against the counters in `state` and the prices in `prices`;
-    a member's key also against its team's rules and the team's spend in `teams`."""
+    a member's key also against its team's rules and the team's spend, which `state` checks in the
+    same admission (`teams`, the team state `state` reads, answers `whoami`)."""
 
     __slots__ = ("prices", "state", "teams")
 
@@ -178,21 +181,14 @@ class KeyPolicy:
         price_unknown = False
         if generate and policy.max_budget_usd is not None and not policy.allow_unknown_price:
             price_unknown = not priced(await self.prices.get(), model, upstream_names())
-        team = identity.team
-        if generate and team is not None and team.budgeted:  # before the key's counters take a slot
-            try:
-                spend = await self.teams.spent(team.name, team.budget_period, when)
-            except LimitReached as reached:  # shared counters unreachable (fail-closed)
-                raise refusal_of(reached, identity, model, team.budget_period) from None
-            refusal = budget_refusal(team, spend, when)
-            if (
-                refusal is None
-                and not team.allow_unknown_price
-                and not priced(await self.prices.get(), model, upstream_names())
-            ):
-                refusal = price_refusal(team, model)
-            if refusal is not None:
-                raise _refused(refusal)
+        team = identity.team if generate else None
+        if team is not None and not team.budgeted:
+            team = None  # the state checks a team's spend (before the key's counters take a slot)
+        team_price_unknown = (
+            team is not None
+            and not team.allow_unknown_price
+            and not priced(await self.prices.get(), model, upstream_names())
+        )
         limits = Limits(
             tokens_per_day=policy.max_tokens_per_day if generate else None,
             budget_usd=policy.max_budget_usd if generate else None,
@@ -200,10 +196,17 @@ class KeyPolicy:
             requests_per_minute=policy.max_requests_per_minute,
             max_concurrent=policy.max_concurrent,
             price_unknown=price_unknown,
+            team=team,
+            team_price_unknown=team_price_unknown,
         )
         try:
             return await self.state.admit(key_ref(identity), limits, when)
         except LimitReached as reached:
+            if team is not None and reached.kind == "team_budget":
+                spend = TeamSpend(0, 0, reached.used, 0)
+                raise _refused(budget_refusal(team, spend, when) or exhausted_refusal(team)) from None
+            if team is not None and reached.kind == "team_price":
+                raise _refused(price_refusal(team, model)) from None
             raise refusal_of(reached, identity, model, policy.budget_period) from None
 
     async def status(self, identity: ClientIdentity, *, now: float | None = None) -> dict[str, Any]:

@@ -5,6 +5,10 @@ rate window and the concurrency count in one step (one round trip, for an implem
 the counters in a shared store), `add_usage` counts a finished request, `usage` reads a key's
 figures for `whoami` and management. `LocalKeyPolicyState` keeps them in this process: the rate
 windows and in-flight counts by key digest, the daily totals in a `UsageLedger`.
+
+A member key of a budgeted team is checked against its team's spend first, in the same `admit`
+(`Limits.team`), so that a shared store answers both in that one round trip; the state reads the
+spend from the `TeamPolicyState` it was built with, the one `KeyPolicy` shows in `whoami`.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from cliproxy.accounts.model import TeamRules
 from cliproxy.policy.ledger import DAY, UsageLedger, day_number, period_bounds
+from cliproxy.policy.teams import LocalTeamPolicyState, TeamPolicyState, budget_refusal
 
 RATE_WINDOW_SECONDS = 60.0
 
 Release = Callable[[], None]
 # "unavailable": the shared counters cannot be reached and the config says to refuse (fail-closed)
-LimitKind = Literal["tokens", "budget", "price", "rate", "concurrency", "unavailable"]
+# "team_budget", "team_price": the member key's team refuses (its budget is spent, or the model is unpriced)
+LimitKind = Literal["team_budget", "team_price", "tokens", "budget", "price", "rate", "concurrency", "unavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,8 @@ class Limits:
     requests_per_minute: int | None = None
     max_concurrent: int | None = None
     price_unknown: bool = False  # refuse once the allowances pass: a budgeted key on an unpriced model
+    team: TeamRules | None = None  # a budgeted team's member key: the team's spend is checked first
+    team_price_unknown: bool = False  # refuse once the team's budget passes: the model is unpriced
 
 
 class LimitReached(Exception):
@@ -80,8 +89,9 @@ class KeyUsage:
 
 class KeyPolicyState(Protocol):
     async def admit(self, key: KeyRef, limits: Limits, now: float) -> Release | None:
-        """Check `limits` in order (tokens, budget, price, rate, concurrency) and count the request in the
-        rate window and, with a concurrency limit, in flight. Returns the release of its concurrency
+        """Check `limits` in order (the team's budget and price, then the key's tokens, budget, price,
+        rate, concurrency) and count the request in the rate window and, with a concurrency limit, in
+        flight. Returns the release of its concurrency
         slot (call it exactly once), or None. Raises `LimitReached`."""
         ...
 
@@ -110,11 +120,19 @@ class _Live:
 class LocalKeyPolicyState:
     """The counters in this process; they survive reloads (keyed by key digest and key id)."""
 
-    def __init__(self) -> None:
+    def __init__(self, teams: TeamPolicyState | None = None) -> None:
         self.live: dict[bytes, _Live] = {}
         self.ledger = UsageLedger()
+        self.teams: TeamPolicyState = teams if teams is not None else LocalTeamPolicyState()
 
     async def admit(self, key: KeyRef, limits: Limits, now: float) -> Release | None:
+        team = limits.team
+        if team is not None:
+            spend = await self.teams.spent(team.name, team.budget_period, now)
+            if budget_refusal(team, spend, now) is not None:
+                raise LimitReached("team_budget", used=spend.cost_usd)
+            if limits.team_price_unknown:
+                raise LimitReached("team_price")
         ledger = self.ledger
         if limits.tokens_per_day is not None:
             used = ledger.tokens_on(key.key_id, day_number(now))

@@ -116,6 +116,16 @@ def budget_refusal(rules: TeamRules, spend: TeamSpend, now: float) -> TeamRefusa
     return None
 
 
+def exhausted_refusal(rules: TeamRules) -> TeamRefusal:
+    """The refusal when a shared store said the budget is spent but the figure it sent does not show it
+    (a rounding between the store and this process): still a refusal, without figures."""
+    return TeamRefusal(
+        403,
+        f"team budget exhausted: team {rules.name!r} has spent its budget this {rules.budget_period}",
+        "team_budget_exhausted",
+    )
+
+
 def price_refusal(rules: TeamRules, model: str) -> TeamRefusal:
     return TeamRefusal(
         403,

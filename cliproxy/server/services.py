@@ -200,8 +200,9 @@ def build_services(
     shared = build_shared_state(shared_config, clock, metrics) if shared_config.redis_url else None
     health: CredentialHealth = shared.health if shared is not None else LocalCredentialHealth(clock)
     scheduler = Scheduler(health)
-    key_state: KeyPolicyState = shared.key_state if shared is not None else LocalKeyPolicyState()
     team_state: TeamPolicyState = shared.team_state if shared is not None else LocalTeamPolicyState()
+    # A member key's admission checks its team's spend in the key state: the same team state.
+    key_state: KeyPolicyState = shared.key_state if shared is not None else LocalKeyPolicyState(team_state)
     prices = Prices()
     policy = KeyPolicy(key_state, prices, team_state)
     usage = UsageStore()

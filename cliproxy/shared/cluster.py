@@ -92,11 +92,12 @@ def build_shared_state(config: SharedStateConfig, clock: Callable[[], float], me
     writes = WriteBehind(link)
     fail_open = config.on_redis_down == "fail-open"
     lockouts = RedisLockouts(link)
+    teams = RedisTeamPolicyState(link, writes, fail_open=fail_open)  # the key state checks members against it
     return SharedState(
         link=link,
         writes=writes,
-        key_state=RedisKeyPolicyState(link, writes, fail_open=fail_open),
-        team_state=RedisTeamPolicyState(link, writes, fail_open=fail_open),
+        key_state=RedisKeyPolicyState(link, writes, fail_open=fail_open, teams=teams),
+        team_state=teams,
         health=RedisCredentialHealth(link, LocalCredentialHealth(clock)),
         affinity=RedisSessionAffinity(link, writes, LocalSessionAffinity(clock)),
         locks=RedisLocks(link),

@@ -10,6 +10,11 @@ waiting for the next ping. `redis` is imported here only, and only when `redis-u
 Events (`publish`) are small JSON objects `{"kind": ..., "node": ..., ...}` on one channel under
 the key prefix; each service registers a handler for its kind and ignores its own node's events
 when it already applied them locally.
+
+TLS (`rediss://`) is redis-py's: the certificate is verified against the system's CAs unless the
+URL's query names others (`?ssl_ca_certs=/path/ca.pem`, and `ssl_certfile`/`ssl_keyfile` for a
+client certificate); redis-py passes the query through. Verification is never turned off here; a
+URL that turns it off (`ssl_cert_reqs=none`, `ssl_check_hostname=false`) is logged as a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from cliproxy import jsonio
 from cliproxy.config.model import SharedState
@@ -50,6 +56,14 @@ class RedisLink:
         self.prefix = prefix
         self.masked_url = SharedState(redis_url=url).masked_url  # the password never reaches a log line
         self.node = uuid.uuid4().hex[:16]  # this process, in in-flight leases and events
+        weakened = unverified_tls(url)
+        if weakened:
+            log.warning(
+                "shared state: redis-url turns off TLS %s (%s): anyone on the path to Redis can read and "
+                "change the shared state",
+                "certificate verification" if "ssl_cert_reqs" in weakened else "host name checks",
+                weakened,
+            )
         self.client: Any = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -200,6 +214,19 @@ class RedisLink:
             await self.client.publish(self.channel, jsonio.dumps({"kind": kind, "node": self.node, **fields}))
         except self.errors as exc:
             self.failed(exc)
+
+
+def unverified_tls(url: str) -> str:
+    """The query parameters of a `rediss://` URL that weaken certificate checks, or ''."""
+    if not url.startswith("rediss://"):
+        return ""
+    weak = [
+        f"{name}={value}"
+        for name, value in parse_qsl(urlsplit(url).query)
+        if (name == "ssl_cert_reqs" and value.lower() == "none")
+        or (name == "ssl_check_hostname" and value.lower() in ("false", "0", "no", "n", "f"))
+    ]
+    return "&".join(weak)
 
 
 def _text(exc: BaseException) -> str:

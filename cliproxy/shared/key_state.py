@@ -1,10 +1,12 @@
 """Per-key counters in Redis: the `KeyPolicyState` that holds across processes and hosts.
 
 `admit` is one `EVALSHA` of `ADMIT` (sent with the other calls of the same loop turn, see
-`ScriptCalls`): it checks today's tokens, the budget period's spend, the price rule, the rate
-window and the in-flight count in the same order as the in-process state, and takes the request's
-place in the window and among the requests in flight, atomically. A key whose policy sets no limit
-(a `models` scope alone) never reaches Redis. Releases and usage adds go through the write-behind
+`ScriptCalls`): it checks a member key's team budget and the team's price rule, then today's
+tokens, the budget period's spend, the price rule, the rate window and the in-flight count in the
+same order as the in-process state, and takes the request's place in the window and among the
+requests in flight, atomically. So a member key of a budgeted team costs one round trip too, not
+one for the team's spend and one for the key. A key whose policy sets no limit (a `models` scope
+alone) and that belongs to no budgeted team never reaches Redis. Releases and usage adds go through the write-behind
 queue, after the answer.
 
 Keys (under the prefix): `rate:<digest>` (sorted set of admission times, the last minute),
@@ -14,8 +16,8 @@ Keys (under the prefix): `rate:<digest>` (sorted set of admission times, the las
 that died free themselves within `LEASE_SECONDS` instead of leaking.
 
 While Redis is down, `on-redis-down: fail-closed` refuses a limited key (`LimitReached("unavailable")`,
-a 503) and `fail-open` counts in this process (`local`, also fed every usage add so it is current),
-with a warning at most once a minute.
+a 503) and `fail-open` counts in this process (`local`, also fed every usage add so it is current,
+reading team spend from the team state's own `local`), with a warning at most once a minute.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import math
 import time
 
+from cliproxy.accounts.model import TeamRules
 from cliproxy.policy.ledger import DAY, day_number, period_bounds
 from cliproxy.policy.state import (
     RATE_WINDOW_SECONDS,
@@ -39,29 +41,41 @@ from cliproxy.policy.state import (
     Release,
 )
 from cliproxy.shared.connection import RedisLink
+from cliproxy.shared.counting import USAGE_TTL_SECONDS, DownPolicy
 from cliproxy.shared.script_calls import ScriptCalls
+from cliproxy.shared.team_state import RedisTeamPolicyState
 from cliproxy.shared.writes import WriteBehind
 
-log = logging.getLogger(__name__)
-
 LEASE_SECONDS = 30.0
-USAGE_TTL_SECONDS = 33 * DAY
-WARN_EVERY_SECONDS = 60.0
-KINDS = {1: "tokens", 2: "budget", 3: "price", 4: "rate", 5: "concurrency"}
 
+# KEYS: rate, inflight, usage today, the key's budget days (ARGV[9] of them), the team's days;
+# ARGV[10..13] (the team's USD budget, credits, credits per USD, unknown price) only for a member key.
+# The team check is the same arithmetic as `budget_refusal` (credits first, then USD), on the same
+# doubles; the spent figure goes back with 17 digits so this process rebuilds the same message.
 ADMIT = """
 local now = tonumber(ARGV[1])
 local tokens_limit = tonumber(ARGV[2])
 local budget_limit = tonumber(ARGV[3])
 local rpm = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
+local budget_days = tonumber(ARGV[9])
+if ARGV[10] then
+  local team_usd = tonumber(ARGV[10])
+  local team_credits = tonumber(ARGV[11])
+  local spent = 0
+  for i = 4 + budget_days, #KEYS do spent = spent + tonumber(redis.call('HGET', KEYS[i], 'cost') or '0') end
+  if (team_credits >= 0 and spent * tonumber(ARGV[12]) >= team_credits) or (team_usd >= 0 and spent >= team_usd) then
+    return {6, string.format('%.17g', spent)}
+  end
+  if ARGV[13] == '1' then return {7, '0'} end
+end
 if tokens_limit >= 0 then
   local used = tonumber(redis.call('HGET', KEYS[3], 'tokens') or '0')
   if used >= tokens_limit then return {1, tostring(used)} end
 end
 if budget_limit >= 0 then
   local spent = 0
-  for i = 4, #KEYS do spent = spent + tonumber(redis.call('HGET', KEYS[i], 'cost') or '0') end
+  for i = 4, 3 + budget_days do spent = spent + tonumber(redis.call('HGET', KEYS[i], 'cost') or '0') end
   if spent >= budget_limit then return {2, tostring(spent)} end
 end
 if ARGV[4] == '1' then return {3, '0'} end
@@ -89,34 +103,23 @@ return {0, '0'}
 """
 
 
-class DownPolicy:
-    """What limited requests get while Redis is down: a refusal, or in-process counting with a warning."""
-
-    def __init__(self, fail_open: bool, what: str) -> None:
-        self.fail_open = fail_open
-        self.what = what
-        self._warned = -math.inf
-
-    def fall_back(self) -> None:
-        """Raise the 503 (fail-closed), or warn at most once a minute (fail-open)."""
-        if not self.fail_open:
-            raise LimitReached("unavailable")
-        now = time.monotonic()
-        if now - self._warned >= WARN_EVERY_SECONDS:
-            self._warned = now
-            log.warning("shared state: Redis is down; %s counted in this process only (fail-open)", self.what)
-
-
 class RedisKeyPolicyState:
     """`KeyPolicyState` in Redis, with `local` as the fail-open fallback (see the module docstring)."""
 
     def __init__(
-        self, link: RedisLink, writes: WriteBehind, *, fail_open: bool, lease_seconds: float = LEASE_SECONDS
+        self,
+        link: RedisLink,
+        writes: WriteBehind,
+        *,
+        fail_open: bool,
+        teams: RedisTeamPolicyState | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.link = link
         self.lease_seconds = lease_seconds
         self.writes = writes
-        self.local = LocalKeyPolicyState()
+        self.teams = teams if teams is not None else RedisTeamPolicyState(link, writes, fail_open=fail_open)
+        self.local = LocalKeyPolicyState(self.teams.local)
         self.down = DownPolicy(fail_open, "per-key limits are")
         self._admit = ScriptCalls(link, ADMIT)
         self._seq = itertools.count()
@@ -136,13 +139,22 @@ class RedisKeyPolicyState:
     def _usage_key(self, key_id: str, day: int) -> str:
         return self.link.key("usage", key_id, str(day))
 
+    def _fall_back(self, counted: bool, team: TeamRules | None) -> None:
+        """Redis is down: refuse (fail-closed) or warn for what this request is checked against."""
+        if team is not None:
+            self.teams.down.fall_back()
+        if counted:
+            self.down.fall_back()
+
     async def admit(self, key: KeyRef, limits: Limits, now: float) -> Release | None:
         rpm, cap = limits.requests_per_minute, limits.max_concurrent
-        if limits.tokens_per_day is None and limits.budget_usd is None and rpm is None and cap is None:
+        team = limits.team
+        counted = not (limits.tokens_per_day is None and limits.budget_usd is None and rpm is None and cap is None)
+        if not counted and team is None:
             return None  # nothing to count: no round trip
         link = self.link
         if not link.up:
-            self.down.fall_back()
+            self._fall_back(counted, team)
             return await self.local.admit(key, limits, now)
         today = day_number(now)
         digest = key.digest.hex()
@@ -150,6 +162,10 @@ class RedisKeyPolicyState:
         if limits.budget_usd is not None:
             first_day, _ = period_bounds(limits.budget_period, now)
             keys.extend(self._usage_key(key.key_id, day) for day in range(first_day, today + 1))
+        budget_days = len(keys) - 3
+        if team is not None:
+            first_day, _ = period_bounds(team.budget_period, now)
+            keys.extend(self.teams.day_key(team.name, day) for day in range(first_day, today + 1))
         member = f"{link.node}:{next(self._seq)}"
         args = [
             repr(now),
@@ -160,12 +176,20 @@ class RedisKeyPolicyState:
             -1 if cap is None else cap,
             member,
             repr(self.lease_seconds),
+            budget_days,
         ]
+        if team is not None:  # only a member key of a budgeted team sends the team's figures
+            args += [
+                -1 if team.budget_usd is None else repr(team.budget_usd),
+                -1 if team.budget_credits is None else repr(team.budget_credits),
+                repr(team.credits_per_usd),
+                1 if limits.team_price_unknown else 0,
+            ]
         try:
             code, figure = await self._admit.call(keys, args)
         except link.errors as exc:
             link.failed(exc)
-            self.down.fall_back()
+            self._fall_back(counted, team)
             return await self.local.admit(key, limits, now)
         if code:
             raise _reached(int(code), float(figure), limits, now)
@@ -237,12 +261,19 @@ class RedisKeyPolicyState:
                 self.writes.add("ZADD", inflight, "XX", until, member)
 
 
+KINDS = {1: "tokens", 2: "budget", 3: "price", 4: "rate", 5: "concurrency", 6: "team_budget", 7: "team_price"}
+
+
 def _number(value: bytes | None) -> float:
     return float(value) if value else 0.0
 
 
 def _reached(code: int, figure: float, limits: Limits, now: float) -> LimitReached:
     kind = KINDS[code]
+    if kind == "team_budget":
+        return LimitReached("team_budget", used=figure)
+    if kind == "team_price":
+        return LimitReached("team_price")
     if kind == "tokens":
         resets = (day_number(now) + 1) * DAY
         return LimitReached("tokens", used=figure, limit=limits.tokens_per_day or 0, resets_at=resets)

@@ -1,8 +1,10 @@
 """Team spend in Redis: the `TeamPolicyState` every process of a cluster reads and adds to.
 
 `team:<name>:<day>` hashes (requests, tokens, cost, unknown; kept 33 days) under the prefix.
-`spent` reads the days of the period in one pipelined round trip; `add_usage` goes through the
-write-behind queue. While Redis is down a team budget is a limit like any other: fail-closed refuses
+`spent` (for `whoami` and the panel) reads the days of the period in one pipelined round trip; a
+member's request does not call it: the admission script of `RedisKeyPolicyState` reads the same
+hashes (`day_key`) in the request's one round trip. `add_usage` goes through the write-behind
+queue. While Redis is down a team budget is a limit like any other: fail-closed refuses
 (`LimitReached("unavailable")`), fail-open reads `local`, which every usage add also feeds.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 from cliproxy.policy.ledger import day_number, period_bounds
 from cliproxy.policy.teams import LocalTeamPolicyState, TeamPolicyState, TeamSpend
 from cliproxy.shared.connection import RedisLink
-from cliproxy.shared.key_state import USAGE_TTL_SECONDS, DownPolicy
+from cliproxy.shared.counting import USAGE_TTL_SECONDS, DownPolicy
 from cliproxy.shared.writes import WriteBehind
 
 
@@ -22,7 +24,7 @@ class RedisTeamPolicyState:
         self.local = LocalTeamPolicyState()
         self.down = DownPolicy(fail_open, "team budgets are")
 
-    def _key(self, team: str, day: int) -> str:
+    def day_key(self, team: str, day: int) -> str:
         return self.link.key("team", team, str(day))
 
     async def spent(self, team: str, period: str, now: float) -> TeamSpend:
@@ -32,7 +34,7 @@ class RedisTeamPolicyState:
             try:
                 pipe = link.client.pipeline(transaction=False)
                 for day in range(first_day, day_number(now) + 1):
-                    pipe.hmget(self._key(team, day), "requests", "tokens", "cost", "unknown")
+                    pipe.hmget(self.day_key(team, day), "requests", "tokens", "cost", "unknown")
                 rows = await pipe.execute()
             except link.errors as exc:
                 link.failed(exc)
@@ -44,7 +46,7 @@ class RedisTeamPolicyState:
 
     def add_usage(self, team: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
         self.local.add_usage(team, when, tokens=tokens, cost_usd=cost_usd)
-        name = self._key(team, day_number(when))
+        name = self.day_key(team, day_number(when))
         writes = self.writes
         writes.incr(name, "requests", 1)
         if tokens:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fixtures import upstream
+from tests.fakes.fixtures import start_proxy, upstream
 from tests.server.processes import free_port
+from tests.shared.tls import TlsFiles, private_ca
 
 PASSWORD = "redis-pass-7f3c9e21"
 
@@ -33,21 +34,31 @@ def redis_binary() -> str | None:
 
 
 class RedisServer:
-    """One `redis-server` process that a test can stop and start again on the same port."""
+    """One `redis-server` process that a test can stop and start again on the same port; with `tls`,
+    it speaks only TLS on that port with the certificate `tls` holds (clients need no certificate)."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, tls: TlsFiles | None = None) -> None:
         self.binary = binary
         self.directory = directory
+        self.tls = tls
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"rediss://:{PASSWORD}@127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca}"
         return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = [self.binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         args += ["--requirepass", PASSWORD, "--dir", str(self.directory)]
+        if self.tls is None:
+            args += ["--port", str(self.port)]
+        else:
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)]
+            args += ["--tls-ca-cert-file", str(self.tls.ca)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
@@ -66,12 +77,12 @@ class RedisServer:
         self.proc = None
 
 
-@pytest.fixture
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def running_redis(tmp_path_factory: pytest.TempPathFactory, *, tls: bool) -> Iterator[RedisServer]:
     binary = redis_binary()
     if binary is None:
         pytest.skip("redis-server is not installed (and could not be installed: not root, or no apt-get)")
-    server = RedisServer(binary, tmp_path_factory.mktemp("redis"))
+    directory = tmp_path_factory.mktemp("redis")
+    server = RedisServer(binary, directory, private_ca(directory) if tls else None)
     server.start()
     try:
         yield server
@@ -79,4 +90,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         server.stop()
 
 
-__all__ = ["upstream"]
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    yield from running_redis(tmp_path_factory, tls=False)
+
+
+@pytest.fixture
+def tls_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A `redis-server` on TLS only, its certificate signed by a throwaway CA (`url` names the CA file)."""
+    yield from running_redis(tmp_path_factory, tls=True)
+
+
+__all__ = ["start_proxy", "upstream"]

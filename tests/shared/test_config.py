@@ -42,12 +42,22 @@ def test_workers_with_redis_and_rediss_urls_with_passwords_load(tmp_path: Path) 
     assert config.shared_state.masked_url == "rediss://user:***@redis.internal:6380/2"
 
 
+def test_the_masked_url_hides_the_password_and_keeps_the_tls_query(tmp_path: Path) -> None:
+    url = "rediss://:s3cret-pw@redis.internal:6380/0?ssl_ca_certs=/etc/cliproxy/redis-ca.pem&ssl_cert_reqs=required"
+    config = load_config(write(tmp_path, f'shared-state:\n  redis-url: "{url}"\n')).config
+    assert config.shared_state.masked_url == (
+        "rediss://:***@redis.internal:6380/0?ssl_ca_certs=/etc/cliproxy/redis-ca.pem&ssl_cert_reqs=required"
+    )
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "workers: 0\n",
         'shared-state:\n  redis-url: "http://127.0.0.1:6379"\n',
         "shared-state:\n  on-redis-down: sometimes\n",
+        # a password in the query would escape masking: it belongs before the host
+        'shared-state:\n  redis-url: "rediss://127.0.0.1:6380/0?password=s3cret-pw&ssl_ca_certs=/ca.pem"\n',
     ],
 )
 def test_bad_values_are_load_errors(tmp_path: Path, text: str) -> None:
