@@ -9,6 +9,7 @@ import time
 
 from cliproxy.policy.ledger import DAY
 from cliproxy.policy.state import LimitReached
+from cliproxy.shared.writes import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +33,15 @@ class DownPolicy:
         if now - self._warned >= WARN_EVERY_SECONDS:
             self._warned = now
             log.warning("shared state: Redis is down; %s counted in this process only (fail-open)", self.what)
+
+
+def add_day_usage(writes: WriteBehind, name: str, *, tokens: int, cost_usd: float | None) -> None:
+    """Count one request into the day hash `name` (a key's or a team's), sent after the answer."""
+    writes.incr(name, "requests", 1)
+    if tokens:
+        writes.incr(name, "tokens", tokens)
+    if cost_usd:
+        writes.incr_float(name, "cost", cost_usd)
+    elif cost_usd is None:
+        writes.incr(name, "unknown", 1)
+    writes.expire(name, USAGE_TTL_SECONDS)

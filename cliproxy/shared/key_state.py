@@ -41,7 +41,7 @@ from cliproxy.policy.state import (
     Release,
 )
 from cliproxy.shared.connection import RedisLink
-from cliproxy.shared.counting import USAGE_TTL_SECONDS, DownPolicy
+from cliproxy.shared.counting import DownPolicy, add_day_usage
 from cliproxy.shared.script_calls import ScriptCalls
 from cliproxy.shared.team_state import RedisTeamPolicyState
 from cliproxy.shared.writes import WriteBehind
@@ -211,15 +211,7 @@ class RedisKeyPolicyState:
     def add_usage(self, key_id: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
         self.local.add_usage(key_id, when, tokens=tokens, cost_usd=cost_usd)
         name = self._usage_key(key_id, day_number(when))
-        writes = self.writes
-        writes.incr(name, "requests", 1)
-        if tokens:
-            writes.incr(name, "tokens", tokens)
-        if cost_usd:
-            writes.incr_float(name, "cost", cost_usd)
-        elif cost_usd is None:
-            writes.incr(name, "unknown", 1)
-        writes.expire(name, USAGE_TTL_SECONDS)
+        add_day_usage(self.writes, name, tokens=tokens, cost_usd=cost_usd)
 
     async def usage(self, key: KeyRef, period: str, now: float) -> KeyUsage:
         link = self.link

@@ -13,7 +13,7 @@ from __future__ import annotations
 from cliproxy.policy.ledger import day_number, period_bounds
 from cliproxy.policy.teams import LocalTeamPolicyState, TeamPolicyState, TeamSpend
 from cliproxy.shared.connection import RedisLink
-from cliproxy.shared.counting import USAGE_TTL_SECONDS, DownPolicy
+from cliproxy.shared.counting import DownPolicy, add_day_usage
 from cliproxy.shared.writes import WriteBehind
 
 
@@ -47,15 +47,7 @@ class RedisTeamPolicyState:
     def add_usage(self, team: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
         self.local.add_usage(team, when, tokens=tokens, cost_usd=cost_usd)
         name = self.day_key(team, day_number(when))
-        writes = self.writes
-        writes.incr(name, "requests", 1)
-        if tokens:
-            writes.incr(name, "tokens", tokens)
-        if cost_usd:
-            writes.incr_float(name, "cost", cost_usd)
-        elif cost_usd is None:
-            writes.incr(name, "unknown", 1)
-        writes.expire(name, USAGE_TTL_SECONDS)
+        add_day_usage(self.writes, name, tokens=tokens, cost_usd=cost_usd)
 
 
 def _check(state: RedisTeamPolicyState) -> TeamPolicyState:
