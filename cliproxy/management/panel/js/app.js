@@ -22,10 +22,15 @@ let banner = null;
 
 // ------------------------------------------------------------------ theme
 
+// "auto" follows the system's scheme, as it changes: the stylesheet then needs one dark palette only.
+const SYSTEM_DARK = matchMedia("(prefers-color-scheme: dark)");
+
 function applyTheme(theme) {
-  if (theme === "auto") delete document.documentElement.dataset.theme;
-  else document.documentElement.dataset.theme = theme;
+  const dark = theme === "dark" || (theme === "auto" && SYSTEM_DARK.matches);
+  document.documentElement.dataset.theme = dark ? "dark" : "light";
 }
+
+SYSTEM_DARK.addEventListener("change", () => applyTheme(localStorage.getItem(THEME_KEY) || "auto"));
 
 function themeButton() {
   const label = () => `Theme: ${localStorage.getItem(THEME_KEY) || "auto"}`;
