@@ -202,4 +202,12 @@ class Panel:
         )
         path = SCREENSHOTS / f"{name}.png"
         path.write_bytes(base64.b64decode(shot["data"]))
+        self.settle()
         return path
+
+    def settle(self) -> None:
+        """Wait two frames, so the layout a capture beyond the viewport disturbed is back before a click."""
+        self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "requestAnimationFrame(() => requestAnimationFrame(() => done(true)));"
+        )
