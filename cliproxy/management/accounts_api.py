@@ -17,11 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
-from cliproxy.accounts.rules import AccountsError, valid_role
+from cliproxy.accounts.rules import valid_role
 from cliproxy.accounts.service import Accounts
 from cliproxy.management.guard import MGMT_USER, require_admin
 from cliproxy.management.http import api_error, json_response, read_json
-from cliproxy.portal.answers import refusal, user_spend
+from cliproxy.portal.answers import user_spend
 from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
@@ -64,15 +64,12 @@ async def create_user(request: web.Request) -> web.Response:
     require_admin(request)
     accounts = accounts_of(request)
     body = _body(await read_json(request))
-    try:
-        user = await accounts.create_user(
-            body.get("email", ""),
-            valid_role(body.get("role", "user")),
-            body.get("team") or "",
-            password=str(body.get("password") or ""),
-        )
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    user = await accounts.create_user(
+        body.get("email", ""),
+        valid_role(body.get("role", "user")),
+        body.get("team") or "",
+        password=str(body.get("password") or ""),
+    )
     return json_response(user.public(), status=201)
 
 
@@ -85,16 +82,13 @@ async def update_user(request: web.Request) -> web.Response:
     if unknown:
         raise api_error(400, f"unknown user fields: {', '.join(unknown)} (known: role, team, disabled)")
     changes: dict[str, Any] = {}
-    try:
-        if "role" in body:
-            changes["role"] = valid_role(body["role"])
-        if "team" in body:
-            changes["team"] = body["team"] or ""
-        if "disabled" in body:
-            changes["disabled"] = bool(body["disabled"])
-        user = await accounts.update_user(request.match_info["email"], **changes)
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    if "role" in body:
+        changes["role"] = valid_role(body["role"])
+    if "team" in body:
+        changes["team"] = body["team"] or ""
+    if "disabled" in body:
+        changes["disabled"] = bool(body["disabled"])
+    user = await accounts.update_user(request.match_info["email"], **changes)
     return json_response(user.public())
 
 
@@ -105,20 +99,14 @@ async def delete_user(request: web.Request) -> web.Response:
     email = request.match_info["email"]
     if email.strip().lower() == request.get(MGMT_USER, ""):
         raise api_error(400, "you cannot delete your own account")
-    try:
-        await accounts.delete_user(email)
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    await accounts.delete_user(email)
     return json_response({"status": "ok"})
 
 
 @routes.get("/users/{email}/keys")
 async def user_keys(request: web.Request) -> web.Response:
     accounts = accounts_of(request)
-    try:
-        user = accounts.user(request.match_info["email"])
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    user = accounts.user(request.match_info["email"])
     return json_response(await user_spend(accounts, request.config_dict[SERVICES].policy, user))
 
 
@@ -134,23 +122,17 @@ async def create_invitation(request: web.Request) -> web.Response:
     require_admin(request)
     accounts = accounts_of(request)
     body = _body(await read_json(request))
-    try:
-        token, invitation = await accounts.invite(
-            body.get("email", ""),
-            valid_role(body.get("role", "user")),
-            body.get("team") or "",
-            request.get(MGMT_USER, ""),
-        )
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    token, invitation = await accounts.invite(
+        body.get("email", ""),
+        valid_role(body.get("role", "user")),
+        body.get("team") or "",
+        request.get(MGMT_USER, ""),
+    )
     return json_response({**invitation.public(), "link": panel_link(request, f"invite/{token}")}, status=201)
 
 
 @routes.delete("/invitations/{id}")
 async def withdraw_invitation(request: web.Request) -> web.Response:
     require_admin(request)
-    try:
-        await accounts_of(request).withdraw(request.match_info["id"])
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    await accounts_of(request).withdraw(request.match_info["id"])
     return json_response({"status": "ok"})

@@ -33,6 +33,7 @@ from cliproxy.management import (
 )
 from cliproxy.management.guard import GuardState, add_management_headers, management_guard
 from cliproxy.management.roles import viewer_filter
+from cliproxy.portal.answers import accounts_refusals
 from cliproxy.runtime import RuntimeHolder
 
 PREFIX = "/v0/management"
@@ -70,7 +71,11 @@ def build_management_app(
     # The guard decides the role; the viewer filter then keeps viewers read-only and redacted.
     state = guard if guard is not None else GuardState()
     mgmt = web.Application(
-        middlewares=[management_guard(holder=holder, state=state, accounts=accounts), viewer_filter()]
+        middlewares=[
+            management_guard(holder=holder, state=state, accounts=accounts),
+            viewer_filter(),
+            accounts_refusals,
+        ]
     )
     mgmt.on_response_prepare.append(add_management_headers)
     mgmt[usage_history.HISTORY_CACHE] = usage_history.HistoryCache()

@@ -26,7 +26,7 @@ from cliproxy.accounts.rules import AccountsError, team_with, valid_name
 from cliproxy.management.accounts_api import accounts_of
 from cliproxy.management.guard import require_admin
 from cliproxy.management.http import api_error, json_response, read_json
-from cliproxy.portal.answers import refusal, team_figures
+from cliproxy.portal.answers import team_figures
 from cliproxy.server.services import SERVICES
 
 routes = web.RouteTableDef()
@@ -46,20 +46,14 @@ async def put_group(request: web.Request) -> web.Response:
     models = body.get("models") if isinstance(body, dict) else None
     if not isinstance(models, list) or not all(isinstance(m, str) and m.strip() for m in models):
         raise api_error(400, "models: a list of model ids or glob patterns")
-    try:
-        await accounts.put_group(request.match_info["name"], tuple(dict.fromkeys(m.strip() for m in models)))
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    await accounts.put_group(request.match_info["name"], tuple(dict.fromkeys(m.strip() for m in models)))
     return json_response({"status": "ok"})
 
 
 @routes.delete("/access-groups/{name}")
 async def delete_group(request: web.Request) -> web.Response:
     require_admin(request)
-    try:
-        await accounts_of(request).delete_group(request.match_info["name"])
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    await accounts_of(request).delete_group(request.match_info["name"])
     return json_response({"status": "ok"})
 
 
@@ -87,13 +81,10 @@ async def create_team(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise api_error(400, "invalid body")
     fields = {k: v for k, v in body.items() if k != "name"}
-    try:
-        name = valid_name(body.get("name"), "name")
-        if name in accounts.teams:
-            raise AccountsError(409, f"a team named {name!r} already exists")
-        team = await accounts.put_team(team_with(Team(name, created=time.time()), fields, accounts.groups))
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    name = valid_name(body.get("name"), "name")
+    if name in accounts.teams:
+        raise AccountsError(409, f"a team named {name!r} already exists")
+    team = await accounts.put_team(team_with(Team(name, created=time.time()), fields, accounts.groups))
     return json_response(await team_view(request, team), status=201)
 
 
@@ -107,18 +98,12 @@ async def update_team(request: web.Request) -> web.Response:
     current = accounts.teams.get(request.match_info["name"])
     if current is None:
         raise api_error(404, "no such team")
-    try:
-        team = await accounts.put_team(team_with(current, body, accounts.groups))
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    team = await accounts.put_team(team_with(current, body, accounts.groups))
     return json_response(await team_view(request, team))
 
 
 @routes.delete("/teams/{name}")
 async def delete_team(request: web.Request) -> web.Response:
     require_admin(request)
-    try:
-        await accounts_of(request).delete_team(request.match_info["name"])
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    await accounts_of(request).delete_team(request.match_info["name"])
     return json_response({"status": "ok"})

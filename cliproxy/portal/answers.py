@@ -1,7 +1,8 @@
 """Answers shared by the account endpoints and the admin ones: refusals as JSON, spend roll-ups.
 
 `refusal` turns the accounts store's `AccountsError` into the HTTP error a client sees
-(`{"error": message}`, with `Retry-After` when waiting helps). The spend functions add up a
+(`{"error": message}`, with `Retry-After` when waiting helps); the `accounts_refusals` middleware
+does it for every handler of the account and admin apps. The spend functions add up a
 user's keys (per-user figures are the sum of their keys' counters) and describe a team's budget.
 """
 
@@ -11,6 +12,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from cliproxy import jsonio
 from cliproxy.accounts.model import AccountKey, User
@@ -36,6 +38,15 @@ def refusal(exc: AccountsError) -> web.HTTPException:
     cls = _STATUS.get(exc.status, web.HTTPBadRequest)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return cls(text=jsonio.dumps({"error": exc.message}).decode(), content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def accounts_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Any `AccountsError` a handler lets out becomes its refusal, so handlers raise and never wrap."""
+    try:
+        return await handler(request)
+    except AccountsError as exc:
+        raise refusal(exc) from None
 
 
 def json_answer(data: Any, status: int = 200) -> web.Response:

@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from cliproxy import jsonio
 from cliproxy.portal import cli_api, invite_api, keys_api, session_api, sso_api
+from cliproxy.portal.answers import accounts_refusals
 from cliproxy.portal.caller import CALLER, READ_METHODS, csrf_refusal, same_origin, session_caller, token_caller
 from cliproxy.server.services import SERVICES
 
@@ -74,7 +75,7 @@ async def add_account_headers(request: web.Request, response: web.StreamResponse
 
 
 def build_account_app() -> web.Application:
-    app = web.Application(middlewares=[account_guard()])
+    app = web.Application(middlewares=[account_guard(), accounts_refusals])
     app.on_response_prepare.append(add_account_headers)
     for resource in RESOURCES:
         app.add_routes(resource.routes)

@@ -24,7 +24,7 @@ from cliproxy.accounts.model import User
 from cliproxy.accounts.rules import AccountsError
 from cliproxy.management.guard import client_ip
 from cliproxy.management.http import read_json
-from cliproxy.portal.answers import json_answer, refusal
+from cliproxy.portal.answers import json_answer
 from cliproxy.portal.caller import CALLER
 from cliproxy.server.services import SERVICES
 
@@ -41,12 +41,9 @@ async def authorize(request: web.Request) -> web.Response:
     accounts = request.config_dict[SERVICES].accounts
     body = await read_json(request)
     redirect_uri = _field(body, "redirect_uri")
-    try:
-        code = await accounts.cli.authorize(
-            request[CALLER].user.email, redirect_uri, _field(body, "code_challenge"), time.time()
-        )
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    code = await accounts.cli.authorize(
+        request[CALLER].user.email, redirect_uri, _field(body, "code_challenge"), time.time()
+    )
     query = urlencode({"code": code, "state": _field(body, "state")})
     return json_answer({"redirect": f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{query}"})
 
@@ -54,10 +51,7 @@ async def authorize(request: web.Request) -> web.Response:
 @routes.post("/cli/device")
 async def start_device(request: web.Request) -> web.Response:
     accounts = request.config_dict[SERVICES].accounts
-    try:
-        device_code, user_code = await accounts.cli.start_device(time.time())
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    device_code, user_code = await accounts.cli.start_device(time.time())
     return json_answer(
         {
             "device_code": device_code,
@@ -77,16 +71,13 @@ async def approve_device(request: web.Request) -> web.Response:
     address = client_ip(request, services.holder.current)
     guesser = "device-code:" + request[CALLER].user.email  # wrong codes count per user and per address
     now = time.time()
+    if await accounts.signin_limits.wait(address, guesser):
+        raise AccountsError(429, "too many wrong codes: try again later")
     try:
-        if await accounts.signin_limits.wait(address, guesser):
-            raise AccountsError(429, "too many wrong codes: try again later")
-        try:
-            await accounts.cli.approve_device(_field(body, "user_code"), request[CALLER].user.email, now)
-        except AccountsError:
-            await accounts.signin_limits.failed(address, guesser)  # guessing codes counts like guessing passwords
-            raise
-    except AccountsError as exc:
-        raise refusal(exc) from None
+        await accounts.cli.approve_device(_field(body, "user_code"), request[CALLER].user.email, now)
+    except AccountsError:
+        await accounts.signin_limits.failed(address, guesser)  # guessing codes counts like guessing passwords
+        raise
     return json_answer({"status": "ok"})
 
 
@@ -112,21 +103,18 @@ async def token(request: web.Request) -> web.Response:
     body = await read_json(request)
     grant = _field(body, "grant_type")
     now = time.time()
-    try:
-        if grant == "authorization_code":
-            email: str | None = await accounts.cli.exchange(
-                _field(body, "code"), _field(body, "code_verifier"), _field(body, "redirect_uri"), now
-            )
-        elif grant == "device_code":
-            email = await accounts.cli.poll(_field(body, "device_code"), now)
-            if email is None:
-                return json_answer({"error": "authorization_pending", "interval": DEVICE_INTERVAL_SECONDS}, 400)
-        else:
-            raise AccountsError(400, "grant_type: authorization_code or device_code")
-        assert email is not None
-        user = accounts.users.get(email)
-        if user is None or user.disabled:
-            raise AccountsError(403, "this account is disabled or gone")
-        return await issue(request, user)
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    if grant == "authorization_code":
+        email: str | None = await accounts.cli.exchange(
+            _field(body, "code"), _field(body, "code_verifier"), _field(body, "redirect_uri"), now
+        )
+    elif grant == "device_code":
+        email = await accounts.cli.poll(_field(body, "device_code"), now)
+        if email is None:
+            return json_answer({"error": "authorization_pending", "interval": DEVICE_INTERVAL_SECONDS}, 400)
+    else:
+        raise AccountsError(400, "grant_type: authorization_code or device_code")
+    assert email is not None
+    user = accounts.users.get(email)
+    if user is None or user.disabled:
+        raise AccountsError(403, "this account is disabled or gone")
+    return await issue(request, user)

@@ -14,9 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from cliproxy.accounts.rules import AccountsError
 from cliproxy.management.http import read_json
-from cliproxy.portal.answers import json_answer, refusal
+from cliproxy.portal.answers import json_answer
 from cliproxy.portal.session_api import signed_in
 from cliproxy.server.services import SERVICES
 
@@ -32,10 +31,7 @@ def _field(body: Any, name: str) -> str:
 async def lookup(request: web.Request) -> web.Response:
     services = request.config_dict[SERVICES]
     body = await read_json(request)
-    try:
-        invitation = services.accounts.invitation(_field(body, "token"))
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    invitation = services.accounts.invitation(_field(body, "token"))
     return json_answer(
         {
             "email": invitation.email,
@@ -51,8 +47,5 @@ async def lookup(request: web.Request) -> web.Response:
 async def accept(request: web.Request) -> web.Response:
     accounts = request.config_dict[SERVICES].accounts
     body = await read_json(request)
-    try:
-        user = await accounts.accept(_field(body, "token"), _field(body, "password"))
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    user = await accounts.accept(_field(body, "token"), _field(body, "password"))
     return await signed_in(request, user, "invitation")

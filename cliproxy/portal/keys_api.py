@@ -19,7 +19,7 @@ from aiohttp import web
 from cliproxy.accounts.rules import AccountsError
 from cliproxy.config.model import parse_expiry
 from cliproxy.management.http import read_json
-from cliproxy.portal.answers import json_answer, refusal, team_figures, user_spend
+from cliproxy.portal.answers import json_answer, team_figures, user_spend
 from cliproxy.portal.caller import CALLER
 from cliproxy.server.services import SERVICES
 
@@ -53,16 +53,13 @@ async def create_key(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         body = {}
-    try:
-        secret, key = await accounts.create_key(
-            request[CALLER].user,
-            body.get("name"),
-            models=body.get("models"),
-            limits=body.get("limits"),
-            expires=expiry_of(body.get("expires")),
-        )
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    secret, key = await accounts.create_key(
+        request[CALLER].user,
+        body.get("name"),
+        models=body.get("models"),
+        limits=body.get("limits"),
+        expires=expiry_of(body.get("expires")),
+    )
     return json_answer({**key.public(), "key": secret}, status=201)
 
 
@@ -70,12 +67,9 @@ async def create_key(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     accounts = request.config_dict[SERVICES].accounts
     user = request[CALLER].user
-    try:
-        if user.role not in ("admin", "user"):
-            raise AccountsError(403, f"the {user.role} role cannot revoke keys")
-        key = await accounts.revoke_key(user, request.match_info["id"])
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    if user.role not in ("admin", "user"):
+        raise AccountsError(403, f"the {user.role} role cannot revoke keys")
+    key = await accounts.revoke_key(user, request.match_info["id"])
     return json_answer(key.public())
 
 

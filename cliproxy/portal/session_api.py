@@ -18,12 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from cliproxy.accounts.model import User, may_change_own, may_read_all
-from cliproxy.accounts.rules import AccountsError
 from cliproxy.accounts.service import Accounts
 from cliproxy.accounts.sessions import COOKIE_NAME, Session
 from cliproxy.management.guard import client_ip
 from cliproxy.management.http import read_json
-from cliproxy.portal.answers import json_answer, refusal, team_figures
+from cliproxy.portal.answers import json_answer, team_figures
 from cliproxy.portal.caller import CALLER, session_caller
 from cliproxy.server.services import SERVICES
 
@@ -80,10 +79,7 @@ async def login(request: web.Request) -> web.Response:
     services = request.config_dict[SERVICES]
     body = await read_json(request)
     address = client_ip(request, services.holder.current)
-    try:
-        user = await services.accounts.check_password(_text(body, "email"), _text(body, "password"), address)
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    user = await services.accounts.check_password(_text(body, "email"), _text(body, "password"), address)
     return await signed_in(request, user, "password")
 
 
@@ -126,11 +122,8 @@ async def change_password(request: web.Request) -> web.Response:
     services = request.config_dict[SERVICES]
     accounts = services.accounts
     body = await read_json(request)
-    try:
-        if caller.user.password_hash:  # SSO users set a first password without one
-            address = client_ip(request, services.holder.current)
-            await accounts.check_password(caller.user.email, _text(body, "current"), address)
-        await accounts.set_password(caller.user.email, _text(body, "new"))
-    except AccountsError as exc:
-        raise refusal(exc) from None
+    if caller.user.password_hash:  # SSO users set a first password without one
+        address = client_ip(request, services.holder.current)
+        await accounts.check_password(caller.user.email, _text(body, "current"), address)
+    await accounts.set_password(caller.user.email, _text(body, "new"))
     return json_answer({"status": "ok"})
