@@ -52,6 +52,12 @@ async def read_json(request: web.Request) -> Any:
         raise api_error(400, "invalid body") from None
 
 
+def text_field(body: Any, name: str) -> str:
+    """`body[name]` when the body is a JSON object and that value a string, else ""."""
+    value = body.get(name) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else ""
+
+
 def query_index(request: web.Request, name: str = "index") -> int | None:
     """`?index=` as an int (Go's `Sscanf("%d")` accepts a leading integer), else None."""
     raw = request.query.get(name, "").strip()

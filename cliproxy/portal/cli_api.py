@@ -14,7 +14,6 @@ The token is a personal client key that expires after `cli-token-expiration-hour
 from __future__ import annotations
 
 import time
-from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -23,7 +22,7 @@ from cliproxy.accounts.cli_login import CODE_SECONDS, DEVICE_INTERVAL_SECONDS
 from cliproxy.accounts.model import User
 from cliproxy.accounts.rules import AccountsError
 from cliproxy.management.guard import client_ip
-from cliproxy.management.http import read_json
+from cliproxy.management.http import read_json, text_field
 from cliproxy.portal.answers import json_answer
 from cliproxy.portal.caller import CALLER
 from cliproxy.server.services import SERVICES
@@ -31,20 +30,15 @@ from cliproxy.server.services import SERVICES
 routes = web.RouteTableDef()
 
 
-def _field(body: Any, name: str) -> str:
-    value = body.get(name) if isinstance(body, dict) else None
-    return value if isinstance(value, str) else ""
-
-
 @routes.post("/cli/authorize")
 async def authorize(request: web.Request) -> web.Response:
     accounts = request.config_dict[SERVICES].accounts
     body = await read_json(request)
-    redirect_uri = _field(body, "redirect_uri")
+    redirect_uri = text_field(body, "redirect_uri")
     code = await accounts.cli.authorize(
-        request[CALLER].user.email, redirect_uri, _field(body, "code_challenge"), time.time()
+        request[CALLER].user.email, redirect_uri, text_field(body, "code_challenge"), time.time()
     )
-    query = urlencode({"code": code, "state": _field(body, "state")})
+    query = urlencode({"code": code, "state": text_field(body, "state")})
     return json_answer({"redirect": f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{query}"})
 
 
@@ -74,7 +68,7 @@ async def approve_device(request: web.Request) -> web.Response:
     if await accounts.signin_limits.wait(address, guesser):
         raise AccountsError(429, "too many wrong codes: try again later")
     try:
-        await accounts.cli.approve_device(_field(body, "user_code"), request[CALLER].user.email, now)
+        await accounts.cli.approve_device(text_field(body, "user_code"), request[CALLER].user.email, now)
     except AccountsError:
         await accounts.signin_limits.failed(address, guesser)  # guessing codes counts like guessing passwords
         raise
@@ -101,14 +95,14 @@ async def issue(request: web.Request, user: User) -> web.Response:
 async def token(request: web.Request) -> web.Response:
     accounts = request.config_dict[SERVICES].accounts
     body = await read_json(request)
-    grant = _field(body, "grant_type")
+    grant = text_field(body, "grant_type")
     now = time.time()
     if grant == "authorization_code":
         email: str | None = await accounts.cli.exchange(
-            _field(body, "code"), _field(body, "code_verifier"), _field(body, "redirect_uri"), now
+            text_field(body, "code"), text_field(body, "code_verifier"), text_field(body, "redirect_uri"), now
         )
     elif grant == "device_code":
-        email = await accounts.cli.poll(_field(body, "device_code"), now)
+        email = await accounts.cli.poll(text_field(body, "device_code"), now)
         if email is None:
             return json_answer({"error": "authorization_pending", "interval": DEVICE_INTERVAL_SECONDS}, 400)
     else:

@@ -10,11 +10,9 @@ access or request log. It is single use: a second use answers 410, as does an ex
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from cliproxy.management.http import read_json
+from cliproxy.management.http import read_json, text_field
 from cliproxy.portal.answers import json_answer
 from cliproxy.portal.session_api import signed_in
 from cliproxy.server.services import SERVICES
@@ -22,16 +20,11 @@ from cliproxy.server.services import SERVICES
 routes = web.RouteTableDef()
 
 
-def _field(body: Any, name: str) -> str:
-    value = body.get(name) if isinstance(body, dict) else None
-    return value if isinstance(value, str) else ""
-
-
 @routes.post("/invitations/lookup")
 async def lookup(request: web.Request) -> web.Response:
     services = request.config_dict[SERVICES]
     body = await read_json(request)
-    invitation = services.accounts.invitation(_field(body, "token"))
+    invitation = services.accounts.invitation(text_field(body, "token"))
     return json_answer(
         {
             "email": invitation.email,
@@ -47,5 +40,5 @@ async def lookup(request: web.Request) -> web.Response:
 async def accept(request: web.Request) -> web.Response:
     accounts = request.config_dict[SERVICES].accounts
     body = await read_json(request)
-    user = await accounts.accept(_field(body, "token"), _field(body, "password"))
+    user = await accounts.accept(text_field(body, "token"), text_field(body, "password"))
     return await signed_in(request, user, "invitation")

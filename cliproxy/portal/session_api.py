@@ -21,7 +21,7 @@ from cliproxy.accounts.model import User, may_change_own, may_read_all
 from cliproxy.accounts.service import Accounts
 from cliproxy.accounts.sessions import COOKIE_NAME, Session
 from cliproxy.management.guard import client_ip
-from cliproxy.management.http import read_json
+from cliproxy.management.http import read_json, text_field
 from cliproxy.portal.answers import json_answer, team_figures
 from cliproxy.portal.caller import CALLER, session_caller
 from cliproxy.server.services import SERVICES
@@ -61,11 +61,6 @@ async def signed_in(request: web.Request, user: User, via: str, extra: dict[str,
     return response
 
 
-def _text(body: Any, name: str) -> str:
-    value = body.get(name) if isinstance(body, dict) else None
-    return value if isinstance(value, str) else ""
-
-
 @routes.get("/login-options")
 async def login_options(request: web.Request) -> web.Response:
     services = request.config_dict[SERVICES]
@@ -79,7 +74,7 @@ async def login(request: web.Request) -> web.Response:
     services = request.config_dict[SERVICES]
     body = await read_json(request)
     address = client_ip(request, services.holder.current)
-    user = await services.accounts.check_password(_text(body, "email"), _text(body, "password"), address)
+    user = await services.accounts.check_password(text_field(body, "email"), text_field(body, "password"), address)
     return await signed_in(request, user, "password")
 
 
@@ -124,6 +119,6 @@ async def change_password(request: web.Request) -> web.Response:
     body = await read_json(request)
     if caller.user.password_hash:  # SSO users set a first password without one
         address = client_ip(request, services.holder.current)
-        await accounts.check_password(caller.user.email, _text(body, "current"), address)
-    await accounts.set_password(caller.user.email, _text(body, "new"))
+        await accounts.check_password(caller.user.email, text_field(body, "current"), address)
+    await accounts.set_password(caller.user.email, text_field(body, "new"))
     return json_answer({"status": "ok"})
