@@ -64,6 +64,17 @@ class UsageLedger:
         usage.cost_usd += cost_usd
         usage.unknown_cost += unknown
 
+    def add_request(self, key_id: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
+        """One request ended at `when`; a cost of None is a model without a known price."""
+        self.add(
+            key_id,
+            day_number(when),
+            requests=1,
+            tokens=tokens,
+            cost_usd=cost_usd or 0.0,
+            unknown=1 if cost_usd is None else 0,
+        )
+
     def tokens_on(self, key_id: str, day: int) -> int:
         usage = self.days.get(key_id, {}).get(day)
         return usage.tokens if usage is not None else 0

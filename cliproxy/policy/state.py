@@ -172,14 +172,7 @@ class LocalKeyPolicyState:
         return release
 
     def add_usage(self, key_id: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
-        self.ledger.add(
-            key_id,
-            day_number(when),
-            requests=1,
-            tokens=tokens,
-            cost_usd=cost_usd or 0.0,
-            unknown=1 if cost_usd is None else 0,
-        )
+        self.ledger.add_request(key_id, when, tokens=tokens, cost_usd=cost_usd)
 
     async def usage(self, key: KeyRef, period: str, now: float) -> KeyUsage:
         ledger = self.ledger

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cliproxy.accounts.model import TeamRules
-from cliproxy.policy.ledger import DAY, UsageLedger, day_number, iso, period_bounds
+from cliproxy.policy.ledger import DAY, UsageLedger, iso, period_bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +55,7 @@ class LocalTeamPolicyState:
         return TeamSpend(total.requests, total.tokens, total.cost_usd, total.unknown_cost)
 
     def add_usage(self, team: str, when: float, *, tokens: int, cost_usd: float | None) -> None:
-        self.ledger.add(
-            team,
-            day_number(when),
-            requests=1,
-            tokens=tokens,
-            cost_usd=cost_usd or 0.0,
-            unknown=1 if cost_usd is None else 0,
-        )
+        self.ledger.add_request(team, when, tokens=tokens, cost_usd=cost_usd)
 
 
 def state_refusal(rules: TeamRules) -> TeamRefusal | None:
