@@ -114,6 +114,8 @@ def test_create_a_client_key_and_use_it_from_the_openai_sdk(
     tab.go("keys")
     tab.see("No client keys with limits yet.")
     tab.click("New client key")
+    tab.click("Create key", "dialog")  # no name yet: the dialog says so and stays open
+    tab.see("Give the key a name.", "dialog .form-error")
     tab.set_value("#key-name", "ci-bot")
     tab.set_value("#key-models", "gpt-*")
     tab.set_value("#key-max-tokens-per-day", "10000")
@@ -128,6 +130,12 @@ def test_create_a_client_key_and_use_it_from_the_openai_sdk(
     tab.until(lambda: not tab.css("dialog"), "the dialog to close")
     assert secret not in tab.text()  # shown once: gone from the page
     assert secret not in proxy.config_path.read_text()  # the file keeps only its hash
+    tab.click("New client key")
+    tab.set_value("#key-name", "ci-bot")
+    tab.click("Create key", "dialog")  # the server's refusal shows in the dialog, which stays open
+    tab.see("a client key named 'ci-bot' already exists", "dialog .form-error")
+    tab.click("Cancel", "dialog")
+    tab.until(lambda: not tab.css("dialog"), "the dialog to close")
 
     client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=secret, max_retries=0, timeout=30)
     answer = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])

@@ -5,11 +5,14 @@ import { h, uniqueId } from "./dom.js";
 /**
  * Open a modal. `body` is a node or a list of nodes; `actions` are buttons
  * ({label, kind: "primary"|"danger"|"", onClick(close) → may return false to stay open}).
+ * An onClick that throws keeps the dialog open with the error's message under the body, so a
+ * refused save or a missing field is said once here, not by every form.
  * Resolves with the label of the button that closed it, or "" for Escape.
  */
 export function openDialog({ title, body, actions = [{ label: "Close" }], className = "" }) {
   const titleId = uniqueId("dialog-title");
   const dialog = h("dialog", { class: `dialog ${className}`, "aria-labelledby": titleId });
+  const error = h("p", { class: "form-error", role: "alert" });
   return new Promise((resolve) => {
     let result = "";
     const close = (label) => {
@@ -21,13 +24,19 @@ export function openDialog({ title, body, actions = [{ label: "Close" }], classN
       class: action.kind || "",
       text: action.label,
       onclick: async () => {
-        if (action.onClick && (await action.onClick(close)) === false) return;
+        error.textContent = "";
+        try {
+          if (action.onClick && (await action.onClick(close)) === false) return;
+        } catch (e) {
+          error.textContent = e.message || String(e);
+          return;
+        }
         close(action.label);
       },
     }));
     dialog.append(
       h("h2", { id: titleId, text: title }),
-      h("div", { class: "dialog-body" }, body),
+      h("div", { class: "dialog-body" }, body, error),
       h("div", { class: "dialog-actions" }, buttons),
     );
     dialog.addEventListener("close", () => {

@@ -161,30 +161,20 @@ export default {
     function importDialog(type) {
       const file = h("input", { type: "file", accept: ".json,application/json", id: "import-file", required: true });
       const location = h("input", { type: "text", id: "import-location", placeholder: "us-central1" });
-      const error = h("p", { class: "form-error", role: "alert" });
       ctx.openDialog({
         title: `Import a ${type} service account`,
-        body: [field("Service-account key (JSON)", file), field("Location", location, "Optional; the region requests go to."), error],
+        body: [field("Service-account key (JSON)", file), field("Location", location, "Optional; the region requests go to.")],
         actions: [{ label: "Cancel" }, {
           label: "Import",
           kind: "primary",
           onClick: async () => {
-            if (!file.files.length) {
-              error.textContent = "Choose the key file first.";
-              return false;
-            }
+            if (!file.files.length) throw new Error("Choose the key file first.");
             const form = new FormData();
             form.append("file", file.files[0], file.files[0].name);
             if (location.value.trim()) form.append("location", location.value.trim());
-            try {
-              const answer = await ctx.api.post(`/${q(type)}/import`, { form });
-              ctx.toast(`Imported as ${answer["auth-file"]}.`, "ok");
-            } catch (e) {
-              error.textContent = e.message;
-              return false;
-            }
+            const answer = await ctx.api.post(`/${q(type)}/import`, { form });
+            ctx.toast(`Imported as ${answer["auth-file"]}.`, "ok");
             refresh().catch(ctx.fail);
-            return true;
           },
         }],
       });

@@ -146,35 +146,26 @@ export default {
 
     function editDialog(existing) {
       const form = keyForm(existing);
-      const error = h("p", { class: "form-error", role: "alert" });
       ctx.openDialog({
         title: existing ? `Edit ${existing.name}` : "New client key",
-        body: [form.fields, error],
+        body: form.fields,
         actions: [{ label: "Cancel" }, {
           label: existing ? "Save" : "Create key",
           kind: "primary",
           onClick: async () => {
             const body = form.read();
             if (!existing && !body.name) {
-              error.textContent = "Give the key a name.";
               form.name.focus();
-              return false;
+              throw new Error("Give the key a name.");
             }
-            try {
-              if (existing) {
-                await ctx.api.patch(`/client-keys/${q(existing.name)}`, { json: body });
-                ctx.toast(`${existing.name} saved.`, "ok");
-              } else {
-                const answer = await ctx.api.post("/client-keys", { json: body });
-                refresh().catch(ctx.fail);
-                setTimeout(() => ctx.secretDialog(`Key for ${answer.name}`, answer.key), 0);
-              }
-            } catch (e) {
-              error.textContent = e.message;
-              return false;
+            if (existing) {
+              await ctx.api.patch(`/client-keys/${q(existing.name)}`, { json: body });
+              ctx.toast(`${existing.name} saved.`, "ok");
+            } else {
+              const answer = await ctx.api.post("/client-keys", { json: body });
+              setTimeout(() => ctx.secretDialog(`Key for ${answer.name}`, answer.key), 0);
             }
             refresh().catch(ctx.fail);
-            return true;
           },
         }],
       });

@@ -90,31 +90,23 @@ export default {
         fields.push(field(label, inputs[yaml]));
       }
       fields.push(field("Expires", expires, "A date or date and time (UTC); empty for never."));
-      const error = h("p", { class: "form-error", role: "alert" });
       ctx.openDialog({
         title: "New key",
-        body: [h("div", { class: "form-grid" }, fields), error],
+        body: h("div", { class: "form-grid" }, fields),
         actions: [{ label: "Cancel" }, {
           label: "Create key",
           kind: "primary",
           onClick: async () => {
             if (!name.value.trim()) {
-              error.textContent = "Give the key a name.";
               name.focus();
-              return false;
+              throw new Error("Give the key a name.");
             }
             const limits = {};
             for (const [yaml] of LIMITS) if (inputs[yaml].value.trim() !== "") limits[yaml] = Number(inputs[yaml].value);
             const body = { name: name.value.trim(), models: models.value.split(/[\s,]+/).filter(Boolean), limits, expires: expires.value.trim() || null };
-            try {
-              const made = await ctx.account.post("/keys", { json: body });
-              refresh().catch(ctx.fail);
-              setTimeout(() => ctx.secretDialog(`Key ${made.name}`, made.key), 0);
-            } catch (e) {
-              error.textContent = e.message;
-              return false;
-            }
-            return true;
+            const made = await ctx.account.post("/keys", { json: body });
+            refresh().catch(ctx.fail);
+            setTimeout(() => ctx.secretDialog(`Key ${made.name}`, made.key), 0);
           },
         }],
       });

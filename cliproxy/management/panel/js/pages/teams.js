@@ -129,10 +129,9 @@ export default {
       }
       const ceiling = h("input", { type: "number", min: "0", step: "any", id: "team-key-budget", value: team && team["key-ceiling"]["max-budget-usd"] != null ? String(team["key-ceiling"]["max-budget-usd"]) : "" });
       fields.push(field("Most a member's key may spend (USD)", ceiling));
-      const error = h("p", { class: "form-error", role: "alert" });
       ctx.openDialog({
         title: team ? `Edit ${team.name}` : "New team",
-        body: [h("div", { class: "form-grid" }, fields), h("fieldset", null, h("legend", { text: "Access groups (none: every model)" }), boxes), error],
+        body: [h("div", { class: "form-grid" }, fields), h("fieldset", null, h("legend", { text: "Access groups (none: every model)" }), boxes)],
         actions: [{ label: "Cancel" }, {
           label: team ? "Save" : "Create team",
           kind: "primary",
@@ -144,15 +143,9 @@ export default {
             }
             const keyBudget = ceiling.value.trim();
             body["key-ceiling"] = keyBudget === "" ? {} : { ...(team ? team["key-ceiling"] : {}), "max-budget-usd": Number(keyBudget) };
-            try {
-              if (team) await ctx.api.patch(`/teams/${q(team.name)}`, { json: body });
-              else await ctx.api.post("/teams", { json: { name: name.value.trim(), ...body } });
-            } catch (e) {
-              error.textContent = e.message;
-              return false;
-            }
+            if (team) await ctx.api.patch(`/teams/${q(team.name)}`, { json: body });
+            else await ctx.api.post("/teams", { json: { name: name.value.trim(), ...body } });
             refresh().catch(ctx.fail);
-            return true;
           },
         }],
       });
@@ -161,22 +154,15 @@ export default {
     function groupDialog(existing, models) {
       const name = h("input", { type: "text", id: "group-name", value: existing, readonly: Boolean(existing), autocomplete: "off" });
       const patterns = h("input", { type: "text", id: "group-models", value: models.join(", "), placeholder: "gpt-4o*, claude-*", autocomplete: "off" });
-      const error = h("p", { class: "form-error", role: "alert" });
       ctx.openDialog({
         title: existing ? `Edit ${existing}` : "New access group",
-        body: [h("div", { class: "form-grid" }, field("Name", name), field("Models", patterns, "Model ids or glob patterns, comma separated.")), error],
+        body: h("div", { class: "form-grid" }, field("Name", name), field("Models", patterns, "Model ids or glob patterns, comma separated.")),
         actions: [{ label: "Cancel" }, {
           label: "Save",
           kind: "primary",
           onClick: async () => {
-            try {
-              await ctx.api.put(`/access-groups/${q(name.value.trim())}`, { json: { models: patterns.value.split(/[\s,]+/).filter(Boolean) } });
-            } catch (e) {
-              error.textContent = e.message;
-              return false;
-            }
+            await ctx.api.put(`/access-groups/${q(name.value.trim())}`, { json: { models: patterns.value.split(/[\s,]+/).filter(Boolean) } });
             refresh().catch(ctx.fail);
-            return true;
           },
         }],
       });
