@@ -118,6 +118,16 @@ def free_port() -> int:
         return port
 
 
+def write_wrk_inputs(tmp: Path) -> tuple[dict[str, Path], Path]:
+    """The request bodies (one file per scenario body) and wrk's Lua script, written into `tmp`."""
+    bodies = {name: tmp / f"{name}.json" for name in BODIES}
+    for name, body in BODIES.items():
+        bodies[name].write_text(json.dumps(body, separators=(",", ":")))
+    script = tmp / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    return bodies, script
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time of every thread of `pid` (schedstat: nanoseconds, not clock ticks)."""
     total = 0
@@ -331,11 +341,7 @@ def main() -> int:
         print("passthrough bench: taskset (util-linux) is missing; nothing measured.")
         return 1
     tmp = Path(tempfile.mkdtemp(prefix="cliproxy-bench-"))
-    bodies = {name: tmp / f"{name}.json" for name in BODIES}
-    for name, body in BODIES.items():
-        bodies[name].write_text(json.dumps(body, separators=(",", ":")))
-    script = tmp / "post.lua"
-    script.write_text(WRK_SCRIPT)
+    bodies, script = write_wrk_inputs(tmp)
     up_port, relay_port, our_port = free_port(), free_port(), free_port()
     (tmp / "auths").mkdir()
     config = tmp / "config.yaml"

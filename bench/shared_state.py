@@ -33,16 +33,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from passthrough import (
-    BODIES,
     CLIENT_KEY,
     HARNESS,
-    WRK_SCRIPT,
     Target,
     cpu_seconds,
     free_port,
     spawn,
     stop,
     wait_ready,
+    write_wrk_inputs,
 )
 
 PLAIN_KEY = "sk-bench-plain"
@@ -96,11 +95,7 @@ def main() -> int:
             print(f"shared-state bench: {tool} is not installed; nothing measured.")
             return 1
     tmp = Path(tempfile.mkdtemp(prefix="cliproxy-bench-shared-"))
-    bodies = {name: tmp / f"{name}.json" for name in BODIES}
-    for name, body in BODIES.items():
-        bodies[name].write_text(json.dumps(body, separators=(",", ":")))
-    script = tmp / "post.lua"
-    script.write_text(WRK_SCRIPT)
+    bodies, script = write_wrk_inputs(tmp)
     up_port, redis_port = free_port(), free_port()
     py = sys.executable
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
