@@ -138,7 +138,7 @@ class ClusterUsage:
         since, key_model, credential, info = await pipe.execute()
         out = ClusterTotals(since=float(since) if since else time.time())
         for name, value in key_model.items():
-            key, model, figure = name.decode().split(SEP)
+            key, model, figure = _key_model_figure(name.decode())
             out.by_key_model.setdefault(key, {}).setdefault(model, {})[figure] = float(value)
         for name, value in credential.items():
             auth, _, figure = name.decode().rpartition(SEP)
@@ -157,3 +157,13 @@ class ClusterUsage:
                     start, _, outcome = name.decode().partition(":")
                     table.setdefault(int(start), [0, 0])[0 if outcome == "success" else 1] += int(value)
         return out
+
+
+def _key_model_figure(name: str) -> tuple[str, str, str]:
+    """Split a `stats:key-model` field. The figure is one of `FIGURES` and the key id comes from the
+    operator's config, but the model is the client's own string (a thinking suffix can hold any byte),
+    so the model is everything between the first and the last separator: one odd name sent by one
+    client must not make the whole hash, and so every process's usage answer, unreadable."""
+    key, _, rest = name.partition(SEP)
+    model, _, figure = rest.rpartition(SEP)
+    return key, model, figure
