@@ -12,8 +12,8 @@ queue, after the answer.
 Keys (under the prefix): `rate:<digest>` (sorted set of admission times, the last minute),
 `inflight:<digest>` (sorted set of leases: member `<node>:<n>`, score = lease end), and
 `usage:<key id>:<day>` (hash: requests, tokens, cost, unknown; kept 33 days). A lease runs
-`LEASE_SECONDS` and each process renews its own every `LEASE_SECONDS / 3`, so the slots of a process
-that died free themselves within `LEASE_SECONDS` instead of leaking.
+`LEASE_SECONDS` and each process renews its own (and the set's expiry) every `LEASE_SECONDS / 3`, so
+the slots of a process that died free themselves within `LEASE_SECONDS` instead of leaking.
 
 While Redis is down, `on-redis-down: fail-closed` refuses a limited key (`LimitReached("unavailable")`,
 a 503) and `fail-open` counts in this process (`local`, also fed every usage add so it is current,
@@ -249,8 +249,15 @@ class RedisKeyPolicyState:
             if not self._leases or not self.link.up:
                 continue
             until = repr(time.time() + self.lease_seconds)
+            keys: set[str] = set()
             for member, (inflight,) in list(self._leases.items()):
                 self.writes.add("ZADD", inflight, "XX", until, member)
+                keys.add(inflight)
+            # the set itself expires a little after the last lease admission wrote: without pushing
+            # that forward too, a key that admits nothing new for that long loses a running slot
+            lifetime = math.ceil(self.lease_seconds) + 1
+            for inflight in keys:
+                self.writes.add("EXPIRE", inflight, lifetime)
 
 
 KINDS = {1: "tokens", 2: "budget", 3: "price", 4: "rate", 5: "concurrency", 6: "team_budget", 7: "team_price"}

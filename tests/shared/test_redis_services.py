@@ -143,6 +143,21 @@ async def test_a_held_slot_is_renewed_while_its_request_runs(two: tuple[Process,
     later()
 
 
+async def test_a_slot_held_longer_than_its_inflight_set_lives_is_still_counted(two: tuple[Process, Process]) -> None:
+    """Admission gives the in-flight set an expiry of the lease plus a second (2 s here); a long
+    stream with no admission after it must keep its slot past that, so renewals push it forward too."""
+    a, b = two
+    limits = Limits(max_concurrent=1)
+    release = await a.keys.admit(KEY, limits, time.time())
+    assert release is not None
+    await asyncio.sleep(3.0)  # longer than the set's own expiry, without another admission
+    assert await b.link.client.exists(b.link.key("inflight", KEY.digest.hex())) == 1
+    with pytest.raises(LimitReached) as refused:
+        await b.keys.admit(KEY, limits, time.time())
+    assert refused.value.kind == "concurrency"
+    release()
+
+
 async def test_a_team_budget_is_a_limit_while_redis_is_down(redis_server: RedisServer) -> None:
     """fail-closed: a member key of a budgeted team gets 503; the same team without a budget is served."""
     link = RedisLink(redis_server.url, "test:")
