@@ -5,7 +5,8 @@ in-process lock (so one coroutine per process contends), then `SET lock:<name> <
 while held, the lock's expiry is pushed forward every third of `LOCK_MS`, so a slow token endpoint
 does not let a second process in, and a process that dies frees it within `LOCK_MS`. The release
 is a Lua compare-and-delete, so a process never frees a lock it lost. Waiting is bounded by
-`WAIT_SECONDS` (then `TimeoutError`, which the refresher records as a failed refresh and retries).
+`WAIT_SECONDS`, also while Redis answers the `SET` with an error (READONLY, OOM), polling at the same
+pace (then `TimeoutError`, which the refresher records as a failed refresh and retries).
 
 The process that got the lock second re-reads the credential file under it and finds the new
 token there (`credentials/refresh.py`), so it never spends the refresh token again. While Redis is
@@ -42,8 +43,9 @@ return 0
 
 
 class RedisLocks:
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: RedisLink, *, wait_seconds: float = WAIT_SECONDS) -> None:
         self.link = link
+        self.wait_seconds = wait_seconds
         self.local = KeyedLocks()
         self._release: Any = link.client.register_script(RELEASE)
         self._renew: Any = link.client.register_script(RENEW)
@@ -70,7 +72,8 @@ class RedisLocks:
         """The lock's token once held; None when Redis is down (the in-process lock alone holds)."""
         link = self.link
         token = secrets.token_hex(16)
-        deadline = time.monotonic() + WAIT_SECONDS
+        deadline = time.monotonic() + self.wait_seconds
+        refused = ""
         while True:
             if not link.up:
                 log.warning("shared state: Redis is down; refreshing %s under this process's lock only", key)
@@ -78,11 +81,15 @@ class RedisLocks:
             try:
                 if await link.client.set(name, token, nx=True, px=LOCK_MS):
                     return token
+                refused = ""
             except link.errors as exc:
+                # a lost connection marks the link down (the next pass falls back at once); an error
+                # answer (READONLY, OOM) leaves it up, so it waits and polls like a held lock
                 link.failed(exc)
-                continue
+                refused = exc.__class__.__name__
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"another process has held the refresh lock of {key} for {WAIT_SECONDS:.0f} s")
+                why = f"Redis refused it ({refused})" if refused else "another process has held it"
+                raise TimeoutError(f"no refresh lock of {key} within {self.wait_seconds:.0f} s: {why}")
             await asyncio.sleep(POLL_SECONDS)
 
     async def _keep(self, name: str, token: str) -> None:

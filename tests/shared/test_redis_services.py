@@ -23,7 +23,7 @@ from cliproxy.shared.affinity import RedisSessionAffinity
 from cliproxy.shared.connection import RedisLink
 from cliproxy.shared.health import RedisCredentialHealth
 from cliproxy.shared.key_state import RedisKeyPolicyState
-from cliproxy.shared.locks import RedisLocks
+from cliproxy.shared.locks import POLL_SECONDS, RedisLocks
 from cliproxy.shared.team_state import RedisTeamPolicyState
 from cliproxy.shared.writes import WriteBehind
 from tests.shared.conftest import RedisServer
@@ -109,6 +109,31 @@ async def test_the_refresh_lock_admits_one_process_at_a_time(two: tuple[Process,
 
     await asyncio.gather(hold(a, "a"), hold(b, "b"))
     assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+
+
+async def test_a_refresh_lock_that_redis_refuses_waits_by_its_deadline_without_spinning(
+    redis_server: RedisServer,
+) -> None:
+    """An error answer (here OOM) leaves the link up: the wait polls at its pace and ends on time."""
+    link = RedisLink(redis_server.url, "test:")
+    await link.start()
+    try:
+        assert await link.wait_up(5)
+        await link.client.config_set("maxmemory-policy", "noeviction")
+        await link.client.config_set("maxmemory", 1)
+        await link.client.config_resetstat()
+        locks = RedisLocks(link, wait_seconds=0.5)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="Redis refused it"):
+            async with locks.hold("claude-a.json"):
+                pass
+        assert 0.5 <= time.monotonic() - started < 2.0
+        sets = (await link.client.info("commandstats"))["cmdstat_set"]["calls"]
+        assert sets <= 0.5 / POLL_SECONDS + 2  # one try per poll, not a busy loop
+        assert link.up
+    finally:
+        await link.client.config_set("maxmemory", 0)
+        await link.stop()
 
 
 async def test_a_dead_process_concurrency_slot_frees_itself_when_its_lease_runs_out(
