@@ -26,7 +26,8 @@ class ScriptCalls:
         self._sending: set[asyncio.Task[None]] = set()
 
     def call(self, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        """The script's reply, or its error (a connection error: every call of the batch gets it)."""
+        """The script's reply, or its error (a failure of the whole batch, such as a lost connection:
+        every call of the batch gets it)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._pending.append((keys, args, future))
@@ -47,13 +48,13 @@ class ScriptCalls:
                 await self.link.client.script_load(self.source)
                 replies = await self._execute(batch)
         except BaseException as exc:
-            if not isinstance(exc, (*self.link.errors, asyncio.CancelledError)):
-                raise
+            # every call of the batch gets the failure, whatever it is (a link error, or a bug such
+            # as an argument that cannot be packed): a call left unresolved would wait forever
             failure = exc if isinstance(exc, Exception) else ConnectionError("shared state: cancelled")
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(failure)
-            if isinstance(exc, asyncio.CancelledError):
+            if not isinstance(exc, Exception):
                 raise
             return
         for (_, _, future), reply in zip(batch, replies, strict=True):

@@ -24,6 +24,7 @@ from cliproxy.shared.connection import RedisLink
 from cliproxy.shared.health import RedisCredentialHealth
 from cliproxy.shared.key_state import RedisKeyPolicyState
 from cliproxy.shared.locks import POLL_SECONDS, RedisLocks
+from cliproxy.shared.script_calls import ScriptCalls
 from cliproxy.shared.team_state import RedisTeamPolicyState
 from cliproxy.shared.writes import WriteBehind
 from tests.shared.conftest import RedisServer
@@ -133,6 +134,24 @@ async def test_a_refresh_lock_that_redis_refuses_waits_by_its_deadline_without_s
         assert link.up
     finally:
         await link.client.config_set("maxmemory", 0)
+        await link.stop()
+
+
+async def test_a_script_batch_that_fails_with_no_link_error_fails_every_call_of_it(redis_server: RedisServer) -> None:
+    """A batch's failure, whatever its type, reaches each call of the batch instead of leaving them
+    waiting for ever (here an argument hiredis cannot pack fails the whole write)."""
+    link = RedisLink(redis_server.url, "test:")
+    await link.start()
+    try:
+        assert await link.wait_up(5)
+        calls = ScriptCalls(link, "return ARGV[1]")
+        good, bad = calls.call([], ["fine"]), calls.call([], [None])
+        done, _ = await asyncio.wait([good, bad], timeout=5)
+        assert len(done) == 2
+        for future in (good, bad):
+            assert isinstance(future.exception(), TypeError)
+        assert await calls.call([], ["after"]) == b"after"  # the next batch goes through
+    finally:
         await link.stop()
 
 
