@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 PING_SECONDS = 1.0
 DEFAULT_TIMEOUT = 0.5
+REFUSAL_LOG_SECONDS = 60.0  # one log line per kind of error answer (READONLY, OOM, ...) at most this often
+MAX_REFUSAL_KINDS = 64  # the kinds remembered for that; past it they are forgotten together
 Handler = Callable[[dict[str, Any]], None]
 Resync = Callable[[], Awaitable[None]]
 
@@ -83,6 +86,7 @@ class RedisLink:
         self._watcher: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._refusals: dict[str, tuple[float, int]] = {}  # kind → (last logged, answers not logged since)
 
     def key(self, *parts: str) -> str:
         """A Redis key under the configured prefix."""
@@ -123,7 +127,7 @@ class RedisLink:
         """A command failed: the link is down until the watcher's next ping succeeds (an error answer
         of Redis itself only is logged: the link works)."""
         if isinstance(exc, self._answers):
-            log.error("shared state: Redis refused a command (%s)", _text(exc))
+            self._refused(exc)
             return
         if self.up:
             self.up = False
@@ -131,6 +135,21 @@ class RedisLink:
             log.warning("shared state: lost Redis at %s (%s); retrying every second", self.masked_url, _text(exc))
         self.last_error = _text(exc)
         self._changed.set()
+
+    def _refused(self, exc: BaseException) -> None:
+        """Log an error answer, the first of its kind and then at most once a minute: during a
+        failover (READONLY) or with Redis full (OOM) every limited request gets one."""
+        kind = f"{exc.__class__.__name__} {str(exc).partition(' ')[0]}"  # redis-py's class, Redis's code
+        now = time.monotonic()
+        logged, skipped = self._refusals.get(kind, (-math.inf, 0))
+        if now - logged < REFUSAL_LOG_SECONDS:
+            self._refusals[kind] = (logged, skipped + 1)
+            return
+        if len(self._refusals) >= MAX_REFUSAL_KINDS and kind not in self._refusals:
+            self._refusals.clear()
+        self._refusals[kind] = (now, 0)
+        more = f"; {skipped} more like it since the last line" if skipped else ""
+        log.error("shared state: Redis refused a command (%s)%s", _text(exc), more)
 
     async def _watch(self) -> None:
         while True:

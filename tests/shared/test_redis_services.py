@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -152,6 +153,32 @@ async def test_a_script_batch_that_fails_with_no_link_error_fails_every_call_of_
             assert isinstance(future.exception(), TypeError)
         assert await calls.call([], ["after"]) == b"after"  # the next batch goes through
     finally:
+        await link.stop()
+
+
+async def test_error_answers_are_logged_once_per_kind(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every limited request meets the error answer during an outage of that kind: one line each."""
+    caplog.set_level(logging.ERROR, "cliproxy.shared.connection")
+    link = RedisLink(redis_server.url, "test:")
+    await link.start()
+    try:
+        assert await link.wait_up(5)
+        await link.client.set("text", "v")
+        await link.client.config_set("maxmemory-policy", "noeviction")
+        await link.client.config_set("maxmemory", 1)
+        for _ in range(5):
+            for command in (link.client.set("k", "v"), link.client.llen("text")):
+                with pytest.raises(link.errors) as answered:
+                    await command
+                link.failed(answered.value)
+        lines = [r.getMessage() for r in caplog.records if "Redis refused" in r.getMessage()]
+        assert len(lines) == 2, lines
+        assert "OutOfMemoryError" in lines[0] and "WRONGTYPE" in lines[1]
+        assert link.up
+    finally:
+        await link.client.config_set("maxmemory", 0)
         await link.stop()
 
 
