@@ -228,11 +228,13 @@ class RedisLink:
         return replies
 
     async def publish(self, kind: str, **fields: Any) -> None:
-        """Tell every process (this one included) about a change; a failure only marks the link down."""
+        """Tell every process (this one included) about a change; a failure marks the link down (or
+        is logged, for an error answer) and is raised, so the caller can say the event was not sent."""
         try:
             await self.client.publish(self.channel, jsonio.dumps({"kind": kind, "node": self.node, **fields}))
         except self.errors as exc:
             self.failed(exc)
+            raise
 
 
 def unverified_tls(url: str) -> str:

@@ -144,9 +144,12 @@ class RedisCliLogins:
                     self.link.key("cli-user-code", user_code), code_digest(device_code), px=self.ttl_ms, nx=True
                 ):
                     break
-            await self.link.send([("HSET", device, "user_code", user_code), ("PEXPIRE", device, self.ttl_ms)])
+            replies = await self.link.send([("HSET", device, "user_code", user_code), ("PEXPIRE", device, self.ttl_ms)])
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
+        for reply in replies:  # an error answer (OOM) comes back as the reply: the code was not stored
+            if isinstance(reply, Exception):
+                raise self._unavailable(reply)
         return device_code, user_code
 
     async def approve_device(self, user_code: str, email: str, now: float) -> None:
@@ -205,7 +208,10 @@ class RedisLoginMirror:
     async def cancel(self, state: str) -> None:
         if not self.link.up:
             raise MirrorUnavailable(LOGINS_UNAVAILABLE)
-        await self.link.publish("oauth-cancel", state=state)
+        try:
+            await self.link.publish("oauth-cancel", state=state)
+        except self.link.errors:
+            raise MirrorUnavailable(LOGINS_UNAVAILABLE) from None
 
     def on_cancel(self, handler: Callable[[str], None]) -> None:
         self._handlers.append(handler)
