@@ -32,6 +32,7 @@ DEVICE_INTERVAL_SECONDS = 2
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), nothing that reads as a digit
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_PENDING = 1000
+TOO_MANY_PENDING = "too many pending CLI sign-ins: try again in a few minutes"
 
 
 def code_digest(value: str) -> str:
@@ -129,7 +130,7 @@ class CliLogins:
             for digest in [d for d, item in book.items() if item.expires <= now]:
                 del book[digest]
         if len(self.codes) + len(self.devices) >= MAX_PENDING:
-            raise AccountsError(429, "too many pending CLI sign-ins: try again in a few minutes")
+            raise AccountsError(429, TOO_MANY_PENDING)
 
     async def authorize(self, email: str, redirect_uri: str, challenge: str, now: float) -> str:
         check_challenge(challenge)

@@ -31,6 +31,7 @@ PENDING_SECONDS = 600.0
 CACHE_SECONDS = 3600.0
 LEEWAY_SECONDS = 60
 MAX_PENDING = 1000
+TOO_MANY_PENDING = "too many pending sign-ins: try again in a few minutes"
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -89,7 +90,7 @@ class LocalPendingSignIns:
         for stale in [s for s, p in self.pending.items() if p.expires <= now]:
             del self.pending[stale]
         if len(self.pending) >= MAX_PENDING:
-            raise SSOError("too many pending sign-ins: try again in a few minutes")
+            raise SSOError(TOO_MANY_PENDING)
         self.pending[state] = pending
 
     async def take(self, state: str) -> Pending | None:

@@ -10,6 +10,9 @@ JSON values (hashes for device codes) that expire when they would in memory:
 - `cli-code:<sha256(code)>`: a CLI loopback code (email, redirect address, PKCE challenge).
 - `cli-device:<sha256(device code)>` (`user_code`, and `email` once approved) and
   `cli-user-code:<user code>` → the device code's digest, for the approval.
+- `pending:sso` and `pending:cli`: sorted sets of the records above (score = when each expires),
+  so the public endpoints that create them keep at most `MAX_PENDING` of each kind pending across
+  the cluster, as each process does in memory without Redis; a record taken leaves its set.
 
 Approval and poll are Lua scripts, so a device code is approved once and its token issued once.
 While Redis is down these steps fail with a 503 (`shared state unavailable`): starting again when
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -33,6 +37,8 @@ from typing import Any
 from cliproxy import jsonio
 from cliproxy.accounts.cli_login import (
     CODE_SECONDS,
+    MAX_PENDING,
+    TOO_MANY_PENDING,
     UNKNOWN_CODE,
     UNKNOWN_DEVICE,
     UNKNOWN_USER_CODE,
@@ -44,6 +50,8 @@ from cliproxy.accounts.cli_login import (
     new_user_code,
     typed_user_code,
 )
+from cliproxy.accounts.oidc import MAX_PENDING as MAX_PENDING_SSO
+from cliproxy.accounts.oidc import TOO_MANY_PENDING as TOO_MANY_PENDING_SSO
 from cliproxy.accounts.oidc import Pending, PendingSignIns, SSOError
 from cliproxy.accounts.rules import AccountsError
 from cliproxy.management.login_sessions import LoginMirror, LoginStatus, MirrorUnavailable
@@ -64,32 +72,65 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local email = redis.call('HGET', KEYS[1], 'email')
 if email then
   redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
   return email
 end
 return ''
 """
+# KEYS: the kind's pending set; ARGV: now, the cap, the record's end, its member, the set's life (s)
+RESERVE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class PendingCap:
+    """At most `limit` records of one kind pending across the cluster: the endpoints that create them
+    are public, so without it anyone could fill Redis with sign-ins never finished."""
+
+    def __init__(self, link: RedisLink, kind: str, limit: int) -> None:
+        self.link = link
+        self.key = link.key("pending", kind)
+        self.limit = limit
+        self._reserve: Any = link.client.register_script(RESERVE)
+
+    async def reserve(self, member: str, seconds: float) -> bool:
+        """Count `member` for `seconds` unless `limit` are pending; raises the link's errors."""
+        now = time.time()
+        args = [repr(now), self.limit, repr(now + seconds), member, math.ceil(seconds) + 1]
+        return bool(await self._reserve(keys=[self.key], args=args))
 
 
 class RedisPendingSignIns:
     """`PendingSignIns` in Redis (see the module docstring)."""
 
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: RedisLink, *, max_pending: int = MAX_PENDING_SSO) -> None:
         self.link = link
+        self.cap = PendingCap(link, "sso", max_pending)
 
     def _key(self, state: str) -> str:
         return self.link.key("sso", code_digest(state))
 
     async def put(self, state: str, pending: Pending) -> None:
         record = jsonio.dumps(dataclasses.asdict(pending))
+        seconds = max(0.001, pending.expires - time.time())
         try:
-            await self.link.client.set(self._key(state), record, px=max(1, int((pending.expires - time.time()) * 1000)))
+            if not await self.cap.reserve(code_digest(state), seconds):
+                raise SSOError(TOO_MANY_PENDING_SSO)
+            await self.link.client.set(self._key(state), record, px=int(seconds * 1000))
         except self.link.errors as exc:
             self.link.failed(exc)
             raise SSOError(UNAVAILABLE) from None
 
     async def take(self, state: str) -> Pending | None:
         try:
-            record = await self.link.client.getdel(self._key(state))
+            pipe = self.link.client.pipeline(transaction=False)
+            pipe.getdel(self._key(state))
+            pipe.zrem(self.cap.key, code_digest(state))
+            record, _ = await pipe.execute()
         except self.link.errors as exc:
             self.link.failed(exc)
             raise SSOError(UNAVAILABLE) from None
@@ -99,11 +140,16 @@ class RedisPendingSignIns:
 class RedisCliLogins:
     """`PendingCliLogins` in Redis (see the module docstring)."""
 
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: RedisLink, *, max_pending: int = MAX_PENDING) -> None:
         self.link = link
         self._approve: Any = link.client.register_script(APPROVE)
         self._poll: Any = link.client.register_script(POLL)
         self.ttl_ms = int(CODE_SECONDS * 1000)
+        self.cap = PendingCap(link, "cli", max_pending)  # loopback and device codes together, as in memory
+
+    async def _reserve(self, member: str) -> None:
+        if not await self.cap.reserve(member, CODE_SECONDS):
+            raise AccountsError(429, TOO_MANY_PENDING)
 
     def _unavailable(self, exc: BaseException) -> AccountsError:
         self.link.failed(exc)
@@ -113,10 +159,10 @@ class RedisCliLogins:
         check_challenge(challenge)
         record = {"email": email, "redirect_uri": loopback_redirect(redirect_uri), "challenge": challenge}
         code = secrets.token_urlsafe(32)
+        digest = code_digest(code)
         try:
-            await self.link.client.set(
-                self.link.key("cli-code", code_digest(code)), jsonio.dumps(record), px=self.ttl_ms
-            )
+            await self._reserve("code:" + digest)
+            await self.link.client.set(self.link.key("cli-code", digest), jsonio.dumps(record), px=self.ttl_ms)
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
         return code
@@ -124,8 +170,12 @@ class RedisCliLogins:
     async def exchange(self, code: str, verifier: str, redirect_uri: str, now: float) -> str:
         if not code:
             raise AccountsError(400, UNKNOWN_CODE)
+        digest = code_digest(code)
         try:
-            record = await self.link.client.getdel(self.link.key("cli-code", code_digest(code)))
+            pipe = self.link.client.pipeline(transaction=False)
+            pipe.getdel(self.link.key("cli-code", digest))
+            pipe.zrem(self.cap.key, "code:" + digest)
+            record, _ = await pipe.execute()
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
         if not record:
@@ -138,6 +188,7 @@ class RedisCliLogins:
         device_code = secrets.token_urlsafe(32)
         device = self.link.key("cli-device", code_digest(device_code))
         try:
+            await self._reserve("device:" + code_digest(device_code))
             while True:  # a user code is 20^8 strong: a second try is already rare
                 user_code = new_user_code()
                 if await self.link.client.set(
@@ -167,8 +218,10 @@ class RedisCliLogins:
     async def poll(self, device_code: str, now: float) -> str | None:
         if not device_code:
             raise AccountsError(400, UNKNOWN_DEVICE)
+        digest = code_digest(device_code)
         try:
-            reply = await self._poll(keys=[self.link.key("cli-device", code_digest(device_code))])
+            keys = [self.link.key("cli-device", digest), self.cap.key]
+            reply = await self._poll(keys=keys, args=["device:" + digest])
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
         if reply == 0:
