@@ -135,7 +135,8 @@ class RedisGuardBans:
         if self.link.up:
             try:
                 if await self.lockouts.failed(MANAGEMENT_KEY, ip):
-                    log.warning("management: client %s banned for %s after %d wrong keys", ip, "30m", MAX_FAILURES)
+                    minutes = BAN_SECONDS // 60
+                    log.warning("management: client %s banned for %dm after %d wrong keys", ip, minutes, MAX_FAILURES)
                 return
             except self.link.errors as exc:
                 self.link.failed(exc)
