@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cliproxy.accounts.cli_login import CliLogins, PendingCliLogins
+from cliproxy.accounts.cli_login import CliLogins, DeviceStarts, PendingCliLogins
 from cliproxy.accounts.db import AccountsDB, Snapshot
 from cliproxy.accounts.model import (
     AccountKey,
@@ -93,6 +93,7 @@ class Accounts:
         self.owners: dict[str, AccountKey] = {}  # key_id → key, revoked ones too: usage still counts
         self.has_managers = False  # an admin or admin-viewer user exists: the management API is on
         self.cli = cli if cli is not None else CliLogins()  # pending CLI sign-ins (loopback codes, device codes)
+        self.device_starts = DeviceStarts()  # device codes started per client address, in this process
         self.oidc = OpenIDClient(oidc_pending)  # single sign-on: provider discovery, keys, pending sign-ins
         self.lock = asyncio.Lock()
 

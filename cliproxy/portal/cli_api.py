@@ -2,6 +2,7 @@
 
     POST /cli/authorize       (signed in) {"redirect_uri", "state", "code_challenge"} → {"redirect"}
     POST /cli/device          {} → {"device_code", "user_code", "verification_uri", "expires_in", "interval"}
+                              (no sign-in needed, so limited per client address)
     POST /cli/device/approve  (signed in) {"user_code"}
     POST /cli/token           {"grant_type": "authorization_code", "code", "code_verifier", "redirect_uri"}
                               or {"grant_type": "device_code", "device_code"}
@@ -44,8 +45,12 @@ async def authorize(request: web.Request) -> web.Response:
 
 @routes.post("/cli/device")
 async def start_device(request: web.Request) -> web.Response:
-    accounts = request.config_dict[SERVICES].accounts
-    device_code, user_code = await accounts.cli.start_device(time.time())
+    services = request.config_dict[SERVICES]
+    accounts = services.accounts
+    now = time.time()
+    if not accounts.device_starts.allow(client_ip(request, services.holder.current), now):
+        raise AccountsError(429, "too many device codes from this address: try again in a minute")
+    device_code, user_code = await accounts.cli.start_device(now)
     return json_answer(
         {
             "device_code": device_code,

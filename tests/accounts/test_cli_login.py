@@ -190,3 +190,35 @@ async def test_login_without_a_proxy_says_what_to_do(monkeypatch: pytest.MonkeyP
     proc = await start_cli("login")
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and b"--proxy URL" in err and b"cliproxy login claude" in err
+
+
+async def start_device(http: aiohttp.ClientSession, proxy: Proxy, address: str) -> int:
+    async with http.post(proxy.url + "/v0/account/cli/device", json={}, headers={"X-Forwarded-For": address}) as r:
+        return r.status
+
+
+async def test_anonymous_device_codes_never_block_signed_in_users(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """`/cli/device` needs no sign-in: one address is held to a few device codes a minute, and
+    however many addresses fill the device codes, a signed-in user's loopback sign-in still works
+    and so do password sign-ins from the address that was held back."""
+    from cliproxy.accounts.cli_login import DEVICE_STARTS_PER_ADDRESS, MAX_PENDING_DEVICES
+
+    _, base = upstream
+    proxy, browser = await team_member(start_proxy, base, "trusted-proxies: [127.0.0.1/32]")
+    async with aiohttp.ClientSession() as http:
+        statuses = [await start_device(http, proxy, "203.0.113.9") for _ in range(DEVICE_STARTS_PER_ADDRESS + 1)]
+        assert statuses == [200] * DEVICE_STARTS_PER_ADDRESS + [429]
+        for n in range(MAX_PENDING_DEVICES - DEVICE_STARTS_PER_ADDRESS):
+            assert await start_device(http, proxy, f"2001:db8::{n:x}") == 200
+        assert await start_device(http, proxy, "198.51.100.1") == 429  # the device codes are full
+        login = {"email": "ivy@example.com", "password": PASSWORD}
+        async with http.post(
+            proxy.url + "/v0/account/login", json=login, headers={"X-Forwarded-For": "203.0.113.9"}
+        ) as r:
+            assert r.status == 200  # the address held back from device codes may still sign in
+    params = {"redirect_uri": "http://127.0.0.1:8765/cb", "state": "s", "code_challenge": "c" * 43}
+    _, approved = await browser.call("POST", "/cli/authorize", params, expect=200)
+    assert approved["redirect"].startswith("http://127.0.0.1:8765/cb?code=")
+    await browser.close()
