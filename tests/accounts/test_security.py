@@ -5,12 +5,14 @@ invitation links used twice or after expiry."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from cliproxy.accounts.passwords import Passwords
 from cliproxy.management.guard import KEYLESS_PATHS
 from cliproxy.server.services import SERVICES
 from tests.accounts.helpers import PASSWORD, Admin, Browser, config
@@ -234,3 +236,25 @@ async def test_changing_ones_password(upstream: tuple[FakeUpstream, str], start_
     await fresh.sign_in("eve@example.com", "a brand new secret")
     await fresh.close()
     await browser.close()
+
+
+async def test_the_first_unknown_email_check_leaves_the_event_loop_free() -> None:
+    """The dummy hash an unknown email is checked against is made in the worker thread too: made on
+    the event loop the first time, it would stall every other request for a bcrypt's time."""
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - before)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    assert not await Passwords(rounds=13).check("a guess", "")  # rounds no other test uses: not made yet
+    took = time.monotonic() - started
+    ticker.cancel()
+    assert took > 0.3, took  # the dummy hash was really made and checked in this call
+    assert max(gaps) < took / 2, (max(gaps), took)
