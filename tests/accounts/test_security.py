@@ -258,3 +258,21 @@ async def test_the_first_unknown_email_check_leaves_the_event_loop_free() -> Non
     ticker.cancel()
     assert took > 0.3, took  # the dummy hash was really made and checked in this call
     assert max(gaps) < took / 2, (max(gaps), took)
+
+
+async def test_non_ascii_cookie_or_csrf_token_is_refused_not_a_crash(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    _, base = upstream
+    proxy, _ = await with_user(start_proxy, base)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/v0/account/me", "/v0/management/config"):
+            cookie = {"Cookie": "cliproxy_session=abc.9999999999.m\u00e4c"}
+            async with http.get(proxy.url + path, headers=cookie) as r:
+                assert r.status == 401, (path, r.status)
+    browser = Browser(proxy)
+    await browser.sign_in("eve@example.com")
+    browser.csrf = "t\u00f6ken"
+    status, _ = await browser.call("PUT", "/me/password", {"current": PASSWORD, "password": "another one here"})
+    assert status == 403
+    await browser.close()
