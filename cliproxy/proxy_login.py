@@ -15,14 +15,13 @@ import asyncio
 import os
 import sys
 import time
-import webbrowser
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
-from cliproxy.credentials.oauth import CallbackServer, OAuthError, generate_pkce, generate_state
+from cliproxy.credentials.oauth import CallbackServer, OAuthError, generate_pkce, generate_state, open_in_browser
 from cliproxy.login_token import StoredLogin, normal_url, save_login
 from cliproxy.secret_files import SecretFileError
 
@@ -119,11 +118,6 @@ async def device_sign_in(proxy: str, *, announce: Announce, timeout: float = TIM
     raise LoginFailed("timed out waiting for the code to be approved")
 
 
-async def _open_in_browser(url: str) -> None:
-    if not await asyncio.to_thread(webbrowser.open, url):
-        raise OSError("no browser available")
-
-
 def proxy_url(args: argparse.Namespace) -> str:
     return str(getattr(args, "proxy", None) or os.environ.get("CLIPROXY_URL") or "")
 
@@ -146,7 +140,7 @@ def run_proxy_login(args: argparse.Namespace) -> int:
         if args.device:
             login = asyncio.run(device_sign_in(proxy, announce=announce))
         else:
-            opener = None if args.no_browser else _open_in_browser
+            opener = None if args.no_browser else open_in_browser
             login = asyncio.run(browser_sign_in(proxy, announce=announce, open_url=opener, port=args.port or 0))
         path = save_login(login)
     except (LoginFailed, SecretFileError, OSError) as exc:
