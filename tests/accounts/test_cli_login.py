@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from cliproxy.cli import main
 from tests.accounts.helpers import PASSWORD, Admin, Browser, config
@@ -222,3 +224,38 @@ async def test_anonymous_device_codes_never_block_signed_in_users(
     _, approved = await browser.call("POST", "/cli/authorize", params, expect=200)
     assert approved["redirect"].startswith("http://127.0.0.1:8765/cb?code=")
     await browser.close()
+
+
+@pytest.mark.parametrize(
+    ("device", "issued", "message"),
+    [
+        ({"device_code": "d", "verification_uri": "http://x/device"}, {}, "no valid 'user_code'"),
+        (
+            {"device_code": "d", "user_code": "BCDF-GHJK", "verification_uri": "http://x", "interval": "soon"},
+            {},
+            "invalid 'interval'",
+        ),
+        (
+            {"device_code": "d", "user_code": "BCDF-GHJK", "verification_uri": "http://x", "interval": 1},
+            {"token": "sk-cli-x", "created": "yesterday", "expires": None},
+            "invalid 'created'",
+        ),
+    ],
+)
+async def test_a_malformed_proxy_answer_fails_the_login_with_a_message(
+    device: dict[str, object], issued: dict[str, object], message: str, isolated_home: Path
+) -> None:
+    """Something at the URL answers 200 with a body that is not what a cliproxy sends: the CLI says
+    what is wrong instead of printing a traceback."""
+
+    async def answer(body: dict[str, object]) -> web.Response:
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_post("/v0/account/cli/device", lambda _: answer(device))
+    app.router.add_post("/v0/account/cli/token", lambda _: answer(issued))
+    async with TestServer(app, host="127.0.0.1") as server:
+        proc = await start_cli("login", "--proxy", str(server.make_url("")), "--device")
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1, err.decode()
+    assert message in err.decode() and "Traceback" not in err.decode(), err.decode()
