@@ -15,6 +15,11 @@ from cliproxy.accounts.model import TeamRules
 from cliproxy.config.model import ClientKey
 
 
+def secret_digest(secret: str) -> str:
+    """The SHA-256 hex digest a secret (key, token, one-time code) is kept and looked up by."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def redact(secret: str) -> str:
     """`sk-…abcd`: enough to recognise a key in logs, never enough to use it."""
     if len(secret) <= 8:

@@ -20,7 +20,6 @@ the same records in Redis, so the approval or the poll may land on any process o
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections import deque
@@ -29,6 +28,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from cliproxy.accounts.rules import AccountsError
+from cliproxy.clientkeys import secret_digest
 from cliproxy.credentials.oauth import pkce_challenge
 
 CODE_SECONDS = 600.0
@@ -40,10 +40,6 @@ MAX_PENDING_DEVICES = 1000  # device codes, which anyone may start
 DEVICE_STARTS_PER_ADDRESS = 10  # device codes one client address may start per window
 DEVICE_STARTS_WINDOW_SECONDS = 60.0
 MAX_TRACKED_ADDRESSES = 10_000
-
-
-def code_digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def check_challenge(challenge: str) -> None:
@@ -142,11 +138,11 @@ class CliLogins:
         check_challenge(challenge)
         self._prune(self.codes, MAX_PENDING, now)
         code = secrets.token_urlsafe(32)
-        self.codes[code_digest(code)] = _Code(email, loopback_redirect(redirect_uri), challenge, now + CODE_SECONDS)
+        self.codes[secret_digest(code)] = _Code(email, loopback_redirect(redirect_uri), challenge, now + CODE_SECONDS)
         return code
 
     async def exchange(self, code: str, verifier: str, redirect_uri: str, now: float) -> str:
-        pending = self.codes.pop(code_digest(code), None) if code else None
+        pending = self.codes.pop(secret_digest(code), None) if code else None
         if pending is None or pending.expires <= now:
             raise AccountsError(400, UNKNOWN_CODE)
         check_exchange(pending.redirect_uri, pending.challenge, redirect_uri, verifier)
@@ -156,7 +152,7 @@ class CliLogins:
         self._prune(self.devices, MAX_PENDING_DEVICES, now)
         device_code = secrets.token_urlsafe(32)
         user_code = new_user_code()
-        self.devices[code_digest(device_code)] = _Device(user_code, now + CODE_SECONDS)
+        self.devices[secret_digest(device_code)] = _Device(user_code, now + CODE_SECONDS)
         return device_code, user_code
 
     async def approve_device(self, user_code: str, email: str, now: float) -> None:
@@ -168,7 +164,7 @@ class CliLogins:
         raise AccountsError(404, UNKNOWN_USER_CODE)
 
     async def poll(self, device_code: str, now: float) -> str | None:
-        digest = code_digest(device_code) if device_code else ""
+        digest = secret_digest(device_code) if device_code else ""
         device = self.devices.get(digest)
         if device is None or device.expires <= now:
             self.devices.pop(digest, None)

@@ -13,7 +13,6 @@ caller that asked for it, and only its SHA-256 is kept.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import secrets
@@ -49,7 +48,7 @@ from cliproxy.accounts.rules import (
     valid_name,
 )
 from cliproxy.accounts.sessions import Session, SessionBook
-from cliproxy.clientkeys import KeyTable
+from cliproxy.clientkeys import KeyTable, secret_digest
 from cliproxy.config.model import SSO, Config
 
 log = logging.getLogger(__name__)
@@ -58,10 +57,6 @@ KEY_PREFIX = "sk-cp-"
 CLI_TOKEN_PREFIX = "sk-cli-"
 HOUR = 3600.0
 DAY = 86_400.0
-
-
-def digest_of(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Accounts:
@@ -296,7 +291,8 @@ class Accounts:
         async with self.lock:
             if email in self.users:
                 raise AccountsError(409, f"a user {email} already exists")
-            invitation = Invitation(digest_of(token), email, role, self._check_team(team), now, now + ttl, invited_by)
+            team = self._check_team(team)
+            invitation = Invitation(secret_digest(token), email, role, team, now, now + ttl, invited_by)
             await self._db().put("invitations", invitation.digest, invitation)
             self.invitations[invitation.digest] = invitation
         log.info("accounts: %s invited %s as %s", invited_by or "the management key", email, role)
@@ -304,7 +300,7 @@ class Accounts:
 
     def invitation(self, token: str) -> Invitation:
         """The open invitation of a link token; 404 unknown, 410 used or expired."""
-        invitation = self.invitations.get(digest_of(token)) if token else None
+        invitation = self.invitations.get(secret_digest(token)) if token else None
         if invitation is None:
             raise AccountsError(404, "this invitation link is not valid")
         if invitation.used:
@@ -451,7 +447,7 @@ class Accounts:
                 raise AccountsError(409, f"you already have a key named {name!r}")
             key = AccountKey(
                 id=secrets.token_hex(6),
-                digest=digest_of(secret),
+                digest=secret_digest(secret),
                 email=user.email,
                 team=user.team,
                 name=name,

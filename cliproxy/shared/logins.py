@@ -39,13 +39,13 @@ from cliproxy.accounts.cli_login import (
     PendingCliLogins,
     check_challenge,
     check_exchange,
-    code_digest,
     loopback_redirect,
     new_user_code,
     typed_user_code,
 )
 from cliproxy.accounts.oidc import Pending, PendingSignIns, SSOError
 from cliproxy.accounts.rules import AccountsError
+from cliproxy.clientkeys import secret_digest
 from cliproxy.management.login_sessions import LoginMirror, LoginStatus, MirrorUnavailable
 from cliproxy.shared.connection import RedisLink
 
@@ -77,7 +77,7 @@ class RedisPendingSignIns:
         self.link = link
 
     def _key(self, state: str) -> str:
-        return self.link.key("sso", code_digest(state))
+        return self.link.key("sso", secret_digest(state))
 
     async def put(self, state: str, pending: Pending) -> None:
         record = jsonio.dumps(dataclasses.asdict(pending))
@@ -115,7 +115,7 @@ class RedisCliLogins:
         code = secrets.token_urlsafe(32)
         try:
             await self.link.client.set(
-                self.link.key("cli-code", code_digest(code)), jsonio.dumps(record), px=self.ttl_ms
+                self.link.key("cli-code", secret_digest(code)), jsonio.dumps(record), px=self.ttl_ms
             )
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
@@ -125,7 +125,7 @@ class RedisCliLogins:
         if not code:
             raise AccountsError(400, UNKNOWN_CODE)
         try:
-            record = await self.link.client.getdel(self.link.key("cli-code", code_digest(code)))
+            record = await self.link.client.getdel(self.link.key("cli-code", secret_digest(code)))
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
         if not record:
@@ -136,12 +136,12 @@ class RedisCliLogins:
 
     async def start_device(self, now: float) -> tuple[str, str]:
         device_code = secrets.token_urlsafe(32)
-        device = self.link.key("cli-device", code_digest(device_code))
+        device = self.link.key("cli-device", secret_digest(device_code))
         try:
             while True:  # a user code is 20^8 strong: a second try is already rare
                 user_code = new_user_code()
                 if await self.link.client.set(
-                    self.link.key("cli-user-code", user_code), code_digest(device_code), px=self.ttl_ms, nx=True
+                    self.link.key("cli-user-code", user_code), secret_digest(device_code), px=self.ttl_ms, nx=True
                 ):
                     break
             await self.link.send([("HSET", device, "user_code", user_code), ("PEXPIRE", device, self.ttl_ms)])
@@ -165,7 +165,7 @@ class RedisCliLogins:
         if not device_code:
             raise AccountsError(400, UNKNOWN_DEVICE)
         try:
-            reply = await self._poll(keys=[self.link.key("cli-device", code_digest(device_code))])
+            reply = await self._poll(keys=[self.link.key("cli-device", secret_digest(device_code))])
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
         if reply == 0:
@@ -183,7 +183,7 @@ class RedisLoginMirror:
         link.on_event("oauth-cancel", self._cancelled)
 
     def _key(self, state: str) -> str:
-        return self.link.key("oauth-login", code_digest(state))
+        return self.link.key("oauth-login", secret_digest(state))
 
     async def put(self, status: LoginStatus, ttl_seconds: float) -> None:
         async with self._order:
