@@ -48,12 +48,11 @@ from cliproxy.accounts.rules import (
     valid_name,
 )
 from cliproxy.accounts.sessions import Session, SessionBook
-from cliproxy.clientkeys import KeyTable, secret_digest
+from cliproxy.clientkeys import KeyTable, new_key, secret_digest
 from cliproxy.config.model import SSO, Config
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "sk-cp-"
 CLI_TOKEN_PREFIX = "sk-cli-"
 HOUR = 3600.0
 DAY = 86_400.0
@@ -441,13 +440,13 @@ class Accounts:
         now = self.clock()
         if expires is not None and expires <= now:
             raise AccountsError(400, "expires: must be in the future")
-        secret = (CLI_TOKEN_PREFIX if kind == "cli" else KEY_PREFIX) + secrets.token_urlsafe(32)
+        secret, digest = new_key(CLI_TOKEN_PREFIX) if kind == "cli" else new_key()
         async with self.lock:
             if kind == "key" and any(k.name == name and not k.revoked for k in self.keys_of(user.email, kind="key")):
                 raise AccountsError(409, f"you already have a key named {name!r}")
             key = AccountKey(
                 id=secrets.token_hex(6),
-                digest=secret_digest(secret),
+                digest=digest,
                 email=user.email,
                 team=user.team,
                 name=name,
