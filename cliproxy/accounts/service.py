@@ -471,6 +471,8 @@ class Accounts:
 
     async def revoke_key(self, user: User, key_id: str) -> AccountKey:
         """Revoke one of `user`'s own keys (by id, or by name among their live keys)."""
+        if not may_change_own(user.role):
+            raise AccountsError(403, f"the {user.role} role cannot revoke keys")
         async with self.lock:
             key = self._own_key(user, key_id)
             revoked = replace(key, revoked=self.clock())
