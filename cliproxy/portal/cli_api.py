@@ -23,7 +23,7 @@ from cliproxy.accounts.cli_login import CODE_SECONDS, DEVICE_INTERVAL_SECONDS
 from cliproxy.accounts.model import User
 from cliproxy.accounts.rules import AccountsError
 from cliproxy.management.guard import client_ip
-from cliproxy.management.http import read_json, text_field
+from cliproxy.management.http import panel_link, read_json, text_field
 from cliproxy.portal.answers import json_answer
 from cliproxy.portal.caller import CALLER
 from cliproxy.server.services import SERVICES
@@ -55,7 +55,7 @@ async def start_device(request: web.Request) -> web.Response:
         {
             "device_code": device_code,
             "user_code": user_code,
-            "verification_uri": f"{request.scheme}://{request.host}/management.html#/device",
+            "verification_uri": panel_link(request, "device"),
             "expires_in": int(CODE_SECONDS),
             "interval": DEVICE_INTERVAL_SECONDS,
         }

@@ -161,6 +161,7 @@ async def test_expired_login_token_is_refused(
     _, base = upstream
     proxy, browser = await team_member(start_proxy, base, "cli-token-expiration-hours: 0.0004")  # 1.44 s
     _, device = await browser.call("POST", "/cli/device", {}, expect=200)
+    assert device["verification_uri"] == proxy.url + "/management.html#/device"
     await browser.call("POST", "/cli/device/approve", {"user_code": device["user_code"]}, expect=200)
     grant = {"grant_type": "device_code", "device_code": device["device_code"]}
     _, issued = await browser.call("POST", "/cli/token", grant, expect=200)
