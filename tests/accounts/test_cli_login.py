@@ -180,6 +180,11 @@ async def test_expired_login_token_is_refused(
     ):
         assert r.status == 401
         assert "run `cliproxy login` again" in (await r.json())["error"]["message"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(proxy.url + "/v0/account/keys", headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        assert r.status == 401 and "run `cliproxy login` again" in (await r.json())["error"]  # the portal too
     code, _, err = await run(capsys, "whoami", "--url", proxy.url)
     assert code == 1 and "expired" in err and "cliproxy login" in err
     # The server says so too when the CLI cannot tell (another machine's clock, a copied token).
