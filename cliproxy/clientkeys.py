@@ -9,10 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 
 from cliproxy.accounts.model import TeamRules
 from cliproxy.config.model import ClientKey
+
+
+def secret_digest(secret: str) -> str:
+    """The SHA-256 hex digest a secret (key, token, one-time code) is kept and looked up by."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+KEY_PREFIX = "sk-cp-"  # keys this proxy makes: the management API's client keys and members' keys
+
+
+def new_key(prefix: str = KEY_PREFIX) -> tuple[str, str]:
+    """A fresh client key and its SHA-256 hex digest (all that is kept of it)."""
+    key = prefix + secrets.token_urlsafe(32)
+    return key, secret_digest(key)
 
 
 def redact(secret: str) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cliproxy.config.write import atomic_write_text
 from cliproxy.secret_files import check_secret_path
 
 FILE_NAME = "login.json"
@@ -94,15 +94,5 @@ def save_login(login: StoredLogin, path: Path | None = None) -> Path:
         "role": login.role,
         "team": login.team,
     }
-    text = json.dumps({"default": login.proxy, "proxies": logins}, indent=2)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".login-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:  # mkstemp makes it 0600
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, json.dumps({"default": login.proxy, "proxies": logins}, indent=2), mode=0o600)
     return target

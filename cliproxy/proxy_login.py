@@ -12,23 +12,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import time
-import webbrowser
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
-from cliproxy.credentials.oauth import CallbackServer, OAuthError, generate_pkce, generate_state
+from cliproxy.credentials.oauth import CallbackServer, OAuthError, generate_pkce, generate_state, open_in_browser
 from cliproxy.login_token import StoredLogin, normal_url, save_login
 from cliproxy.secret_files import SecretFileError
 
 CALLBACK_PATH = "/callback"
 TIMEOUT_SECONDS = 300.0
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
+MAX_INTERVAL = 30  # seconds between polls, whatever the proxy asks
 
 Announce = Callable[[str], None]
 
@@ -46,14 +47,32 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> 
         raise LoginFailed(f"cannot reach {url}: {exc.__class__.__name__}: {exc}") from None
 
 
+def _text(data: dict[str, Any], name: str) -> str:
+    """A field the proxy must send as text; a clear LoginFailed rather than a traceback if it did not."""
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise LoginFailed(f"the proxy's answer has no valid {name!r} (is this URL a cliproxy?)")
+    return value
+
+
+def _number(data: dict[str, Any], name: str) -> float | None:
+    """An optional numeric field (None when absent); LoginFailed when it is not a finite number."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise LoginFailed(f"the proxy's answer has an invalid {name!r}: a number was expected")
+    return float(value)
+
+
 def _stored(proxy: str, data: dict[str, Any]) -> StoredLogin:
     if not isinstance(data.get("token"), str):
         raise LoginFailed("the proxy issued no token")
     return StoredLogin(
         proxy=proxy,
         token=data["token"],
-        expires=data.get("expires"),
-        created=float(data.get("created") or time.time()),
+        expires=_number(data, "expires"),
+        created=_number(data, "created") or time.time(),
         user=str(data.get("user") or ""),
         role=str(data.get("role") or ""),
         team=str(data.get("team") or ""),
@@ -102,13 +121,14 @@ async def device_sign_in(proxy: str, *, announce: Announce, timeout: float = TIM
         status, device = await _post(http, proxy + "/v0/account/cli/device", {})
         if status != 200:
             raise LoginFailed(f"{status}: {device.get('error') or 'the proxy offers no device sign-in'}")
+        grant = {"grant_type": "device_code", "device_code": _text(device, "device_code")}
+        verification_uri, user_code = _text(device, "verification_uri"), _text(device, "user_code")
+        interval = min(MAX_INTERVAL, max(1, int(_number(device, "interval") or 2)))
+        deadline = time.monotonic() + min(timeout, _number(device, "expires_in") or timeout)
         announce(
-            f"To sign in to {proxy}, open {device['verification_uri']} on any device, sign in, and enter the code:"
-            f"\n\n  {device['user_code']}\n"
+            f"To sign in to {proxy}, open {verification_uri} on any device, sign in, and enter the code:"
+            f"\n\n  {user_code}\n"
         )
-        interval = max(1, int(device.get("interval") or 2))
-        deadline = time.monotonic() + min(timeout, float(device.get("expires_in") or timeout))
-        grant = {"grant_type": "device_code", "device_code": device["device_code"]}
         while time.monotonic() < deadline:
             await asyncio.sleep(interval)
             status, data = await _post(http, proxy + "/v0/account/cli/token", grant)
@@ -117,11 +137,6 @@ async def device_sign_in(proxy: str, *, announce: Announce, timeout: float = TIM
             if data.get("error") != "authorization_pending":
                 raise LoginFailed(f"{status}: {data.get('error') or 'the proxy refused the sign-in'}")
     raise LoginFailed("timed out waiting for the code to be approved")
-
-
-async def _open_in_browser(url: str) -> None:
-    if not await asyncio.to_thread(webbrowser.open, url):
-        raise OSError("no browser available")
 
 
 def proxy_url(args: argparse.Namespace) -> str:
@@ -146,7 +161,7 @@ def run_proxy_login(args: argparse.Namespace) -> int:
         if args.device:
             login = asyncio.run(device_sign_in(proxy, announce=announce))
         else:
-            opener = None if args.no_browser else _open_in_browser
+            opener = None if args.no_browser else open_in_browser
             login = asyncio.run(browser_sign_in(proxy, announce=announce, open_url=opener, port=args.port or 0))
         path = save_login(login)
     except (LoginFailed, SecretFileError, OSError) as exc:

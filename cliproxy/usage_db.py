@@ -18,13 +18,14 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cliproxy import jsonio
 from cliproxy.sqlite_wal import enable_wal
 
 log = logging.getLogger(__name__)
@@ -184,16 +185,22 @@ class UsageDB:
         """Per key and UTC day since `since`: requests, tokens, known cost, requests of unknown cost."""
         return await self._run(self._daily_totals, since)
 
-    async def history(self, since: float, bucket_seconds: int, offset_seconds: int = 0) -> list[HistoryRow]:
+    async def history(
+        self, since: float, bucket_seconds: int, offset_seconds: int = 0, *, keys: Iterable[str] | None = None
+    ) -> list[HistoryRow]:
         """Per time bucket, client key and model since `since`: requests, failures, failovers, tokens, cost.
 
         Buckets start at multiples of `bucket_seconds` shifted by `offset_seconds` (a viewer's UTC
-        offset, so daily buckets start at its midnight). The query runs on the writer's thread.
+        offset, so daily buckets start at its midnight). `keys`: only these client keys (a member's
+        own), so one member's view does not add up every key's rows. The query runs on the writer's
+        thread.
         """
-        return await self._run(self._history, since, bucket_seconds, offset_seconds)
+        wanted = None if keys is None else jsonio.dumps(sorted(set(keys))).decode()
+        return await self._run(self._history, since, bucket_seconds, offset_seconds, wanted)
 
     async def flush(self) -> None:
-        """Write everything queued so far (tests; shutdown)."""
+        """Write everything queued so far (tests; shutdown; a member's usage view, so the request
+        just answered counts)."""
         await self._flush()
 
     # -- background ------------------------------------------------------------------------------
@@ -280,16 +287,18 @@ class UsageDB:
         )
         return [(str(k), int(d), int(n), int(t), float(c), int(u)) for k, d, n, t, c, u in cursor]
 
-    def _history(self, since: float, bucket: int, offset: int) -> list[HistoryRow]:
+    def _history(self, since: float, bucket: int, offset: int, keys: str | None) -> list[HistoryRow]:
+        """`keys`: a JSON array of client keys (one parameter however many), or None for all."""
         conn = self._conn
         if conn is None:  # nothing written yet
             return []
+        only = "" if keys is None else " AND client_key IN (SELECT value FROM json_each(?))"
         cursor = conn.execute(
             "SELECT CAST((timestamp + ?) / ? AS INTEGER) * ? - ?, client_key, "
             "COALESCE(NULLIF(alias, ''), model, ''), COUNT(*), COALESCE(SUM(failed), 0), "
             f"COALESCE(SUM(attempts > 1), 0), COALESCE(SUM({_TOKENS}), 0), COALESCE(SUM(cost_usd), 0.0) "
-            "FROM usage WHERE timestamp >= ? GROUP BY 1, 2, 3 ORDER BY 1",
-            (offset, bucket, bucket, offset, since),
+            f"FROM usage WHERE timestamp >= ?{only} GROUP BY 1, 2, 3 ORDER BY 1",
+            (offset, bucket, bucket, offset, since, *(() if keys is None else (keys,))),
         )
         return [
             (int(t), str(k), str(m), int(n), int(f), int(o), int(tok), float(c)) for t, k, m, n, f, o, tok, c in cursor

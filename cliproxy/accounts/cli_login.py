@@ -11,32 +11,36 @@ and polls; the user types the code into the panel (signed in) to approve it.
 
 Pending codes live in memory for `CODE_SECONDS` (a restart only means signing in again); they
 are kept by SHA-256, are single use, and say nothing about the user until the token is issued.
+Loopback codes and device codes have separate caps: anyone may start a device code, only a
+signed-in user may make a loopback code, so a flood of anonymous device codes must never stop
+signed-in users from signing in the CLI. `DeviceStarts` also limits device codes per address.
 Callers use the `PendingCliLogins` protocol: `CliLogins` here, or with `shared-state.redis-url`
 the same records in Redis, so the approval or the poll may land on any process of a cluster.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from cliproxy.accounts.rules import AccountsError
+from cliproxy.clientkeys import secret_digest
 from cliproxy.credentials.oauth import pkce_challenge
 
 CODE_SECONDS = 600.0
 DEVICE_INTERVAL_SECONDS = 2
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), nothing that reads as a digit
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-MAX_PENDING = 1000
+MAX_PENDING = 1000  # loopback codes, made by signed-in users
+MAX_PENDING_DEVICES = 1000  # device codes, which anyone may start
+DEVICE_STARTS_PER_ADDRESS = 10  # device codes one client address may start per window
+DEVICE_STARTS_WINDOW_SECONDS = 60.0
+MAX_TRACKED_ADDRESSES = 10_000
 TOO_MANY_PENDING = "too many pending CLI sign-ins: try again in a few minutes"
-
-
-def code_digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def check_challenge(challenge: str) -> None:
@@ -125,32 +129,31 @@ class CliLogins:
         self.codes: dict[str, _Code] = {}
         self.devices: dict[str, _Device] = {}  # by device code digest
 
-    def _prune(self, now: float) -> None:
-        for book in (self.codes, self.devices):
-            for digest in [d for d, item in book.items() if item.expires <= now]:
-                del book[digest]
-        if len(self.codes) + len(self.devices) >= MAX_PENDING:
+    def _prune(self, book: dict[str, _Code] | dict[str, _Device], cap: int, now: float) -> None:
+        for digest in [d for d, item in book.items() if item.expires <= now]:
+            del book[digest]
+        if len(book) >= cap:
             raise AccountsError(429, TOO_MANY_PENDING)
 
     async def authorize(self, email: str, redirect_uri: str, challenge: str, now: float) -> str:
         check_challenge(challenge)
-        self._prune(now)
+        self._prune(self.codes, MAX_PENDING, now)
         code = secrets.token_urlsafe(32)
-        self.codes[code_digest(code)] = _Code(email, loopback_redirect(redirect_uri), challenge, now + CODE_SECONDS)
+        self.codes[secret_digest(code)] = _Code(email, loopback_redirect(redirect_uri), challenge, now + CODE_SECONDS)
         return code
 
     async def exchange(self, code: str, verifier: str, redirect_uri: str, now: float) -> str:
-        pending = self.codes.pop(code_digest(code), None) if code else None
+        pending = self.codes.pop(secret_digest(code), None) if code else None
         if pending is None or pending.expires <= now:
             raise AccountsError(400, UNKNOWN_CODE)
         check_exchange(pending.redirect_uri, pending.challenge, redirect_uri, verifier)
         return pending.email
 
     async def start_device(self, now: float) -> tuple[str, str]:
-        self._prune(now)
+        self._prune(self.devices, MAX_PENDING_DEVICES, now)
         device_code = secrets.token_urlsafe(32)
         user_code = new_user_code()
-        self.devices[code_digest(device_code)] = _Device(user_code, now + CODE_SECONDS)
+        self.devices[secret_digest(device_code)] = _Device(user_code, now + CODE_SECONDS)
         return device_code, user_code
 
     async def approve_device(self, user_code: str, email: str, now: float) -> None:
@@ -162,7 +165,7 @@ class CliLogins:
         raise AccountsError(404, UNKNOWN_USER_CODE)
 
     async def poll(self, device_code: str, now: float) -> str | None:
-        digest = code_digest(device_code) if device_code else ""
+        digest = secret_digest(device_code) if device_code else ""
         device = self.devices.get(digest)
         if device is None or device.expires <= now:
             self.devices.pop(digest, None)
@@ -171,3 +174,32 @@ class CliLogins:
             return None
         del self.devices[digest]
         return device.email
+
+
+@dataclass
+class DeviceStarts:
+    """Device codes started per client address in a sliding window, in this process.
+
+    `/cli/device` needs no sign-in, so without this one address could take every pending device
+    slot. Its own counter, not the sign-in lockouts: starting device codes must never lock an
+    address out of password sign-ins. At most `MAX_TRACKED_ADDRESSES` are tracked; past that the
+    longest-known ones are forgotten first.
+    """
+
+    per_address: int = DEVICE_STARTS_PER_ADDRESS
+    window: float = DEVICE_STARTS_WINDOW_SECONDS
+    starts: dict[str, deque[float]] = field(default_factory=dict)
+
+    def allow(self, address: str, now: float) -> bool:
+        """Whether `address` may start one more device code now (counted when it may)."""
+        stamps = self.starts.get(address)
+        if stamps is None:
+            while len(self.starts) >= MAX_TRACKED_ADDRESSES:
+                del self.starts[next(iter(self.starts))]
+            stamps = self.starts[address] = deque(maxlen=self.per_address)
+        while stamps and stamps[0] <= now - self.window:
+            stamps.popleft()
+        if len(stamps) >= self.per_address:
+            return False
+        stamps.append(now)
+        return True

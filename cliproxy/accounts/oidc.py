@@ -13,7 +13,6 @@ callback may land on any process of a cluster.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -24,6 +23,7 @@ from urllib.parse import urlencode
 import aiohttp
 import jwt
 
+from cliproxy.clientkeys import secret_digest
 from cliproxy.config.model import SSO
 from cliproxy.credentials.oauth import generate_pkce
 
@@ -63,10 +63,6 @@ class Pending:
 class Identity:
     email: str
     subject: str
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 class PendingSignIns(Protocol):
@@ -169,7 +165,7 @@ class OpenIDClient:
         now = time.time()
         state, nonce, pkce = secrets.token_urlsafe(32), secrets.token_urlsafe(32), generate_pkce()
         await self.pending.put(
-            state, Pending(nonce, pkce.verifier, redirect_uri, after, _digest(binding), now + PENDING_SECONDS)
+            state, Pending(nonce, pkce.verifier, redirect_uri, after, secret_digest(binding), now + PENDING_SECONDS)
         )
         query = urlencode(
             {
@@ -191,7 +187,7 @@ class OpenIDClient:
         pending = await self.pending.take(state) if state else None
         if pending is None or pending.expires <= time.time():
             raise SSOError("this sign-in is unknown or expired: start again")
-        if not binding or not hmac.compare_digest(pending.binding, _digest(binding)):
+        if not binding or not hmac.compare_digest(pending.binding, secret_digest(binding)):
             raise SSOError("this sign-in was started in another browser")
         return pending
 

@@ -58,6 +58,12 @@ def _dummy_hash(rounds: int) -> str:
     return _hash("not-a-password-of-anyone", rounds)
 
 
+def _check_dummy(password: str, rounds: int) -> None:
+    """A check against the dummy hash, made here in the worker thread the first time too: made on
+    the event loop it would stall every request and make the first unknown email answer slower."""
+    _check(password, _dummy_hash(rounds))
+
+
 class Passwords:
     """Hashes and checks passwords off the event loop."""
 
@@ -71,7 +77,7 @@ class Passwords:
         """Whether `password` matches `hashed`; with no hash ('' : unknown user, SSO-only) a dummy
         check runs so the time taken says nothing, and the answer is False."""
         if not hashed:
-            await asyncio.to_thread(_check, password, _dummy_hash(self.rounds))
+            await asyncio.to_thread(_check_dummy, password, self.rounds)
             return False
         return await asyncio.to_thread(_check, password, hashed)
 

@@ -13,7 +13,6 @@ caller that asked for it, and only its SHA-256 is kept.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import secrets
@@ -23,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cliproxy.accounts.cli_login import CliLogins, PendingCliLogins
+from cliproxy.accounts.cli_login import CliLogins, DeviceStarts, PendingCliLogins
 from cliproxy.accounts.db import AccountsDB, Snapshot
 from cliproxy.accounts.model import (
     AccountKey,
@@ -49,19 +48,14 @@ from cliproxy.accounts.rules import (
     valid_name,
 )
 from cliproxy.accounts.sessions import Session, SessionBook
-from cliproxy.clientkeys import KeyTable
+from cliproxy.clientkeys import KeyTable, new_key, secret_digest
 from cliproxy.config.model import SSO, Config
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "sk-cp-"
 CLI_TOKEN_PREFIX = "sk-cli-"
 HOUR = 3600.0
 DAY = 86_400.0
-
-
-def digest_of(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Accounts:
@@ -93,6 +87,7 @@ class Accounts:
         self.owners: dict[str, AccountKey] = {}  # key_id → key, revoked ones too: usage still counts
         self.has_managers = False  # an admin or admin-viewer user exists: the management API is on
         self.cli = cli if cli is not None else CliLogins()  # pending CLI sign-ins (loopback codes, device codes)
+        self.device_starts = DeviceStarts()  # device codes started per client address, in this process
         self.oidc = OpenIDClient(oidc_pending)  # single sign-on: provider discovery, keys, pending sign-ins
         self.lock = asyncio.Lock()
 
@@ -295,7 +290,8 @@ class Accounts:
         async with self.lock:
             if email in self.users:
                 raise AccountsError(409, f"a user {email} already exists")
-            invitation = Invitation(digest_of(token), email, role, self._check_team(team), now, now + ttl, invited_by)
+            team = self._check_team(team)
+            invitation = Invitation(secret_digest(token), email, role, team, now, now + ttl, invited_by)
             await self._db().put("invitations", invitation.digest, invitation)
             self.invitations[invitation.digest] = invitation
         log.info("accounts: %s invited %s as %s", invited_by or "the management key", email, role)
@@ -303,7 +299,7 @@ class Accounts:
 
     def invitation(self, token: str) -> Invitation:
         """The open invitation of a link token; 404 unknown, 410 used or expired."""
-        invitation = self.invitations.get(digest_of(token)) if token else None
+        invitation = self.invitations.get(secret_digest(token)) if token else None
         if invitation is None:
             raise AccountsError(404, "this invitation link is not valid")
         if invitation.used:
@@ -444,13 +440,13 @@ class Accounts:
         now = self.clock()
         if expires is not None and expires <= now:
             raise AccountsError(400, "expires: must be in the future")
-        secret = (CLI_TOKEN_PREFIX if kind == "cli" else KEY_PREFIX) + secrets.token_urlsafe(32)
+        secret, digest = new_key(CLI_TOKEN_PREFIX) if kind == "cli" else new_key()
         async with self.lock:
             if kind == "key" and any(k.name == name and not k.revoked for k in self.keys_of(user.email, kind="key")):
                 raise AccountsError(409, f"you already have a key named {name!r}")
             key = AccountKey(
                 id=secrets.token_hex(6),
-                digest=digest_of(secret),
+                digest=digest,
                 email=user.email,
                 team=user.team,
                 name=name,
@@ -475,6 +471,8 @@ class Accounts:
 
     async def revoke_key(self, user: User, key_id: str) -> AccountKey:
         """Revoke one of `user`'s own keys (by id, or by name among their live keys)."""
+        if not may_change_own(user.role):
+            raise AccountsError(403, f"the {user.role} role cannot revoke keys")
         async with self.lock:
             key = self._own_key(user, key_id)
             revoked = replace(key, revoked=self.clock())

@@ -65,8 +65,8 @@ class SessionBook:
         """The live session a cookie value names, or None (forged, tampered, expired or ended)."""
         sid, _, rest = cookie.partition(".")
         expiry, _, mac = rest.partition(".")
-        if not sid or not expiry.isdigit() or not mac:
-            return None
+        if not sid or not expiry.isdigit() or not mac or not cookie.isascii():
+            return None  # compare_digest refuses non-ASCII text with a TypeError; no real cookie has any
         if not hmac.compare_digest(mac, self._mac(f"{sid}.{expiry}")) or int(expiry) <= now:
             return None
         session = self.by_digest.get(hashlib.sha256(sid.encode()).hexdigest())
@@ -78,7 +78,7 @@ class SessionBook:
         return self._mac("csrf:" + session.digest)
 
     def csrf_ok(self, session: Session, presented: str) -> bool:
-        return bool(presented) and hmac.compare_digest(presented, self.csrf_token(session))
+        return bool(presented) and presented.isascii() and hmac.compare_digest(presented, self.csrf_token(session))
 
     def end(self, digest: str) -> Session | None:
         return self.by_digest.pop(digest, None)

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import logging
 import sys
-import webbrowser
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +19,7 @@ import aiohttp
 from cliproxy.config.load import load_config
 from cliproxy.credentials.files import CredentialFileError
 from cliproxy.credentials.login import BrowserLogin, browser_login, device_login, stdin_line_reader
-from cliproxy.credentials.oauth import OAuthError
+from cliproxy.credentials.oauth import OAuthError, open_in_browser
 from cliproxy.credentials.registry import BUILTIN, ProviderSettings
 from cliproxy.proxy_login import run_proxy_login
 from cliproxy.runtime import resolve_auth_dir
@@ -70,11 +69,6 @@ def auth_dir_for(args: argparse.Namespace) -> Path:
     return Path(DEFAULT_AUTH_DIR).expanduser()
 
 
-async def _open_in_browser(url: str) -> None:
-    if not await asyncio.to_thread(webbrowser.open, url):
-        raise OSError("no browser available")
-
-
 async def login(args: argparse.Namespace, auth_dir: Path) -> Path:
     settings = ProviderSettings.from_env()
 
@@ -88,7 +82,7 @@ async def login(args: argparse.Namespace, auth_dir: Path) -> Path:
             )
         ui = BrowserLogin(
             announce=announce,
-            open_url=None if args.no_browser else _open_in_browser,
+            open_url=None if args.no_browser else open_in_browser,
             read_pasted=stdin_line_reader() if sys.stdin and sys.stdin.isatty() else None,
             port=args.port,
         )

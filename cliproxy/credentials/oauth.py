@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+import webbrowser
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -263,6 +264,13 @@ def _error_text(body: bytes) -> str:
         text = " ".join(str(x) for x in (error, description) if x)
         return text[:300] or "error"
     return "error"
+
+
+async def open_in_browser(url: str) -> None:
+    """Open `url` in the user's browser (off the event loop: `webbrowser` may start a process);
+    OSError when there is none, so the caller can say to open the printed URL by hand."""
+    if not await asyncio.to_thread(webbrowser.open, url):
+        raise OSError("no browser available")
 
 
 class CallbackServer:

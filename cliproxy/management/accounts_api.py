@@ -20,7 +20,7 @@ from aiohttp import web
 from cliproxy.accounts.rules import valid_role
 from cliproxy.accounts.service import Accounts
 from cliproxy.management.guard import MGMT_USER, require_admin
-from cliproxy.management.http import api_error, json_response, read_json
+from cliproxy.management.http import api_error, json_response, panel_link, read_json
 from cliproxy.portal.answers import user_spend
 from cliproxy.server.services import SERVICES
 
@@ -40,11 +40,6 @@ def _body(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise api_error(400, "invalid body")
     return data
-
-
-def panel_link(request: web.Request, fragment: str) -> str:
-    """An address of this proxy's panel, as the admin's browser reached it."""
-    return f"{request.scheme}://{request.host}/management.html#/{fragment}"
 
 
 @routes.get("/users")

@@ -14,15 +14,13 @@ redacted, with its usage against its limits. Plain-string keys stay with `/api-k
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from cliproxy import jsonio
-from cliproxy.clientkeys import ClientIdentity, redact
+from cliproxy.clientkeys import ClientIdentity, new_key, redact
 from cliproxy.config.load import format_loc
 from cliproxy.config.model import ClientKey
 from cliproxy.management.config_writer import ConfigDoc, config_writer
@@ -34,7 +32,6 @@ from cliproxy.server.services import SERVICES
 routes = web.RouteTableDef()
 
 KEY = "api-keys"
-KEY_PREFIX = "sk-cp-"
 # Fields a client may set on create and PATCH (YAML spelling); the secret is never one of them.
 EDITABLE = frozenset(
     {
@@ -49,12 +46,6 @@ EDITABLE = frozenset(
         "allow-unknown-price",
     }
 )
-
-
-def new_key() -> tuple[str, str]:
-    """A fresh client key and its SHA-256 hex digest (what the file keeps)."""
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, hashlib.sha256(key.encode()).hexdigest()
 
 
 def _conflict(message: str) -> web.HTTPException:

@@ -66,3 +66,8 @@ def query_index(request: web.Request, name: str = "index") -> int | None:
     if not end:
         return None
     return int(raw[: end + (len(raw) - len(digits))])
+
+
+def panel_link(request: web.Request, fragment: str) -> str:
+    """An address of this proxy's web panel (`#/<fragment>`), as the caller reached the proxy."""
+    return f"{request.scheme}://{request.host}/management.html#/{fragment}"

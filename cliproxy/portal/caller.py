@@ -10,7 +10,6 @@ the browser on its own, so calls that present one need neither.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -20,6 +19,7 @@ from multidict import istr
 from cliproxy.accounts.model import User
 from cliproxy.accounts.service import Accounts
 from cliproxy.accounts.sessions import COOKIE_NAME, CSRF_HEADER, Session
+from cliproxy.server.access import expiry_refusal
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ORIGIN = istr("Origin")
@@ -58,8 +58,9 @@ def token_caller(request: web.Request, accounts: Accounts) -> Caller | str | Non
     identity = accounts.table.lookup(auth[7:].strip())
     if identity is None or not identity.login_token:
         return "this token is not a CLI login token: sign in with `cliproxy login`"
-    if identity.expires_at is not None and time.time() >= identity.expires_at:
-        return "login token expired: run `cliproxy login` again to get a new one"
+    expired = expiry_refusal(identity)
+    if expired is not None:
+        return expired
     user = accounts.users.get(identity.owner)
     if user is None or user.disabled:
         return "this account is disabled"

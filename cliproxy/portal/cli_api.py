@@ -2,6 +2,7 @@
 
     POST /cli/authorize       (signed in) {"redirect_uri", "state", "code_challenge"} → {"redirect"}
     POST /cli/device          {} → {"device_code", "user_code", "verification_uri", "expires_in", "interval"}
+                              (no sign-in needed, so limited per client address)
     POST /cli/device/approve  (signed in) {"user_code"}
     POST /cli/token           {"grant_type": "authorization_code", "code", "code_verifier", "redirect_uri"}
                               or {"grant_type": "device_code", "device_code"}
@@ -22,7 +23,7 @@ from cliproxy.accounts.cli_login import CODE_SECONDS, DEVICE_INTERVAL_SECONDS
 from cliproxy.accounts.model import User
 from cliproxy.accounts.rules import AccountsError
 from cliproxy.management.guard import client_ip
-from cliproxy.management.http import read_json, text_field
+from cliproxy.management.http import panel_link, read_json, text_field
 from cliproxy.portal.answers import json_answer
 from cliproxy.portal.caller import CALLER
 from cliproxy.server.services import SERVICES
@@ -44,13 +45,17 @@ async def authorize(request: web.Request) -> web.Response:
 
 @routes.post("/cli/device")
 async def start_device(request: web.Request) -> web.Response:
-    accounts = request.config_dict[SERVICES].accounts
-    device_code, user_code = await accounts.cli.start_device(time.time())
+    services = request.config_dict[SERVICES]
+    accounts = services.accounts
+    now = time.time()
+    if not accounts.device_starts.allow(client_ip(request, services.holder.current), now):
+        raise AccountsError(429, "too many device codes from this address: try again in a minute")
+    device_code, user_code = await accounts.cli.start_device(now)
     return json_answer(
         {
             "device_code": device_code,
             "user_code": user_code,
-            "verification_uri": f"{request.scheme}://{request.host}/management.html#/device",
+            "verification_uri": panel_link(request, "device"),
             "expires_in": int(CODE_SECONDS),
             "interval": DEVICE_INTERVAL_SECONDS,
         }

@@ -105,6 +105,11 @@ def key_refusal(identity: ClientIdentity) -> str | None:
     policy = identity.policy
     if policy is not None and policy.disabled:
         return "API key disabled"
+    return expiry_refusal(identity)
+
+
+def expiry_refusal(identity: ClientIdentity) -> str | None:
+    """Why a key is too old to use now, or None; the account portal refuses login tokens by it too."""
     if identity.expires_at is not None and time() >= identity.expires_at:
         if identity.login_token:
             return "login token expired: run `cliproxy login` again to get a new one"

@@ -10,9 +10,10 @@ JSON values (hashes for device codes) that expire when they would in memory:
 - `cli-code:<sha256(code)>`: a CLI loopback code (email, redirect address, PKCE challenge).
 - `cli-device:<sha256(device code)>` (`user_code`, and `email` once approved) and
   `cli-user-code:<user code>` → the device code's digest, for the approval.
-- `pending:sso` and `pending:cli`: sorted sets of the records above (score = when each expires),
-  so the public endpoints that create them keep at most `MAX_PENDING` of each kind pending across
-  the cluster, as each process does in memory without Redis; a record taken leaves its set.
+- `pending:sso`, `pending:cli-code` and `pending:cli-device`: sorted sets of the records above
+  (score = when each expires), so at most `MAX_PENDING` (`MAX_PENDING_DEVICES`) of each kind are
+  pending across the cluster, as each process keeps in memory without Redis; a record taken leaves
+  its set.
 
 Approval and poll are Lua scripts, so a device code is approved once and its token issued once.
 While Redis is down these steps fail with a 503 (`shared state unavailable`): starting again when
@@ -38,6 +39,7 @@ from cliproxy import jsonio
 from cliproxy.accounts.cli_login import (
     CODE_SECONDS,
     MAX_PENDING,
+    MAX_PENDING_DEVICES,
     TOO_MANY_PENDING,
     UNKNOWN_CODE,
     UNKNOWN_DEVICE,
@@ -45,7 +47,6 @@ from cliproxy.accounts.cli_login import (
     PendingCliLogins,
     check_challenge,
     check_exchange,
-    code_digest,
     loopback_redirect,
     new_user_code,
     typed_user_code,
@@ -54,6 +55,7 @@ from cliproxy.accounts.oidc import MAX_PENDING as MAX_PENDING_SSO
 from cliproxy.accounts.oidc import TOO_MANY_PENDING as TOO_MANY_PENDING_SSO
 from cliproxy.accounts.oidc import Pending, PendingSignIns, SSOError
 from cliproxy.accounts.rules import AccountsError
+from cliproxy.clientkeys import secret_digest
 from cliproxy.management.login_sessions import LoginMirror, LoginStatus, MirrorUnavailable
 from cliproxy.shared.connection import RedisLink
 
@@ -112,13 +114,13 @@ class RedisPendingSignIns:
         self.cap = PendingCap(link, "sso", max_pending)
 
     def _key(self, state: str) -> str:
-        return self.link.key("sso", code_digest(state))
+        return self.link.key("sso", secret_digest(state))
 
     async def put(self, state: str, pending: Pending) -> None:
         record = jsonio.dumps(dataclasses.asdict(pending))
         seconds = max(0.001, pending.expires - time.time())
         try:
-            if not await self.cap.reserve(code_digest(state), seconds):
+            if not await self.cap.reserve(secret_digest(state), seconds):
                 raise SSOError(TOO_MANY_PENDING_SSO)
             await self.link.client.set(self._key(state), record, px=int(seconds * 1000))
         except self.link.errors as exc:
@@ -129,7 +131,7 @@ class RedisPendingSignIns:
         try:
             pipe = self.link.client.pipeline(transaction=False)
             pipe.getdel(self._key(state))
-            pipe.zrem(self.cap.key, code_digest(state))
+            pipe.zrem(self.cap.key, secret_digest(state))
             record, _ = await pipe.execute()
         except self.link.errors as exc:
             self.link.failed(exc)
@@ -140,15 +142,20 @@ class RedisPendingSignIns:
 class RedisCliLogins:
     """`PendingCliLogins` in Redis (see the module docstring)."""
 
-    def __init__(self, link: RedisLink, *, max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self, link: RedisLink, *, max_pending: int = MAX_PENDING, max_devices: int = MAX_PENDING_DEVICES
+    ) -> None:
         self.link = link
         self._approve: Any = link.client.register_script(APPROVE)
         self._poll: Any = link.client.register_script(POLL)
         self.ttl_ms = int(CODE_SECONDS * 1000)
-        self.cap = PendingCap(link, "cli", max_pending)  # loopback and device codes together, as in memory
+        # capped apart, as in memory: anyone may start a device code, only signed-in users a loopback one
+        self.codes = PendingCap(link, "cli-code", max_pending)
+        self.devices = PendingCap(link, "cli-device", max_devices)
 
-    async def _reserve(self, member: str) -> None:
-        if not await self.cap.reserve(member, CODE_SECONDS):
+    @staticmethod
+    async def _reserve(cap: PendingCap, member: str) -> None:
+        if not await cap.reserve(member, CODE_SECONDS):
             raise AccountsError(429, TOO_MANY_PENDING)
 
     def _unavailable(self, exc: BaseException) -> AccountsError:
@@ -159,9 +166,9 @@ class RedisCliLogins:
         check_challenge(challenge)
         record = {"email": email, "redirect_uri": loopback_redirect(redirect_uri), "challenge": challenge}
         code = secrets.token_urlsafe(32)
-        digest = code_digest(code)
+        digest = secret_digest(code)
         try:
-            await self._reserve("code:" + digest)
+            await self._reserve(self.codes, "code:" + digest)
             await self.link.client.set(self.link.key("cli-code", digest), jsonio.dumps(record), px=self.ttl_ms)
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
@@ -170,11 +177,11 @@ class RedisCliLogins:
     async def exchange(self, code: str, verifier: str, redirect_uri: str, now: float) -> str:
         if not code:
             raise AccountsError(400, UNKNOWN_CODE)
-        digest = code_digest(code)
+        digest = secret_digest(code)
         try:
             pipe = self.link.client.pipeline(transaction=False)
             pipe.getdel(self.link.key("cli-code", digest))
-            pipe.zrem(self.cap.key, "code:" + digest)
+            pipe.zrem(self.codes.key, "code:" + digest)
             record, _ = await pipe.execute()
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
@@ -186,13 +193,13 @@ class RedisCliLogins:
 
     async def start_device(self, now: float) -> tuple[str, str]:
         device_code = secrets.token_urlsafe(32)
-        device = self.link.key("cli-device", code_digest(device_code))
+        device = self.link.key("cli-device", secret_digest(device_code))
         try:
-            await self._reserve("device:" + code_digest(device_code))
+            await self._reserve(self.devices, "device:" + secret_digest(device_code))
             while True:  # a user code is 20^8 strong: a second try is already rare
                 user_code = new_user_code()
                 if await self.link.client.set(
-                    self.link.key("cli-user-code", user_code), code_digest(device_code), px=self.ttl_ms, nx=True
+                    self.link.key("cli-user-code", user_code), secret_digest(device_code), px=self.ttl_ms, nx=True
                 ):
                     break
             replies = await self.link.send([("HSET", device, "user_code", user_code), ("PEXPIRE", device, self.ttl_ms)])
@@ -218,9 +225,9 @@ class RedisCliLogins:
     async def poll(self, device_code: str, now: float) -> str | None:
         if not device_code:
             raise AccountsError(400, UNKNOWN_DEVICE)
-        digest = code_digest(device_code)
+        digest = secret_digest(device_code)
         try:
-            keys = [self.link.key("cli-device", digest), self.cap.key]
+            keys = [self.link.key("cli-device", digest), self.devices.key]
             reply = await self._poll(keys=keys, args=["device:" + digest])
         except self.link.errors as exc:
             raise self._unavailable(exc) from None
@@ -239,7 +246,7 @@ class RedisLoginMirror:
         link.on_event("oauth-cancel", self._cancelled)
 
     def _key(self, state: str) -> str:
-        return self.link.key("oauth-login", code_digest(state))
+        return self.link.key("oauth-login", secret_digest(state))
 
     async def put(self, status: LoginStatus, ttl_seconds: float) -> None:
         async with self._order:

@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from cliproxy.cli import main
 from tests.accounts.helpers import PASSWORD, Admin, Browser, config
@@ -159,6 +161,7 @@ async def test_expired_login_token_is_refused(
     _, base = upstream
     proxy, browser = await team_member(start_proxy, base, "cli-token-expiration-hours: 0.0004")  # 1.44 s
     _, device = await browser.call("POST", "/cli/device", {}, expect=200)
+    assert device["verification_uri"] == proxy.url + "/management.html#/device"
     await browser.call("POST", "/cli/device/approve", {"user_code": device["user_code"]}, expect=200)
     grant = {"grant_type": "device_code", "device_code": device["device_code"]}
     _, issued = await browser.call("POST", "/cli/token", grant, expect=200)
@@ -177,6 +180,11 @@ async def test_expired_login_token_is_refused(
     ):
         assert r.status == 401
         assert "run `cliproxy login` again" in (await r.json())["error"]["message"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(proxy.url + "/v0/account/keys", headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        assert r.status == 401 and "run `cliproxy login` again" in (await r.json())["error"]  # the portal too
     code, _, err = await run(capsys, "whoami", "--url", proxy.url)
     assert code == 1 and "expired" in err and "cliproxy login" in err
     # The server says so too when the CLI cannot tell (another machine's clock, a copied token).
@@ -190,3 +198,70 @@ async def test_login_without_a_proxy_says_what_to_do(monkeypatch: pytest.MonkeyP
     proc = await start_cli("login")
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and b"--proxy URL" in err and b"cliproxy login claude" in err
+
+
+async def start_device(http: aiohttp.ClientSession, proxy: Proxy, address: str) -> int:
+    async with http.post(proxy.url + "/v0/account/cli/device", json={}, headers={"X-Forwarded-For": address}) as r:
+        return r.status
+
+
+async def test_anonymous_device_codes_never_block_signed_in_users(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    """`/cli/device` needs no sign-in: one address is held to a few device codes a minute, and
+    however many addresses fill the device codes, a signed-in user's loopback sign-in still works
+    and so do password sign-ins from the address that was held back."""
+    from cliproxy.accounts.cli_login import DEVICE_STARTS_PER_ADDRESS, MAX_PENDING_DEVICES
+
+    _, base = upstream
+    proxy, browser = await team_member(start_proxy, base, "trusted-proxies: [127.0.0.1/32]")
+    async with aiohttp.ClientSession() as http:
+        statuses = [await start_device(http, proxy, "203.0.113.9") for _ in range(DEVICE_STARTS_PER_ADDRESS + 1)]
+        assert statuses == [200] * DEVICE_STARTS_PER_ADDRESS + [429]
+        for n in range(MAX_PENDING_DEVICES - DEVICE_STARTS_PER_ADDRESS):
+            assert await start_device(http, proxy, f"2001:db8::{n:x}") == 200
+        assert await start_device(http, proxy, "198.51.100.1") == 429  # the device codes are full
+        login = {"email": "ivy@example.com", "password": PASSWORD}
+        async with http.post(
+            proxy.url + "/v0/account/login", json=login, headers={"X-Forwarded-For": "203.0.113.9"}
+        ) as r:
+            assert r.status == 200  # the address held back from device codes may still sign in
+    params = {"redirect_uri": "http://127.0.0.1:8765/cb", "state": "s", "code_challenge": "c" * 43}
+    _, approved = await browser.call("POST", "/cli/authorize", params, expect=200)
+    assert approved["redirect"].startswith("http://127.0.0.1:8765/cb?code=")
+    await browser.close()
+
+
+@pytest.mark.parametrize(
+    ("device", "issued", "message"),
+    [
+        ({"device_code": "d", "verification_uri": "http://x/device"}, {}, "no valid 'user_code'"),
+        (
+            {"device_code": "d", "user_code": "BCDF-GHJK", "verification_uri": "http://x", "interval": "soon"},
+            {},
+            "invalid 'interval'",
+        ),
+        (
+            {"device_code": "d", "user_code": "BCDF-GHJK", "verification_uri": "http://x", "interval": 1},
+            {"token": "sk-cli-x", "created": "yesterday", "expires": None},
+            "invalid 'created'",
+        ),
+    ],
+)
+async def test_a_malformed_proxy_answer_fails_the_login_with_a_message(
+    device: dict[str, object], issued: dict[str, object], message: str, isolated_home: Path
+) -> None:
+    """Something at the URL answers 200 with a body that is not what a cliproxy sends: the CLI says
+    what is wrong instead of printing a traceback."""
+
+    async def answer(body: dict[str, object]) -> web.Response:
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_post("/v0/account/cli/device", lambda _: answer(device))
+    app.router.add_post("/v0/account/cli/token", lambda _: answer(issued))
+    async with TestServer(app, host="127.0.0.1") as server:
+        proc = await start_cli("login", "--proxy", str(server.make_url("")), "--device")
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1, err.decode()
+    assert message in err.decode() and "Traceback" not in err.decode(), err.decode()

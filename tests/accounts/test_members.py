@@ -39,6 +39,8 @@ async def test_user_viewer_cannot_create_keys_or_use_models(
     assert me["may_create_keys"] is False
     status, data = await viewer.call("POST", "/keys", {"name": "nope"})
     assert status == 403 and "user-viewer role cannot create keys" in data["error"]
+    status, data = await viewer.call("DELETE", "/keys/any-key")
+    assert status == 403 and "user-viewer role cannot revoke keys" in data["error"]
     status, _ = await viewer.call("GET", "/keys")
     assert status == 200
     # Their CLI token lets them look (whoami, models), not use models.

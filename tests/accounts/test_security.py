@@ -5,12 +5,14 @@ invitation links used twice or after expiry."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from cliproxy.accounts.passwords import Passwords
 from cliproxy.management.guard import KEYLESS_PATHS
 from cliproxy.server.services import SERVICES
 from tests.accounts.helpers import PASSWORD, Admin, Browser, config
@@ -233,4 +235,44 @@ async def test_changing_ones_password(upstream: tuple[FakeUpstream, str], start_
     assert status == 401
     await fresh.sign_in("eve@example.com", "a brand new secret")
     await fresh.close()
+    await browser.close()
+
+
+async def test_the_first_unknown_email_check_leaves_the_event_loop_free() -> None:
+    """The dummy hash an unknown email is checked against is made in the worker thread too: made on
+    the event loop the first time, it would stall every other request for a bcrypt's time."""
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - before)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    assert not await Passwords(rounds=13).check("a guess", "")  # rounds no other test uses: not made yet
+    took = time.monotonic() - started
+    ticker.cancel()
+    assert took > 0.3, took  # the dummy hash was really made and checked in this call
+    assert max(gaps) < took / 2, (max(gaps), took)
+
+
+async def test_non_ascii_cookie_or_csrf_token_is_refused_not_a_crash(
+    upstream: tuple[FakeUpstream, str], start_proxy: Starter
+) -> None:
+    _, base = upstream
+    proxy, _ = await with_user(start_proxy, base)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/v0/account/me", "/v0/management/config"):
+            cookie = {"Cookie": "cliproxy_session=abc.9999999999.m\u00e4c"}
+            async with http.get(proxy.url + path, headers=cookie) as r:
+                assert r.status == 401, (path, r.status)
+    browser = Browser(proxy)
+    await browser.sign_in("eve@example.com")
+    browser.csrf = "t\u00f6ken"
+    status, _ = await browser.call("PUT", "/me/password", {"current": PASSWORD, "password": "another one here"})
+    assert status == 403
     await browser.close()

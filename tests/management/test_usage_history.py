@@ -130,3 +130,19 @@ async def test_a_file_from_before_the_attempts_column_gains_it(tmp_path: Path) -
         ("old", 1, 0),
         ("new", 1, 1),
     }
+
+
+async def test_history_of_some_client_keys_only(tmp_path: Path) -> None:
+    """A member's usage view asks for its own keys: the query adds up those rows and no others."""
+    db = UsageDB(tmp_path / "usage.sqlite3")
+    await db.open()
+    for key in ("mine-1", "mine-2", "theirs", "theirs"):
+        db.add(record(client_key=key))
+    await db.flush()
+    since = time.time() - 3600
+    try:
+        assert {row[1] for row in await db.history(since, 3600, keys=["mine-1", "mine-2"])} == {"mine-1", "mine-2"}
+        assert await db.history(since, 3600, keys=[]) == []
+        assert {row[1] for row in await db.history(since, 3600)} == {"mine-1", "mine-2", "theirs"}
+    finally:
+        await db.close()

@@ -56,8 +56,9 @@ async def link(redis_server: RedisServer) -> AsyncIterator[RedisLink]:
 
 
 async def test_cli_sign_ins_pending_in_redis_are_capped_like_in_memory(link: RedisLink) -> None:
-    """Loopback and device codes count together; a code spent or polled to the end frees its place."""
-    logins, now = RedisCliLogins(link, max_pending=2), time.time()
+    """Loopback and device codes are capped apart, so anonymous device codes never block a signed-in
+    user's loopback code; a code spent or polled to the end frees its place."""
+    logins, now = RedisCliLogins(link, max_pending=1, max_devices=1), time.time()
     verifier = "v" * 43
     code = await logins.authorize("ann@example.com", "http://127.0.0.1:8123/cb", pkce_challenge(verifier), now)
     device, user_code = await logins.start_device(now)
@@ -72,9 +73,13 @@ async def test_cli_sign_ins_pending_in_redis_are_capped_like_in_memory(link: Red
     assert await logins.poll(device, now) == "ann@example.com"
     await logins.start_device(now)  # the polled device code's place
     assert await logins.exchange(code, verifier, "http://127.0.0.1:8123/cb", now) == "ann@example.com"
-    await logins.start_device(now)  # the spent code's place
-    with pytest.raises(AccountsError):
-        await logins.start_device(now)
+    await logins.authorize("ann@example.com", "http://127.0.0.1:8123/cb", pkce_challenge(verifier), now)
+    for attempt in (  # both full again
+        logins.start_device(now),
+        logins.authorize("ann@example.com", "http://127.0.0.1:1/", "c" * 43, now),
+    ):
+        with pytest.raises(AccountsError):
+            await attempt
 
 
 async def test_single_sign_ons_pending_in_redis_are_capped_and_free_their_place_when_taken_or_expired(
