@@ -15,14 +15,15 @@ file; turning it on, or moving the directory, starts a new one.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import queue
 import threading
+import time
 from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
 
+from cliproxy.config.write import directory_lock
 from cliproxy.logs import log_formatter
 from cliproxy.runtime import Runtime
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 LOG_FILE = "main.log"
 ROTATE_BYTES = 10 * 1024 * 1024
 MAX_BACKUPS = 10_000  # rotated files are bounded by `logs-max-total-size-mb`, not by count
+FOLLOW_SECONDS = 1.0  # how often a worker looks whether another one rotated `main.log` (two stats)
 
 
 def logs_dir(runtime: Runtime) -> Path:
@@ -83,13 +85,16 @@ class CappedFileHandler(RotatingFileHandler):
 
     `shared`: worker processes append to the same `main.log` (appends of whole records do not tear
     on a local file). One of them rotates, under an exclusive `flock` on the directory; the others
-    notice that `main.log` is a new file before their next record and reopen it, instead of writing
-    on into `main.log.1` and rotating again.
+    notice that `main.log` is a new file and reopen it, instead of writing on into `main.log.1` and
+    rotating again. They look at most every `follow_seconds` (a record costs no extra stats), and
+    always before they rotate themselves.
     """
 
     def __init__(self, path: Path, max_total_bytes: int, *, shared: bool = False) -> None:
         self.max_total_bytes = max_total_bytes
         self.shared = shared
+        self.follow_seconds = FOLLOW_SECONDS
+        self._followed = time.monotonic()  # the last look; the file is opened fresh on the first record
         super().__init__(path, maxBytes=ROTATE_BYTES, backupCount=MAX_BACKUPS, encoding="utf-8", delay=True)
 
     def _open(self):  # type: ignore[no-untyped-def]  # runs in the writer thread (delay=True)
@@ -98,7 +103,10 @@ class CappedFileHandler(RotatingFileHandler):
 
     def shouldRollover(self, record: logging.LogRecord) -> int:
         if self.shared:
-            self._follow_rotation()
+            now = time.monotonic()
+            if now - self._followed >= self.follow_seconds:
+                self._followed = now
+                self._follow_rotation()
         return super().shouldRollover(record)
 
     def _follow_rotation(self) -> None:
@@ -120,16 +128,12 @@ class CappedFileHandler(RotatingFileHandler):
             super().doRollover()
             enforce_total_size(Path(self.baseFilename).parent, self.max_total_bytes)
             return
-        directory = os.open(Path(self.baseFilename).parent, os.O_RDONLY)
-        try:
-            fcntl.flock(directory, fcntl.LOCK_EX)  # one rotation at a time across the workers
+        with directory_lock(Path(self.baseFilename).parent):  # one rotation at a time across the workers
             self._follow_rotation()
             if self.stream is not None and self.stream.seek(0, 2) < self.maxBytes:
                 return  # another worker rotated while this one waited
             super().doRollover()
             enforce_total_size(Path(self.baseFilename).parent, self.max_total_bytes)
-        finally:
-            os.close(directory)  # closing the descriptor releases the lock
 
 
 class FileLogging:

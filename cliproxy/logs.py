@@ -413,20 +413,15 @@ def log_lines(logger: logging.Logger, lines: Sequence[tuple[float, str, T]], fie
         for handler in current.handlers:
             if handler.level > logging.INFO:
                 continue
-            if (
-                isinstance(handler, CliproxyHandler)
-                and not logger.filters
-                and handler.write_lines(logger.name, lines, fields)
-            ):
+            if isinstance(handler, CliproxyHandler) and handler.write_lines(logger.name, lines, fields):
                 continue
             others.append(handler)
         current = current.parent if current.propagate else None
     if others:
         records = [_line_record(logger.name, created, message, fields(source)) for created, message, source in lines]
-        for record in records:
-            if logger.filter(record):
-                for handler in others:
-                    handler.handle(record)
+        for record in records:  # the logger has no filters (see above): every record goes out
+            for handler in others:
+                handler.handle(record)
 
 
 def _line_record(logger: str, created: float, message: str, fields: Fields) -> logging.LogRecord:

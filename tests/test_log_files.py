@@ -84,6 +84,30 @@ def test_rotation_keeps_the_total_under_the_cap(tmp_path: Path) -> None:
     assert not any("line 0000" in p.read_text() for p in files)  # the oldest went first
 
 
+def record(text: str) -> logging.LogRecord:
+    return logging.LogRecord("t", logging.INFO, __file__, 1, text, None, None)
+
+
+def test_worker_follows_another_workers_rotation(tmp_path: Path) -> None:
+    """Two workers' handlers on one `main.log`: after one rotates, the other writes to the new file
+    (not on into `main.log.1`) once it looks again, and does not rotate a second time."""
+    path = tmp_path / "logs" / LOG_FILE
+    first, second = (CappedFileHandler(path, max_total_bytes=0, shared=True) for _ in range(2))
+    for handler in (first, second):
+        handler.maxBytes = 1000
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    second.follow_seconds = 0.0  # look before every record (the default looks once a second)
+    second.emit(record("second opens main.log"))
+    for n in range(20):
+        first.emit(record(f"first {n:02d} " + "x" * 80))
+    assert (tmp_path / "logs" / (LOG_FILE + ".1")).exists()  # the first one rotated
+    second.emit(record("second after the rotation"))
+    first.close()
+    second.close()
+    assert "second after the rotation" in path.read_text()
+    assert not (tmp_path / "logs" / (LOG_FILE + ".2")).exists()
+
+
 def test_logs_dir_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "config.yaml").write_text("auth-dir: ./auths\n")
     runtime = load_runtime(tmp_path / "config.yaml")

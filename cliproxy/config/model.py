@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ValidationError as CoreValidationError
 
+from cliproxy.accounts.model import Role
 from cliproxy.config.compat_only import top_level_compat_keys
 from cliproxy.config.sections import (
     ClaudeKey,
@@ -243,9 +244,6 @@ class Metrics(Section):
     max_label_values: int = Field(default=100, ge=1)
 
 
-ROLES = ("admin", "admin-viewer", "user", "user-viewer")
-
-
 class SSO(Section):
     """Single sign-on with any OpenID Connect provider (authorization code flow with PKCE).
 
@@ -257,7 +255,7 @@ class SSO(Section):
     client_id: str = ""
     client_secret: str = ""
     allowed_domains: tuple[str, ...] = ()
-    default_role: Literal["admin", "admin-viewer", "user", "user-viewer"] = "user"
+    default_role: Role = "user"
     default_team: str = ""
 
     @field_validator("issuer")
@@ -412,15 +410,11 @@ class Config(Section):
     def _valid_proxy_url(cls, value: str) -> str:
         return check_proxy_url(value)
 
-    @field_validator("usage_db", mode="before")
+    @field_validator("usage_db", "accounts_db", mode="before")
     @classmethod
-    def _usage_db_switch(cls, value: Any) -> Any:
-        """YAML reads an unquoted `usage-db: off` as false: that means off, not a type error."""
-        return "off" if value is False else value
-
-    @field_validator("accounts_db", mode="before")
-    @classmethod
-    def _accounts_db_switch(cls, value: Any) -> Any:
+    def _db_switch(cls, value: Any) -> Any:
+        """YAML reads an unquoted `usage-db: off` (or `accounts-db: off`) as false: that means off,
+        not a type error."""
         return "off" if value is False else value
 
     @field_validator("logs_max_total_size_mb")

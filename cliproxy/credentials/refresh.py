@@ -38,10 +38,10 @@ from cliproxy.credentials.files import (
 )
 from cliproxy.credentials.kinds import AuthFileKind
 from cliproxy.credentials.locks import KeyedLocks, LockSpace
-from cliproxy.credentials.oauth import OAuthError
+from cliproxy.credentials.oauth import OAuthError, TokenSet
 from cliproxy.credentials.registry import ProviderSettings
 from cliproxy.credentials.store import CredentialStore, UnreadableFile
-from cliproxy.credentials.token_share import TokenShare
+from cliproxy.credentials.token_share import TokenShare, shared_tokens, tokens_of
 
 log = logging.getLogger(__name__)
 
@@ -249,17 +249,13 @@ class CredentialRefresher:
             metadata = await self._metadata(cred)
             elsewhere = self._refreshed_elsewhere(cred, metadata)
             if elsewhere is None and self._share is not None:
-                elsewhere = await self._shared_by_peer(cred)
+                elsewhere = await self._shared_by_peer(cred, kind, metadata)
             if elsewhere is not None:
                 return elsewhere
             tokens = await kind.refresh(self._session, self._settings.of(kind), metadata, cred.proxy_url)
             if self._share is not None:
-                await self._share.publish(cred.id, kind.merge_tokens(metadata, tokens))
-
-            def merge(current: dict[str, Any] | None) -> dict[str, Any]:
-                usable = current is not None and credential_type(current) == cred.type
-                return kind.merge_tokens(canonical_metadata(current) if current and usable else metadata, tokens)
-
+                await self._share.publish(cred.id, shared_tokens(cred.type, tokens))
+            merge = _merger(cred, kind, metadata, tokens)
             try:
                 try:
                     fresh = await self._store.put(cred.path, merge, create=False)
@@ -288,20 +284,18 @@ class CredentialRefresher:
         log.info("%s was refreshed by another process; using its new token", cred.id)
         return dataclasses.replace(on_disk, id=cred.id)
 
-    async def _shared_by_peer(self, cred: AuthFileCredential) -> AuthFileCredential | None:
-        """The credential another host refreshed and shared, written into this host's file."""
+    async def _shared_by_peer(
+        self, cred: AuthFileCredential, kind: AuthFileKind[Any], metadata: dict[str, Any]
+    ) -> AuthFileCredential | None:
+        """The tokens another host refreshed and shared, merged into this host's file as this host's
+        own refresh would merge them (its local fields stay)."""
         assert self._share is not None
-        peer = await self._share.latest(cred.id)
-        if not peer or credential_type(peer) != cred.type:
+        tokens = tokens_of(await self._share.latest(cred.id), cred.type)
+        if tokens is None:
             return None
-        found = self._refreshed_elsewhere(cred, canonical_metadata(peer))
-        if found is None:
+        if self._refreshed_elsewhere(cred, kind.merge_tokens(metadata, tokens)) is None:
             return None
-
-        def take(current: dict[str, Any] | None) -> dict[str, Any]:
-            return {**(current or {}), **peer}  # the peer's refresh wins; local-only fields stay
-
-        fresh = await self._store.put(cred.path, take, create=False)
+        fresh = await self._store.put(cred.path, _merger(cred, kind, metadata, tokens), create=False)
         log.info("%s was refreshed on another host; took its new token from shared state", cred.id)
         return dataclasses.replace(fresh, id=cred.id)
 
@@ -367,3 +361,16 @@ class CredentialRefresher:
             except TimeoutError:
                 pass
             return
+
+
+def _merger(
+    cred: AuthFileCredential, kind: AuthFileKind[Any], metadata: dict[str, Any], tokens: TokenSet
+) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """New tokens into the file as it is when written (a change made meanwhile survives); `metadata`
+    stands in for a file that no longer holds this credential."""
+
+    def merge(current: dict[str, Any] | None) -> dict[str, Any]:
+        usable = current is not None and credential_type(current) == cred.type
+        return kind.merge_tokens(canonical_metadata(current) if current and usable else metadata, tokens)
+
+    return merge

@@ -132,9 +132,9 @@ async def _complete(request_app: web.Application, session: LoginSession) -> None
         if is_cancelled(session):  # cancelled while exchanging: do not keep it
             await service.store.delete(saved)
             return
+        await service.register()  # live before the page hears "ok"
         session.file_name = saved.name
         logins.finish(session, "ok")
-        service.changed()
     except OAuthError as exc:
         logins.finish(session, "error", str(exc))
         log.warning("%s web login failed: %s", session.provider, exc)
@@ -332,7 +332,7 @@ async def _import_key(request: web.Request, kind: AuthFileKind[Any]) -> web.Resp
     service = credentials(main_app(request))
     name = kind.credential_filename(data)
     path = await save_login(main_app(request)[SERVICES].holder.current.auth_dir, name, data, store=service.store)
-    service.changed()
+    await service.register()  # live before the caller hears "ok"
     log.info("imported a %s key for project %s into %s", kind.type, data.get("project_id"), path.name)
     return json_answer(
         {

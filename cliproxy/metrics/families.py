@@ -7,15 +7,14 @@ request families are not even added to per request: `requests.py` keeps one row 
 label combination and folds the rows into them at scrape time. `TallyCollector` turns the tallies
 into metric families when `/metrics` is scraped.
 
-Several worker processes fit this shape: each keeps its own rows and tallies, and a scrape sums
-what every worker published (label values → numbers merge by addition, histogram rows bucket by
-bucket), be it through a shared store or by flushing the deltas into `prometheus_client`'s
-multiprocess counters once a second. Nothing that counts a request has to change.
+Several processes fit this shape: each keeps its own rows and tallies and publishes their values to
+the shared store, and a scrape sums what every process published (label values → numbers merge by
+addition, histogram rows bucket by bucket; `Metrics.render_sum`). Nothing that counts a request has
+to change.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -62,13 +61,6 @@ class HistogramTally:
         self.labels = labels
         self.bounds = bounds
         self.values: dict[Labels, list[float]] = {}
-
-    def observe(self, labels: Labels, amount: float) -> None:
-        row = self.values.get(labels)
-        if row is None:
-            row = self.values[labels] = [0.0] * (len(self.bounds) + 2)
-        row[bisect_left(self.bounds, amount)] += 1  # the first bucket whose bound is >= amount
-        row[-1] += amount
 
     def family(self) -> Metric:
         family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)

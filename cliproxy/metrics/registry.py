@@ -4,12 +4,13 @@ Built once by the composition root. It follows runtime swaps (`on_swap`) for `me
 `metrics.max-label-values` and the client keys' labels; while disabled, usage records are not
 counted at all and `/metrics` answers 404.
 
-Several worker processes on one port (shared state) fit this shape without touching the callers:
-each worker keeps its tallies (`families.py`) and publishes them (to the shared store, or as deltas
-into `prometheus_client`'s multiprocess counters, which sum per-process files); `render` then
-collects the sum, plus the scrape-time `StateCollector`, whose cooldowns and credential counts
-already come from the shared health, while each worker's in-flight and WebSocket counts are added
-up the same way as its tallies.
+Several processes (worker processes on one port, or instances under shared state, which workers
+require) answer a scrape for the whole cluster without touching the callers: each keeps its own
+tallies (`families.py`), `ClusterMetrics` (`shared/metrics_sync.py`) publishes their values
+(`tally_values`) to Redis, and a scrape sums every live process's with `render_sum`. The rest of a
+scrape is this process's own: the process collector, and the scrape-time `StateCollector`, whose
+cooldowns and credential counts already come from the shared health but whose in-flight and
+WebSocket gauges count this process only.
 """
 
 from __future__ import annotations

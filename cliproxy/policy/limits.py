@@ -178,17 +178,19 @@ class KeyPolicy:
         self.check_scope(identity, model)
         when = time.time() if now is None else now
         generate = action == "generate"
+        known: bool | None = None  # the route has a price: looked up once, and only when a budget asks
         price_unknown = False
         if generate and policy.max_budget_usd is not None and not policy.allow_unknown_price:
-            price_unknown = not priced(await self.prices.get(), model, upstream_names())
+            known = priced(await self.prices.get(), model, upstream_names())
+            price_unknown = not known
         team = identity.team if generate else None
         if team is not None and not team.budgeted:
             team = None  # the state checks a team's spend (before the key's counters take a slot)
-        team_price_unknown = (
-            team is not None
-            and not team.allow_unknown_price
-            and not priced(await self.prices.get(), model, upstream_names())
-        )
+        team_price_unknown = False
+        if team is not None and not team.allow_unknown_price:
+            if known is None:
+                known = priced(await self.prices.get(), model, upstream_names())
+            team_price_unknown = not known
         limits = Limits(
             tokens_per_day=policy.max_tokens_per_day if generate else None,
             budget_usd=policy.max_budget_usd if generate else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import ipaddress
 import logging
@@ -88,6 +89,19 @@ def calm_gc(app: web.Application) -> None:
     app.on_startup.append(on_startup)
 
 
+async def warn_if_open(app: web.Application, *, host: str, port: int) -> None:
+    """Warn when the front door lets anyone in: no client keys and no signed-up users (whose existence
+    closes it even before they make keys). Runs after the services start, when the accounts are read."""
+    services = app[SERVICES]
+    if services.holder.current.keys.open and services.accounts.table.open:
+        log.warning(
+            "listening on %s with an empty api-keys: anyone who can reach port %d can use your upstream "
+            "credentials; add client keys to the config",
+            host or "every interface",
+            port,
+        )
+
+
 def reachable_from_outside(host: str) -> bool:
     """Listening on every interface (`""`, `0.0.0.0`, `::`) or on an address other than loopback."""
     if host.lower() == "localhost":
@@ -133,13 +147,8 @@ def serve(
     calm_gc(app)
     scheme = "https" if context else "http"
     log.info("cliproxy %s listening on %s://%s:%d", __version__, scheme, host or "*", port)
-    if reachable_from_outside(host) and not config.api_keys and (worker is None or worker.index == 1):
-        log.warning(
-            "listening on %s with an empty api-keys: anyone who can reach port %d can use your upstream "
-            "credentials; add client keys to the config",
-            host or "every interface",
-            port,
-        )
+    if reachable_from_outside(host) and (worker is None or worker.index == 1):
+        app.on_startup.append(functools.partial(warn_if_open, host=host, port=port))
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(
         app,

@@ -10,7 +10,6 @@ for them), and tests read the same public objects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -102,7 +101,7 @@ class Services:
         # accounts file: each takes in what the others write.
         sharing = self.worker is not None or shared is not None
         await open_accounts(accounts, runtime, self.usage_db_path, shared=sharing)
-        following = asyncio.create_task(follow_accounts(accounts)) if sharing else None
+        following = asyncio.create_task(follow_accounts(accounts)) if sharing and accounts.enabled else None
         if shared is not None:  # before any request; it does not wait long for Redis
             await shared.start()
         if self.usage_db is not None:  # before any request: limits count what earlier runs used
@@ -136,8 +135,9 @@ class Services:
             self.request_ends.flush()  # the lines still waiting
             if following is not None:
                 following.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await following
+                # `wait`, not `await`: however the follower ended, the stops below (the write-behind
+                # queue among them) still run.
+                await asyncio.wait([following])
             await accounts.close()
             if self.usage_db is not None:
                 await self.usage_db.close()
@@ -175,6 +175,8 @@ async def follow_accounts(accounts: Accounts, interval: float = ACCOUNTS_FOLLOW_
             await accounts.follow()
         except (OSError, sqlite3.Error, ValueError) as exc:
             log.warning("accounts-db: cannot read the other workers' changes: %s", exc)
+        except Exception:  # the follower must outlive any one bad pass (a record it cannot load)
+            log.exception("accounts-db: reading the other workers' changes failed")
 
 
 async def open_accounts(accounts: Accounts, runtime: Runtime, usage_path: Path | None, *, shared: bool = False) -> None:
@@ -208,7 +210,6 @@ def build_services(
     usage = UsageStore()
     upstreams = Sessions()
     affinity: SessionAffinity = shared.affinity if shared is not None else LocalSessionAffinity(clock)
-    reloader = Reloader(holder)
     reloader = Reloader(holder, on_outcome=metrics.requests.config_reload)
     store = CredentialStore(BUILTIN)
     credentials = CredentialService(

@@ -1,7 +1,8 @@
 """Refreshed OAuth credentials in Redis, for processes on hosts that do not share an auth-dir.
 
-`credential:<id>` holds the file contents the last refresh wrote (JSON, kept `KEEP_SECONDS`).
-They are secrets: Redis must be as private as the auth-dir (a password, TLS across hosts).
+`credential:<id>` holds the tokens the last refresh got (`token_share.shared_tokens`, JSON, kept
+`KEEP_SECONDS`), not the file. They are secrets: Redis must be as private as the auth-dir (a
+password, TLS across hosts).
 """
 
 from __future__ import annotations

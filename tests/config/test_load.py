@@ -42,6 +42,13 @@ def test_defaults_follow_cliproxyapi() -> None:
     assert config.auth_dir == "~/.cli-proxy-api"
 
 
+def test_unquoted_off_switches_the_databases_off_and_sso_roles_validate() -> None:
+    config, _, _ = parse_config_text("usage-db: off\naccounts-db: off\nsso: {default-role: admin-viewer}\n")
+    assert (config.usage_db, config.accounts_db, config.sso.default_role) == ("off", "off", "admin-viewer")
+    with pytest.raises(ConfigError, match="default-role"):
+        parse_config_text("sso: {default-role: owner}\n")
+
+
 def test_plaintext_secret_is_hashed_and_written_back_keeping_comments(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("# top comment\nport: 8317 # the port\nremote-management:\n  secret-key: hunter2 # secret\n")

@@ -17,7 +17,6 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cliproxy.credentials.files import AuthFileCredential
 from cliproxy.management.oauth import OAUTH_LOGINS
 from cliproxy.server.services import SERVICES
 from tests.conftest import ProxyFactory
@@ -103,11 +102,7 @@ async def test_claude_pasted_redirect_url_and_replays(server: TestServer, tmp_pa
     saved = tmp_path / "auths" / "claude-user@example.com.json"
     assert result["file"] == saved.name and stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert not list((tmp_path / "auths").glob(".oauth-*"))  # the hand-off file is consumed
-    # Registered with the runtime without waiting for the watcher.
-    for _ in range(500):
-        if any(isinstance(c, AuthFileCredential) for c in server.app[SERVICES].holder.current.auth_files):
-            break
-        await asyncio.sleep(0.01)
+    # Registered with the runtime before the status says ok: the panel may use it at once.
     assert [c.id for c in server.app[SERVICES].holder.current.auth_files] == [saved.name]
     status, reply = await call(server, "POST", "/oauth-callback", json={"provider": "claude", "redirect_url": location})
     assert (status, reply) == (409, {"error": "oauth flow is already completed"})
@@ -166,6 +161,8 @@ async def test_vertex_import_saves_the_service_account(server: TestServer, tmp_p
     assert status == 200 and body["auth-file"] == "vertex-proj-9.json" and body["location"] == "europe-west4"
     saved = json.loads((tmp_path / "auths" / "vertex-proj-9.json").read_text())
     assert saved["service_account"] == sa and saved["email"] == "sa@proj-9.iam"
+    # Live before the answer: the next request can use it.
+    assert [c.id for c in server.app[SERVICES].holder.current.auth_files] == ["vertex-proj-9.json"]
     status, body = await call(server, "POST", "/vertex/import", data=b"{oops", headers=ADMIN)
     assert status == 400
     bad = {**sa, "private_key": "not a key"}

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from cliproxy import __version__
+from cliproxy.accounts.db import AccountsDB
+from cliproxy.accounts.model import User
 from cliproxy.cli import build_parser, listen_address, main
 from cliproxy.completion import script
 from cliproxy.config.model import Config
@@ -69,6 +71,24 @@ async def test_a_process_configured_only_by_its_environment(tmp_path: Path) -> N
         check=False,
     )
     assert bad.returncode == 2 and "CLIPROXY_PORT='http' is not a port number" in bad.stderr
+
+
+@pytest.mark.subprocess
+async def test_no_open_proxy_warning_once_users_exist(tmp_path: Path) -> None:
+    """Signed-up users close the front door even with an empty api-keys: no warning that says otherwise."""
+    port = free_port()
+    db = AccountsDB(tmp_path / "accounts.db")
+    await db.put("users", "admin@example.com", User(email="admin@example.com", role="admin"))
+    await db.close()
+    config = f"host: 0.0.0.0\nport: {port}\nauth-dir: ./auths\naccounts-db: ./accounts.db\n"
+    (tmp_path / "proxy.yaml").write_text(config)
+    proc = spawn(["-m", "cliproxy", "--config", "proxy.yaml"], cwd=tmp_path)
+    try:
+        await wait_healthy(proc, f"http://127.0.0.1:{port}/healthz")
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert "accounts: 1 users" in err and "empty api-keys" not in err
 
 
 def bash_complete(tmp_path: Path, *words: str) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -91,6 +92,47 @@ async def test_processes_on_separate_auth_dirs_take_the_refreshed_token_from_red
     assert sum("took its new token from shared state" in node.err for node in nodes) == 1
     refresh_tokens = {json.loads(path.read_text())["refresh_token"] for path in paths}
     assert len(refresh_tokens) == 1 and refresh_tokens <= set(fake.refresh_tokens)  # the rotated one, valid
+
+
+async def test_a_peers_refresh_brings_only_tokens_and_leaves_local_fields(
+    tmp_path: Path, redis_server: RedisServer, aiohttp_server: Callable[[web.Application], Awaitable[TestServer]]
+) -> None:
+    """Each host's copy carries its own local settings; whichever host refreshes, the other takes the
+    new tokens only, and Redis never holds the file's other fields."""
+    fake = FakeOAuth()
+    server = await aiohttp_server(fake.app())
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    contents = json.loads(expired_claude_file(fake))
+    paths = []
+    for index in range(2):
+        auths = tmp_path / f"node{index}" / "auths"
+        auths.mkdir(parents=True)
+        path = auths / "claude-user.json"
+        path.write_text(json.dumps({**contents, "priority": index + 1, "note": f"host {index}"}))
+        os.chmod(path, 0o600)
+        paths.append(path)
+    nodes = await start_nodes(tmp_path, keys_yaml(), redis_server.url, env=fake.env(), own_auth_dirs=True)
+    try:
+
+        async def both_files_refreshed() -> bool:
+            tokens = {json.loads(path.read_text())["access_token"] for path in paths}
+            return len(tokens) == 1 and "at-expired" not in tokens
+
+        await eventually(both_files_refreshed, timeout=20)
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            shared = [await client.get(key) async for key in client.scan_iter(match="*credential*")]
+        finally:
+            await client.aclose()
+    finally:
+        stop_nodes(nodes)
+    assert fake.requests["claude:refresh"] == 1
+    assert sum("took its new token from shared state" in node.err for node in nodes) == 1
+    for index, path in enumerate(paths):
+        data = json.loads(path.read_text())
+        assert (data["priority"], data["note"]) == (index + 1, f"host {index}")
+    # The token endpoint's answer only: no field of either host's file.
+    assert shared and all(b"host " not in value and b"priority" not in value for value in shared if value)
 
 
 def expired_claude_file(fake: FakeOAuth) -> str:
