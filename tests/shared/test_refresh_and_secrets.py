@@ -8,6 +8,7 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -63,29 +64,35 @@ async def test_two_processes_seeing_an_expired_token_refresh_it_exactly_once(
     assert not any("refresh of claude-user.json" in node.err and "failed" in node.err for node in nodes)
 
 
+def host_copies(tmp_path: Path, files: list[dict[str, Any]]) -> list[Path]:
+    """One auth dir per "host" (`node<i>/auths`), each holding its own copy of the login, 0600."""
+    paths = []
+    for index, contents in enumerate(files):
+        auths = tmp_path / f"node{index}" / "auths"
+        auths.mkdir(parents=True)
+        path = auths / "claude-user.json"
+        path.write_text(json.dumps(contents))
+        os.chmod(path, 0o600)
+        paths.append(path)
+    return paths
+
+
+async def both_refreshed(paths: list[Path]) -> bool:
+    tokens = {json.loads(path.read_text())["access_token"] for path in paths}
+    return len(tokens) == 1 and "at-expired" not in tokens
+
+
 async def test_processes_on_separate_auth_dirs_take_the_refreshed_token_from_redis(
     tmp_path: Path, redis_server: RedisServer, aiohttp_server: Callable[[web.Application], Awaitable[TestServer]]
 ) -> None:
     fake = FakeOAuth()
     server = await aiohttp_server(fake.app())
     fake.base_url = str(server.make_url("")).rstrip("/")
-    contents = expired_claude_file(fake)
-    paths = []
-    for index in range(2):  # two "hosts", each with its own copy of the same login
-        auths = tmp_path / f"node{index}" / "auths"
-        auths.mkdir(parents=True)
-        path = auths / "claude-user.json"
-        path.write_text(contents)
-        os.chmod(path, 0o600)
-        paths.append(path)
+    contents = json.loads(expired_claude_file(fake))
+    paths = host_copies(tmp_path, [contents, contents])  # two "hosts", each with its own copy of the same login
     nodes = await start_nodes(tmp_path, keys_yaml(), redis_server.url, env=fake.env(), own_auth_dirs=True)
     try:
-
-        async def both_files_refreshed() -> bool:
-            tokens = {json.loads(path.read_text())["access_token"] for path in paths}
-            return len(tokens) == 1 and "at-expired" not in tokens
-
-        await eventually(both_files_refreshed, timeout=20)
+        await eventually(lambda: both_refreshed(paths), timeout=20)
     finally:
         stop_nodes(nodes)
     assert fake.requests["claude:refresh"] == 1
@@ -103,22 +110,10 @@ async def test_a_peers_refresh_brings_only_tokens_and_leaves_local_fields(
     server = await aiohttp_server(fake.app())
     fake.base_url = str(server.make_url("")).rstrip("/")
     contents = json.loads(expired_claude_file(fake))
-    paths = []
-    for index in range(2):
-        auths = tmp_path / f"node{index}" / "auths"
-        auths.mkdir(parents=True)
-        path = auths / "claude-user.json"
-        path.write_text(json.dumps({**contents, "priority": index + 1, "note": f"host {index}"}))
-        os.chmod(path, 0o600)
-        paths.append(path)
+    paths = host_copies(tmp_path, [{**contents, "priority": i + 1, "note": f"host {i}"} for i in range(2)])
     nodes = await start_nodes(tmp_path, keys_yaml(), redis_server.url, env=fake.env(), own_auth_dirs=True)
     try:
-
-        async def both_files_refreshed() -> bool:
-            tokens = {json.loads(path.read_text())["access_token"] for path in paths}
-            return len(tokens) == 1 and "at-expired" not in tokens
-
-        await eventually(both_files_refreshed, timeout=20)
+        await eventually(lambda: both_refreshed(paths), timeout=20)
         client = redis.Redis.from_url(redis_server.url)
         try:
             shared = [await client.get(key) async for key in client.scan_iter(match="*credential*")]
